@@ -1,0 +1,24 @@
+"""Prefect environment defaults for running offline, with state under ``var/``.
+
+Must run before ``prefect`` is imported (Prefect reads its settings at import). Values already in
+the environment win, so an operator can point ``PREFECT_API_URL`` at a real Prefect server.
+"""
+
+from __future__ import annotations
+
+import os
+
+from crm_core.paths import var_dir
+
+OFFLINE_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    "PREFECT_UI_ENABLED": "true",
+}
+
+
+def configure_prefect_env() -> None:
+    os.environ.setdefault("PREFECT_HOME", str(var_dir() / "prefect"))
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)

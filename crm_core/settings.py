@@ -1,0 +1,133 @@
+"""The one configuration object (pydantic-settings, env prefix ``CRM_``).
+
+Embedded defaults (SQLite under ``var/``, the local mail capture on 127.0.0.1:8025, a generated
+demo secret) make ``make demo`` work on a bare machine; production sets the variables listed in
+``.env.example``. Secrets are ``SecretStr`` so they never appear in logs, reprs or artifacts.
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_core.paths import var_dir
+
+TlsMode = Literal["starttls", "implicit", "none"]
+
+
+class DemoSecretWarning(UserWarning):
+    """Raised (as a warning) when the generated demo secret key is in use."""
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{var_dir() / 'crm.sqlite3'}"
+
+
+def _demo_secret() -> str:
+    """A per-checkout secret kept in ``var/``, so signed links survive restarts of the demo."""
+    path = var_dir() / "demo-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CRM_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    mode: Literal["demo", "production"] = Field(
+        "demo", description="demo allows generated secrets and a plaintext local mail capture"
+    )
+    database_url: str = Field(default_factory=_default_database_url)
+    db_pool_size: int = Field(5, ge=1, le=100)
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(8025, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: TlsMode = Field(
+        "starttls", description="starttls or implicit TLS; 'none' only for a local capture server"
+    )
+    smtp_timeout_s: float = Field(30.0, gt=0)
+    smtp_concurrency: int = Field(8, ge=1, le=64)
+    mail_from: str = "CRM Flows <crm@example.test>"
+
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="base of links in emails (unsubscribe, surveys)"
+    )
+    secret_key: SecretStr | None = Field(None, description="signs links; required in production")
+
+    timezone: str = "Asia/Shanghai"
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("public_base_url must start with https:// (or http:// for local demo)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.mode == "production":
+            if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("CRM_SECRET_KEY (>= 32 characters) is required in production mode")
+            if self.smtp_tls == "none":
+                raise ValueError("CRM_SMTP_TLS=none (plaintext SMTP) is not allowed in production")
+        return self
+
+    def signing_key(self) -> bytes:
+        """The secret for signed links; in demo mode a generated key under ``var/`` (with a warning)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        warnings.warn(
+            "CRM_SECRET_KEY is not set: using a generated demo key from var/ (demo mode only)",
+            DemoSecretWarning,
+            stacklevel=2,
+        )
+        return _demo_secret().encode()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def safe_summary(self) -> dict[str, object]:
+        """Settings fit to log or show in an artifact: secrets reduced to set/unset."""
+        return {
+            "mode": self.mode,
+            "database": self.database_url.split("@")[-1]
+            if "@" in self.database_url
+            else self.database_url.split("://")[0],
+            "smtp": f"{self.smtp_host}:{self.smtp_port} tls={self.smtp_tls}",
+            "smtp_auth": "set" if self.smtp_user else "unset",
+            "secret_key": "set" if self.secret_key else "demo-generated",
+            "timezone": self.timezone,
+            "locale": self.locale,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Tests and the CLI change environment variables; this makes the next call re-read them."""
+    get_settings.cache_clear()

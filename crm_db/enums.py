@@ -1,0 +1,136 @@
+"""Closed vocabularies of the CRM, stored as short strings with CHECK constraints."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StaffRole(StrEnum):
+    ACCOUNT_MANAGER = "account_manager"
+    BRANCH_MANAGER = "branch_manager"
+    REGION_MANAGER = "region_manager"
+    MARKETING_ADMIN = "marketing_admin"
+    EXECUTIVE = "executive"
+    PRODUCT_DEPARTMENT = "product_department"
+
+
+class CardType(StrEnum):
+    PERSONAL = "personal"
+    COMPANY = "company"
+    FLEET = "fleet"
+
+
+class AbcClass(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class ValueQuadrant(StrEnum):
+    HIGH = "high"  # high current, high potential
+    SECONDARY = "secondary"  # high current, low potential
+    POTENTIAL = "potential"  # low current, high potential
+    LOW = "low"
+
+
+class TransactionKind(StrEnum):
+    RECHARGE = "recharge"
+    PURCHASE = "purchase"
+
+
+class ContactChannel(StrEnum):
+    VISIT = "visit"
+    PHONE = "phone"
+    EMAIL = "email"
+    SURVEY = "survey"
+
+
+class ContactOutcome(StrEnum):
+    COMPLETED = "completed"
+    NO_ANSWER = "no_answer"
+    RESCHEDULED = "rescheduled"
+    ISSUE_RAISED = "issue_raised"
+
+
+class RevisitStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class SurveyKind(StrEnum):
+    NPS = "nps"
+    CSAT = "csat"
+
+
+class SurveyTrigger(StrEnum):
+    PERIODIC = "periodic"
+    POST_COMPLAINT = "post_complaint"
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    REMINDED = "reminded"
+    RESPONDED = "responded"
+    EXPIRED = "expired"
+
+
+class ComplaintStatus(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    IN_PROGRESS = "in_progress"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+    CLOSED = "closed"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class EscalationTier(StrEnum):
+    WARNING = "warning"
+    ASSIGNEE = "assignee"
+    BRANCH = "branch"
+    REGION = "region"
+    EXECUTIVE = "executive"
+
+
+class SlaTarget(StrEnum):
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+class TargetScope(StrEnum):
+    REGION = "region"
+    BRANCH = "branch"
+    STAFF = "staff"
+
+
+class TargetMetric(StrEnum):
+    """Target metrics; values are integers in base units (fen for money, millilitres for volume)."""
+
+    NEW_CUSTOMERS_PERSONAL = "new_customers_personal"
+    NEW_CUSTOMERS_COMPANY = "new_customers_company"
+    NEW_CUSTOMERS_FLEET = "new_customers_fleet"
+    VOLUME_ML = "volume_ml"
+    REVENUE_FEN = "revenue_fen"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"

@@ -1,0 +1,43 @@
+"""All CRM tables. Importing this package registers every model on ``Base.metadata``."""
+
+from crm_db.models.base import Base
+from crm_db.models.care import (
+    Revisit,
+    RevisitPolicy,
+    SurveyCampaign,
+    SurveyInvitation,
+    SurveyResponse,
+)
+from crm_db.models.complaints import Complaint, ComplaintEscalation, ComplaintEvent, SlaPolicy
+from crm_db.models.customers import ContactHistory, Customer, CustomerClassChange, Transaction
+from crm_db.models.operations import FlowRun, OutboxMessage, PolicySetting
+from crm_db.models.organisation import Branch, BusinessCalendar, CalendarDay, Region, Staff
+from crm_db.models.targets import ReconciliationRow, ReconciliationSnapshot, Target
+
+__all__ = [
+    "Base",
+    "Branch",
+    "BusinessCalendar",
+    "CalendarDay",
+    "Complaint",
+    "ComplaintEscalation",
+    "ComplaintEvent",
+    "ContactHistory",
+    "Customer",
+    "CustomerClassChange",
+    "FlowRun",
+    "OutboxMessage",
+    "PolicySetting",
+    "ReconciliationRow",
+    "ReconciliationSnapshot",
+    "Region",
+    "Revisit",
+    "RevisitPolicy",
+    "SlaPolicy",
+    "Staff",
+    "SurveyCampaign",
+    "SurveyInvitation",
+    "SurveyResponse",
+    "Target",
+    "Transaction",
+]

@@ -1,0 +1,127 @@
+"""Revisit policies and revisits (定期回访), satisfaction surveys (满意度调查)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_db.enums import (
+    AbcClass,
+    ContactChannel,
+    InvitationStatus,
+    RevisitStatus,
+    SurveyKind,
+    SurveyTrigger,
+)
+from crm_db.models.base import Base, str_enum
+from crm_db.types import UTCDateTime, utcnow
+
+
+class RevisitPolicy(Base):
+    """Cadence and channel per customer class (defaults: A 30 d visit, B 90 d phone, C 180 d email)."""
+
+    __tablename__ = "revisit_policies"
+    __table_args__ = (CheckConstraint("cadence_days > 0", name="cadence_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    abc_class: Mapped[AbcClass] = mapped_column(str_enum(AbcClass, "abc_class"), unique=True)
+    cadence_days: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[ContactChannel] = mapped_column(str_enum(ContactChannel, "channel"))
+    overdue_after_days: Mapped[int] = mapped_column(Integer, default=7)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Revisit(Base):
+    __tablename__ = "revisits"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "due_on"),
+        # At most one open revisit per customer, enforced by the database on both backends.
+        Index(
+            "uq_revisits_one_open_per_customer",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_revisits_status_due", "status", "due_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    abc_class: Mapped[AbcClass] = mapped_column(str_enum(AbcClass, "abc_class"))
+    channel: Mapped[ContactChannel] = mapped_column(str_enum(ContactChannel, "channel"))
+    due_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[RevisitStatus] = mapped_column(
+        str_enum(RevisitStatus, "status"), default=RevisitStatus.OPEN
+    )
+    needs_reassignment: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    branch_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    region_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    notes: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyCampaign(Base):
+    """A survey wave, e.g. ``nps:2026Q4:A`` or ``csat:post-complaint``."""
+
+    __tablename__ = "survey_campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[SurveyKind] = mapped_column(str_enum(SurveyKind, "kind"))
+    trigger: Mapped[SurveyTrigger] = mapped_column(str_enum(SurveyTrigger, "trigger"))
+    period: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyInvitation(Base):
+    __tablename__ = "survey_invitations"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "customer_id"),
+        Index("ix_survey_invitations_customer_created", "customer_id", "created_at"),
+        Index("ix_survey_invitations_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("survey_campaigns.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    # Only a hash of the link token is stored: a database leak does not leak working links.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[InvitationStatus] = mapped_column(
+        str_enum(InvitationStatus, "status"), default=InvitationStatus.PENDING
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SurveyResponse(Base):
+    __tablename__ = "survey_responses"
+    __table_args__ = (CheckConstraint("score >= 0 AND score <= 10", name="score_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("survey_invitations.id"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20), default="web")
+    responded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

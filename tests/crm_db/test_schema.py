@@ -1,0 +1,163 @@
+"""The schema: migrations build exactly the models, on both backends, and constraints hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from crm_db import migrate
+from crm_db.enums import AbcClass, CardType, OutboxStatus, RevisitStatus, StaffRole
+from crm_db.models import Base, Branch, Customer, OutboxMessage, Region, Revisit, Staff
+from crm_db.session import make_engine, session_scope
+
+
+def _org(session) -> tuple[Branch, Staff]:  # type: ignore[no-untyped-def]
+    region = Region(code="R1", name="东区片区")
+    session.add(region)
+    session.flush()
+    branch = Branch(code="B1", name="一号油站", region_id=region.id)
+    session.add(branch)
+    session.flush()
+    manager = Staff(
+        external_id="S1",
+        name="王经理",
+        role=StaffRole.ACCOUNT_MANAGER,
+        branch_id=branch.id,
+        email="wang@example.test",
+    )
+    session.add(manager)
+    session.flush()
+    branch.manager_id = manager.id
+    return branch, manager
+
+
+def _customer(branch: Branch, manager: Staff, ext: str = "C1") -> Customer:
+    return Customer(
+        external_id=ext,
+        name="李四",
+        card_type=CardType.FLEET,
+        branch_id=branch.id,
+        account_manager_id=manager.id,
+        first_card_on=date(2025, 3, 1),
+    )
+
+
+def test_migrations_match_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    assert diff == []
+    assert migrate.current_revision(engine) == migrate.head_revision()
+
+
+def test_upgrade_is_repeatable_and_downgrade_empties(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    migrate.upgrade(engine)
+    migrate.upgrade(engine)  # a second upgrade is a no-op, not an error
+    tables = set(inspect(engine).get_table_names())
+    assert {"customers", "transactions", "email_outbox", "flow_runs", "complaints"} <= tables
+    migrate.downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()
+
+
+def test_round_trip_keeps_types(engine: Engine) -> None:
+    stamp = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+    with session_scope(engine) as session:
+        branch, manager = _org(session)
+        customer = _customer(branch, manager)
+        customer.abc_class = AbcClass.A
+        customer.unsubscribed_at = stamp
+        session.add(customer)
+    with session_scope(engine) as session:
+        loaded = session.scalars(select(Customer)).one()
+        assert loaded.card_type is CardType.FLEET
+        assert loaded.abc_class is AbcClass.A
+        assert loaded.unsubscribed_at == stamp and loaded.unsubscribed_at.tzinfo is not None
+        assert loaded.name == "李四"
+
+
+def test_one_open_revisit_per_customer(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        branch, manager = _org(session)
+        customer = _customer(branch, manager)
+        session.add(customer)
+        session.flush()
+        session.add(
+            Revisit(
+                customer_id=customer.id,
+                abc_class=AbcClass.A,
+                channel="visit",
+                due_on=date(2026, 11, 23),
+            )
+        )
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add(
+            Revisit(customer_id=1, abc_class=AbcClass.A, channel="visit", due_on=date(2026, 11, 24))
+        )
+    with session_scope(engine) as session:  # a done one beside an open one is fine
+        session.add(
+            Revisit(
+                customer_id=1,
+                abc_class=AbcClass.A,
+                channel="visit",
+                due_on=date(2026, 10, 1),
+                status=RevisitStatus.DONE,
+            )
+        )
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Revisit)) == 2
+
+
+def test_outbox_idempotency_key_is_unique(engine: Engine) -> None:
+    def message(mid: str) -> OutboxMessage:
+        return OutboxMessage(
+            idempotency_key="survey:2026Q4:customer:1",
+            kind="survey",
+            recipient_email="a@example.test",
+            message_id=mid,
+        )
+
+    with session_scope(engine) as session:
+        session.add(message("<1@crm>"))
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add(message("<2@crm>"))
+    with session_scope(engine) as session:
+        row = session.scalars(select(OutboxMessage)).one()
+        assert row.status is OutboxStatus.PENDING and row.attempts == 0
+
+
+def test_enum_and_check_constraints(engine: Engine) -> None:
+    with pytest.raises(StatementError), session_scope(engine) as session:
+        branch, manager = _org(session)
+        customer = _customer(branch, manager)
+        customer.card_type = "platinum"  # type: ignore[assignment]
+        session.add(customer)
+        session.flush()
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        branch, manager = _org(session)
+        customer = _customer(branch, manager, "C2")
+        customer.abc_pinned = True  # a pinned class needs a reason
+        session.add(customer)
+
+
+def test_naive_datetimes_are_refused(engine: Engine) -> None:
+    with pytest.raises(StatementError, match="naive datetime"), session_scope(engine) as session:
+        branch, manager = _org(session)
+        customer = _customer(branch, manager)
+        customer.unsubscribed_at = datetime(2026, 1, 1)
+        session.add(customer)
+        session.flush()
+
+
+def test_sqlite_pragmas(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
