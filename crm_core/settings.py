@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         return self
 
     def signing_key(self) -> bytes:
-        """The secret for signed links; in demo mode a generated key under ``var/`` (with a warning)."""
+        """The secret for signed links; in demo mode a generated key under ``var/`` (warns)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
         warnings.warn(

@@ -31,7 +31,7 @@ from crm_db.types import UTCDateTime, utcnow
 
 
 class RevisitPolicy(Base):
-    """Cadence and channel per customer class (defaults: A 30 d visit, B 90 d phone, C 180 d email)."""
+    """Cadence and channel per class (defaults: A 30 d visit, B 90 d phone, C 180 d email)."""
 
     __tablename__ = "revisit_policies"
     __table_args__ = (CheckConstraint("cadence_days > 0", name="cadence_positive"),)

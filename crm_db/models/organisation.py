@@ -12,7 +12,7 @@ from crm_db.models.base import Base, str_enum
 
 
 class BusinessCalendar(Base):
-    """Working hours and working weekdays; exceptions (holidays, make-up workdays) in CalendarDay."""
+    """Working hours and weekdays; exceptions (holidays, make-up workdays) in CalendarDay."""
 
     __tablename__ = "business_calendars"
 
