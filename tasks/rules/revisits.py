@@ -1,0 +1,150 @@
+"""Revisit rules (定期回访): when a customer falls due, who gets the revisit, when it escalates.
+
+Pure functions over values; the revisits flow feeds them chunks of rows selected in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from crm_db.enums import AbcClass, ContactChannel, EscalationTier
+from tasks.rules.calendar import WorkCalendar
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """One row of ``revisit_policies``."""
+
+    abc_class: AbcClass
+    cadence_days: int
+    channel: ContactChannel
+    overdue_after_days: int = 7
+
+
+DEFAULT_CADENCES: Mapping[AbcClass, Cadence] = {
+    AbcClass.A: Cadence(AbcClass.A, 30, ContactChannel.VISIT),
+    AbcClass.B: Cadence(AbcClass.B, 90, ContactChannel.PHONE),
+    AbcClass.C: Cadence(AbcClass.C, 180, ContactChannel.EMAIL),
+}
+
+
+def natural_due(*, last_completed: date | None, customer_since: date, cadence_days: int) -> date:
+    """Next due = last completed contact + cadence; a customer never contacted counts from the day
+    they became a customer. A class change changes ``cadence_days`` and so the date."""
+    return (last_completed or customer_since) + timedelta(days=cadence_days)
+
+
+def planning_cutoff(as_of: date, calendar: WorkCalendar) -> date:
+    """Customers whose natural due date is on or before this date are due at ``as_of``.
+
+    Nothing falls due on a weekend or holiday: a date that lands there moves to the next working
+    day. So on a non-working ``as_of`` only dates up to the last working day before it are due
+    (they were already due then; a missed run catches up), and the rest wait for the next working
+    day. This keeps the due test a single ``<=`` the database can use an index for.
+    """
+    return calendar.previous_working_day(as_of)
+
+
+def scheduled_due(*, natural: date, as_of: date, calendar: WorkCalendar) -> date:
+    """The ``due_on`` stored on a revisit created at ``as_of``: the natural date moved to a working
+    day, and never before the day it was planned (a backlog is due now, not overdue at birth)."""
+    return max(calendar.next_working_day(natural), as_of)
+
+
+class SkipReason(StrEnum):
+    NO_CLASS = "no_class"
+    NO_BRANCH = "no_branch"
+    NO_ASSIGNEE = "no_assignee"
+    OPTED_OUT = "opted_out"
+    NO_EMAIL = "no_email"
+    CONTACT_CAP = "contact_cap"
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: int
+    active: bool
+    has_email: bool
+    manager_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    assignee_id: int | None
+    needs_reassignment: bool
+    skip: SkipReason | None = None
+
+
+def assign(
+    *,
+    account_manager: StaffMember | None,
+    branch_manager: StaffMember | None,
+    has_branch: bool,
+) -> Assignment:
+    """The account manager; if they left (or there is none), the branch manager, flagged for
+    reassignment in the digest (staff turnover is the first cause of customer loss)."""
+    if account_manager is not None and account_manager.active:
+        return Assignment(account_manager.id, needs_reassignment=False)
+    if not has_branch:
+        return Assignment(None, needs_reassignment=True, skip=SkipReason.NO_BRANCH)
+    if branch_manager is not None and branch_manager.active:
+        return Assignment(branch_manager.id, needs_reassignment=True)
+    return Assignment(None, needs_reassignment=True, skip=SkipReason.NO_ASSIGNEE)
+
+
+def within_contact_cap(
+    *, last_customer_email_at: datetime | None, now: datetime, cap_days: int
+) -> bool:
+    """No customer gets more than one customer-facing email per ``cap_days``, across all flows."""
+    return last_customer_email_at is None or now - last_customer_email_at >= timedelta(
+        days=cap_days
+    )
+
+
+def overdue_tiers(
+    *, due_on: date, as_of: date, overdue_after_days: int, already_escalated: int
+) -> list[EscalationTier]:
+    """Tiers a still-open revisit must now be escalated to, beyond those already recorded.
+
+    Open ``N`` days after due -> branch manager (level 1); another ``N`` days -> region manager
+    (level 2). Each tier exactly once: ``already_escalated`` is the recorded level.
+    """
+    days_late = (as_of - due_on).days
+    reached = 0
+    if days_late >= overdue_after_days:
+        reached = 1
+    if days_late >= 2 * overdue_after_days:
+        reached = 2
+    tiers = [EscalationTier.BRANCH, EscalationTier.REGION]
+    return tiers[already_escalated:reached]
+
+
+def management_chain(
+    start_id: int, managers: Mapping[int, int | None], limit: int = 10
+) -> list[int]:
+    """``start_id``'s managers, nearest first, stopping at the top, at a cycle (a data error the
+    flow reports but must survive) or after ``limit`` steps."""
+    chain: list[int] = []
+    seen = {start_id}
+    current = managers.get(start_id)
+    while current is not None and current not in seen and len(chain) < limit:
+        chain.append(current)
+        seen.add(current)
+        current = managers.get(current)
+    return chain
+
+
+def has_cycle(start_id: int, managers: Mapping[int, int | None], limit: int = 50) -> bool:
+    seen = {start_id}
+    current = managers.get(start_id)
+    for _ in range(limit):
+        if current is None:
+            return False
+        if current in seen:
+            return True
+        seen.add(current)
+        current = managers.get(current)
+    return True
