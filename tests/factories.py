@@ -1,0 +1,96 @@
+"""Plain factory functions for tests: small, explicit rows with sensible defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from itertools import count
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from crm_db.enums import CardType, StaffRole, TransactionKind
+from crm_db.models import Branch, Customer, Region, Staff, Transaction
+
+_ids = count(1)
+
+
+def _next() -> int:
+    return next(_ids)
+
+
+@dataclass
+class Org:
+    region: Region
+    branch: Branch
+    region_manager: Staff
+    branch_manager: Staff
+    account_manager: Staff
+
+
+def make_org(session: Session, code: str | None = None) -> Org:
+    """A region with one branch, its region manager, branch manager and one account manager."""
+    n = _next()
+    code = code or f"R{n}"
+    region = Region(code=code, name=f"{code} 片区")
+    session.add(region)
+    session.flush()
+    branch = Branch(code=f"{code}-B1", name=f"{code} 一号加油站", region_id=region.id)
+    session.add(branch)
+    session.flush()
+    region_manager = make_staff(session, StaffRole.REGION_MANAGER, region_id=region.id)
+    branch_manager = make_staff(
+        session, StaffRole.BRANCH_MANAGER, branch_id=branch.id, manager_id=region_manager.id
+    )
+    account_manager = make_staff(
+        session, StaffRole.ACCOUNT_MANAGER, branch_id=branch.id, manager_id=branch_manager.id
+    )
+    region.manager_id, branch.manager_id = region_manager.id, branch_manager.id
+    session.flush()
+    return Org(region, branch, region_manager, branch_manager, account_manager)
+
+
+def make_staff(session: Session, role: StaffRole, **fields: Any) -> Staff:
+    n = _next()
+    staff = Staff(
+        external_id=f"S{n}",
+        name=f"员工{n}",
+        email=f"staff{n}@example.test",
+        role=role,
+        **fields,
+    )
+    session.add(staff)
+    session.flush()
+    return staff
+
+
+def make_customer(session: Session, org: Org, **fields: Any) -> Customer:
+    n = _next()
+    values: dict[str, Any] = {
+        "external_id": f"C{n}",
+        "name": f"客户{n}",
+        "email": f"customer{n}@example.test",
+        "card_type": CardType.PERSONAL,
+        "branch_id": org.branch.id,
+        "account_manager_id": org.account_manager.id,
+        "first_card_on": date(2024, 1, 1),
+    }
+    values.update(fields)
+    customer = Customer(**values)
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def make_purchase(session: Session, customer: Customer, amount_fen: int, on: date) -> Transaction:
+    assert customer.branch_id is not None
+    row = Transaction(
+        customer_id=customer.id,
+        branch_id=customer.branch_id,
+        kind=TransactionKind.PURCHASE,
+        amount_fen=amount_fen,
+        volume_ml=amount_fen * 10 // 75,
+        occurred_on=on,
+    )
+    session.add(row)
+    return row
