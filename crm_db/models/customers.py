@@ -88,7 +88,9 @@ class ContactHistory(Base):
     """Every visit, call, email and survey with its outcome: the customer file (客户档案)."""
 
     __tablename__ = "contact_history"
-    __table_args__ = (Index("ix_contact_history_customer_at", "customer_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_contact_history_customer_outcome_at", "customer_id", "outcome", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -903,7 +903,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("contact_history", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_contact_history_customer_at", ["customer_id", "occurred_at"], unique=False
+            "ix_contact_history_customer_outcome_at",
+            ["customer_id", "outcome", "occurred_at"],
+            unique=False,
         )
 
     op.create_table(
@@ -994,7 +996,7 @@ def downgrade() -> None:
 
     op.drop_table("survey_invitations")
     with op.batch_alter_table("contact_history", schema=None) as batch_op:
-        batch_op.drop_index("ix_contact_history_customer_at")
+        batch_op.drop_index("ix_contact_history_customer_outcome_at")
 
     op.drop_table("contact_history")
     with op.batch_alter_table("complaint_events", schema=None) as batch_op:
