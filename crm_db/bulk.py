@@ -19,6 +19,13 @@ def insert_ignoring_conflicts(
     if not rows:
         return 0
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
-    result = conn.execute(statement, list(rows))
-    return max(result.rowcount, 0)
+    # No columns named: skip rows that collide with ANY unique constraint or unique index
+    # (including partial ones, such as "one open revisit per customer").
+    statement = dialect_insert(table).on_conflict_do_nothing(
+        index_elements=list(conflict_columns) or None
+    )
+    # rowcount is unreliable for batched inserts (and for ON CONFLICT on PostgreSQL); counting
+    # the RETURNING rows is exact on both backends (SQLAlchemy batches them as "insertmanyvalues").
+    key = list(table.primary_key.columns)[0]
+    result = conn.execute(statement.returning(key), list(rows))
+    return len(result.all())

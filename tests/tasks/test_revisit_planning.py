@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+
+from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
+from crm_db.models import ContactHistory, Revisit
+from crm_db.session import session_scope
+from tasks.revisit_planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.rules.calendar import WorkCalendar
+from tasks.rules.revisits import DEFAULT_CADENCES
+from tests.factories import make_customer, make_org, make_staff
+
+MONDAY = date(2026, 11, 23)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _context(engine: Engine, as_of: date) -> PlanningContext:
+    staff, branches = load_staff(engine)
+    return PlanningContext(
+        as_of=as_of,
+        now=datetime.combine(as_of, datetime.min.time(), tzinfo=UTC),
+        timezone=SHANGHAI,
+        calendar=WorkCalendar(),
+        cadences=DEFAULT_CADENCES,
+        staff=staff,
+        branch_managers=branches,
+    )
+
+
+def _contact(session, customer_id: int, when: datetime, outcome=ContactOutcome.COMPLETED) -> None:  # type: ignore[no-untyped-def]
+    session.add(
+        ContactHistory(
+            customer_id=customer_id, channel=ContactChannel.VISIT, outcome=outcome, occurred_at=when
+        )
+    )
+
+
+def _plan(engine: Engine, as_of: date, dry_run: bool = False):  # type: ignore[no-untyped-def]
+    ctx = _context(engine, as_of)
+    totals = None
+    for lo, hi in customer_id_ranges(engine, 2):
+        counts = plan_range(engine, ctx, lo, hi, run_id=None, dry_run=dry_run)
+        if totals is None:
+            totals = counts
+        else:
+            totals.merge(counts)
+    assert totals is not None
+    return totals
+
+
+def _open(engine: Engine) -> dict[int, Revisit]:
+    with session_scope(engine) as session:
+        rows = session.scalars(select(Revisit).where(Revisit.status == RevisitStatus.OPEN))
+        return {r.customer_id: r for r in rows}
+
+
+def test_due_customers_get_one_revisit(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session, "EAST")
+        due_a = make_customer(session, org, abc_class=AbcClass.A)
+        _contact(session, due_a.id, datetime(2026, 10, 10, 3, tzinfo=UTC))  # 44 days ago
+        _contact(session, due_a.id, datetime(2026, 11, 20, 3, tzinfo=UTC), ContactOutcome.NO_ANSWER)
+        fresh_b = make_customer(session, org, abc_class=AbcClass.B)
+        _contact(session, fresh_b.id, datetime(2026, 11, 13, 3, tzinfo=UTC))
+        never_c = make_customer(session, org, abc_class=AbcClass.C, first_card_on=date(2020, 5, 1))
+        new_c = make_customer(session, org, abc_class=AbcClass.C, first_card_on=date(2026, 11, 1))
+        unclassified = make_customer(session, org)
+        ids = (due_a.id, fresh_b.id, never_c.id, new_c.id, unclassified.id)
+    counts = _plan(engine, MONDAY)
+    opened = _open(engine)
+    assert set(opened) == {ids[0], ids[2]}
+    assert counts.by_region["EAST"]["created"] == 2
+    assert opened[ids[0]].channel == ContactChannel.VISIT and opened[ids[0]].due_on == MONDAY
+    assert opened[ids[2]].channel == ContactChannel.EMAIL
+    # Same date again: nothing new.
+    assert _plan(engine, MONDAY).total("created") == 0
+    assert len(_open(engine)) == 2
+
+
+def test_contact_date_is_local_business_date(engine: Engine) -> None:
+    # 2026-10-24 23:30 UTC is 2026-10-25 07:30 in Shanghai: due 30 days later on 11-24, not 11-23.
+    with session_scope(engine) as session:
+        org = make_org(session)
+        customer = make_customer(session, org, abc_class=AbcClass.A)
+        _contact(session, customer.id, datetime(2026, 10, 24, 23, 30, tzinfo=UTC))
+    assert _plan(engine, MONDAY).total("created") == 0
+    assert _plan(engine, MONDAY + timedelta(days=1)).total("created") == 1
+
+
+def test_left_manager_goes_to_branch_manager_and_orphans_are_reported(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session, "WEST")
+        org.account_manager.active = False
+        moved = make_customer(session, org, abc_class=AbcClass.A)
+        orphan = make_customer(session, org, abc_class=AbcClass.A, branch_id=None)
+        manager_left = make_staff(session, org.account_manager.role, active=False)
+        no_one = make_customer(
+            session, org, abc_class=AbcClass.B, branch_id=None, account_manager_id=manager_left.id
+        )
+        ids = (moved.id, orphan.id, no_one.id, org.branch_manager.id)
+    counts = _plan(engine, MONDAY)
+    opened = _open(engine)
+    assert opened[ids[0]].assignee_id == ids[3] and opened[ids[0]].needs_reassignment
+    assert ids[1] not in opened and ids[2] not in opened
+    assert counts.by_region["-"]["skipped:no_branch"] == 2
+
+
+def test_weekend_waits_for_monday_and_dry_run_writes_nothing(engine: Engine) -> None:
+    saturday = date(2026, 11, 21)
+    with session_scope(engine) as session:
+        org = make_org(session)
+        customer = make_customer(session, org, abc_class=AbcClass.A)
+        _contact(session, customer.id, datetime(2026, 10, 22, 4, tzinfo=UTC))  # natural: Sat 11-21
+    assert _plan(engine, saturday).total("due") == 0
+    dry = _plan(engine, MONDAY, dry_run=True)
+    assert dry.total("created") == 1 and _open(engine) == {}
+    assert _plan(engine, MONDAY).total("created") == 1
