@@ -73,6 +73,7 @@ class Staff(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     email_undeliverable: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone: Mapped[str | None] = mapped_column(String(40))  # shown to customers in care emails
     locale: Mapped[str] = mapped_column(String(10), default="zh-CN")
     role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole, "role"))
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"), index=True)

@@ -355,6 +355,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("email_undeliverable", sa.Boolean(), nullable=False),
+        sa.Column("phone", sa.String(length=40), nullable=True),
         sa.Column("locale", sa.String(length=10), nullable=False),
         sa.Column(
             "role",
