@@ -65,3 +65,21 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 def backend_name(engine: Engine) -> str:
     return engine.dialect.name
+
+
+_SHARED: dict[str, Engine] = {}
+
+
+def shared_engine(url: str | None = None) -> Engine:
+    """One engine (and connection pool) per database URL for the whole process, so the tasks of
+    a flow run reuse connections instead of opening a pool each."""
+    key = url or get_settings().database_url
+    if key not in _SHARED:
+        _SHARED[key] = make_engine(key)
+    return _SHARED[key]
+
+
+def dispose_shared_engines() -> None:
+    for engine in _SHARED.values():
+        engine.dispose()
+    _SHARED.clear()

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, Engine, Table, bindparam, func, select, text
 
 from crm_db.bulk import insert_ignoring_conflicts
-from crm_db.enums import AbcClass
+from crm_db.enums import AbcClass, ContactChannel
 from crm_db.models import Customer, Revisit, Staff
 from crm_db.types import UTCDateTime
 from tasks.rules.calendar import WorkCalendar
@@ -87,6 +87,7 @@ class RangeCounts:
 _DUE_CANDIDATES = text(
     """
     SELECT c.id, c.abc_class, c.branch_id, c.account_manager_id, c.first_card_on,
+           c.marketing_opt_out, c.unsubscribed_at,
            COALESCE(r.code, '-') AS region_code, lc.last_completed
     FROM customers c
     LEFT JOIN branches b ON b.id = c.branch_id
@@ -153,6 +154,12 @@ def plan_range(
             region = row.region_code
             counts.add(region, "due")
             cadence = ctx.cadences[AbcClass(row.abc_class)]
+            if cadence.channel is ContactChannel.EMAIL and (
+                row.marketing_opt_out or row.unsubscribed_at is not None
+            ):
+                # An email-channel revisit is a care email; an opted-out customer gets none.
+                counts.add(region, f"skipped:{SkipReason.OPTED_OUT.value}")
+                continue
             manager_id = ctx.branch_managers.get(row.branch_id) if row.branch_id else None
             assignment = assign(
                 account_manager=ctx.staff.get(row.account_manager_id),

@@ -118,3 +118,16 @@ def test_weekend_waits_for_monday_and_dry_run_writes_nothing(engine: Engine) -> 
     dry = _plan(engine, MONDAY, dry_run=True)
     assert dry.total("created") == 1 and _open(engine) == {}
     assert _plan(engine, MONDAY).total("created") == 1
+
+
+def test_opted_out_customers_get_no_email_revisit(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        opted = make_customer(session, org, abc_class=AbcClass.C, marketing_opt_out=True)
+        unsub = make_customer(session, org, abc_class=AbcClass.C,
+                              unsubscribed_at=datetime(2026, 1, 1, tzinfo=UTC))
+        visit = make_customer(session, org, abc_class=AbcClass.A, marketing_opt_out=True)
+        ids = (opted.id, unsub.id, visit.id)
+    counts = _plan(engine, MONDAY)
+    assert set(_open(engine)) == {ids[2]}  # a visit is not marketing mail
+    assert counts.total("skipped:opted_out") == 2

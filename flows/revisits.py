@@ -1,0 +1,90 @@
+"""``revisits`` (daily): escalate overdue revisits, plan the ones falling due, queue care emails
+and one digest per account manager. Outcomes and their emails commit together (outbox); the
+``deliver_outbox`` flow sends them. Re-running for the same date creates nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from crm_db.enums import RunStatus
+from crm_db.types import utcnow
+from flows.run_contract import FlowSummary, resolve_as_of
+from tasks.artifacts import artifact_key, publish_summary
+from tasks.revisit_planning import RangeCounts
+from tasks.revisit_summary import artifact_rows, ledger_counts
+from tasks.revisit_tasks import care_emails, digests, escalate, id_ranges, load_context
+from tasks.revisit_tasks import plan_revisits_range as plan_range_task
+from tasks.run_ledger import error_text, finish_run, start_run
+
+FLOW_NAME = "revisits"
+
+
+@flow(
+    name=FLOW_NAME,
+    description="Plan customer revisits by class cadence, escalate overdue ones, queue care "
+    "emails and a daily digest per account manager.",
+    timeout_seconds=3600,
+)
+def revisits(
+    as_of: date | None = None,
+    dry_run: bool = False,
+    range_size: Annotated[
+        int, Field(ge=1_000, le=1_000_000, description="customer ids per planning task")
+    ] = 50_000,
+) -> FlowSummary:
+    """Daily revisit planning.
+
+    Args:
+        as_of: business date to plan for (default: today in the CRM time zone).
+        dry_run: compute and report what would happen; write and queue nothing.
+        range_size: customers per planning task (tasks grow with customers / range_size).
+    """
+    logger = get_run_logger()
+    run_date = resolve_as_of(as_of)
+    run_id = (
+        None
+        if dry_run
+        else start_run(FLOW_NAME, run_date, dry_run, {"as_of": run_date, "range_size": range_size})
+    )
+    try:
+        ctx = load_context(run_date, utcnow())
+        counts = RangeCounts()
+        counts.merge(escalate(ctx, run_id, dry_run))
+        for lo, hi in id_ranges(range_size):
+            counts.merge(plan_range_task(ctx, lo, hi, run_id, dry_run))
+        counts.merge(care_emails(ctx, run_id, dry_run))
+        counts.merge(digests(ctx, run_id, dry_run))
+        key = artifact_key(FLOW_NAME)
+        publish_summary(
+            key,
+            artifact_rows(counts),
+            description=f"Revisits for {run_date.isoformat()}{' (dry run)' if dry_run else ''}",
+        )
+    except Exception as exc:
+        if run_id is not None:
+            finish_run(run_id, RunStatus.FAILED, {}, error_text(exc))
+        raise
+    totals = ledger_counts(counts)
+    if run_id is not None:
+        finish_run(run_id, RunStatus.COMPLETED, totals)
+    logger.info(
+        "revisits %s%s: %s",
+        run_date.isoformat(),
+        " (dry run)" if dry_run else "",
+        ", ".join(f"{k}={v}" for k, v in totals.items()) or "nothing due",
+    )
+    return FlowSummary(
+        flow=FLOW_NAME,
+        as_of=run_date.isoformat(),
+        dry_run=dry_run,
+        status="ok",
+        counts=totals,
+        warnings=[],
+        ledger_run_id=run_id,
+        artifact_key=key,
+    )

@@ -1,0 +1,274 @@
+"""IO for the revisits flow: care emails to customers and the daily digest per account manager.
+
+Care email: an open email-channel revisit that is due becomes one care email (thanks; was last
+time's issue solved?) - when the customer has a deliverable address, has not opted out, and has
+had no customer-facing email within the contact cap. Queuing it completes the revisit and records
+the contact, in the same transaction. A capped customer is retried on a later day; one without a
+usable address stays open for the manager, who sees it in the digest.
+
+Digest: one email per assignee per day with every open revisit due or overdue, with context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, text
+
+from crm_core.masking import mask_phone
+from crm_db.session import session_factory
+from crm_db.types import UTCDateTime
+from tasks.customer_context import as_utc_datetime, load_customer_context
+from tasks.mail.outbox import NewMessage, enqueue
+from tasks.revisit_planning import PlanningContext, RangeCounts
+from tasks.rules.revisits import within_contact_cap
+from tasks.staff_directory import StaffAddress
+
+DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
+
+_DUE_EMAIL_REVISITS = text(
+    """
+    SELECT v.id, v.customer_id, c.name, c.email, c.email_undeliverable, c.locale,
+           c.marketing_opt_out, c.unsubscribed_at, COALESCE(r.code, '-') AS region_code,
+           a.name AS manager_name, a.phone AS manager_phone
+    FROM revisits v
+    JOIN customers c ON c.id = v.customer_id
+    LEFT JOIN branches b ON b.id = c.branch_id
+    LEFT JOIN regions r ON r.id = b.region_id
+    LEFT JOIN staff a ON a.id = v.assignee_id
+    WHERE v.status = 'open' AND v.channel = 'email' AND v.due_on <= :as_of AND v.id > :after
+    ORDER BY v.id
+    LIMIT :limit
+    """
+)
+
+_LAST_CUSTOMER_EMAIL = text(
+    """
+    SELECT customer_id, MAX(created_at) AS latest FROM email_outbox
+    WHERE customer_id IN :ids AND status IN ('pending', 'sending', 'sent')
+    GROUP BY customer_id
+    """
+).bindparams(bindparam("ids", expanding=True))
+
+_COMPLETE = text(
+    "UPDATE revisits SET status = 'done', outcome = 'email_sent', completed_at = :now "
+    "WHERE id = :id AND status = 'open'"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+_RECORD_CONTACT = text(
+    "INSERT INTO contact_history (customer_id, staff_id, channel, outcome, occurred_at, "
+    "revisit_id, notes) SELECT customer_id, assignee_id, 'email', 'completed', :now, id, "
+    "'care email queued' FROM revisits WHERE id = :id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    return None if value is None else as_utc_datetime(value)
+
+
+def queue_care_emails(
+    engine: Engine,
+    ctx: PlanningContext,
+    *,
+    cap_days: int,
+    run_id: int | None,
+    dry_run: bool,
+    batch: int = 2000,
+) -> RangeCounts:
+    counts = RangeCounts()
+    after = 0
+    while True:
+        session = session_factory(engine)()
+        try:
+            conn = session.connection()
+            rows = conn.execute(
+                _DUE_EMAIL_REVISITS, {"as_of": ctx.as_of, "after": after, "limit": batch}
+            ).all()
+            if not rows:
+                break
+            after = rows[-1].id
+            ids = [r.customer_id for r in rows]
+            last_sent = {
+                row.customer_id: _as_datetime(row.latest)
+                for row in conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": ids})
+            }
+            context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
+            messages, done = [], []
+            for row in rows:
+                reason = _care_skip_reason(row, last_sent.get(row.customer_id), ctx, cap_days)
+                if reason:
+                    counts.add(row.region_code, f"care_skipped:{reason}")
+                    continue
+                info = context[row.customer_id]
+                messages.append(
+                    NewMessage(
+                        idempotency_key=f"revisit_care:revisit:{row.id}",
+                        kind="revisit_care",
+                        locale=row.locale or "zh-CN",
+                        recipient_email=row.email,
+                        recipient_name=row.name,
+                        customer_id=row.customer_id,
+                        staff_id=None,
+                        context={
+                            "customer_name": row.name,
+                            "manager_name": row.manager_name or "",
+                            "manager_phone": row.manager_phone,
+                            "last_contact_date": _iso(info.last_contact_date),
+                            "last_issue": info.last_complaint_category,
+                            "feedback_url": None,
+                        },
+                        run_id=run_id,
+                    )
+                )
+                done.append({"id": row.id, "now": ctx.now})
+                counts.add(row.region_code, "care_emails")
+            if not dry_run and done:
+                enqueue(session, messages, now=ctx.now)
+                conn.execute(_RECORD_CONTACT, done)
+                conn.execute(_COMPLETE, done)
+                session.commit()
+        finally:
+            session.close()
+    return counts
+
+
+def _care_skip_reason(
+    row: Any, last_sent: datetime | None, ctx: PlanningContext, cap_days: int
+) -> str | None:
+    if row.marketing_opt_out or row.unsubscribed_at is not None:
+        return "opted_out"
+    if not row.email or row.email_undeliverable:
+        return "no_email"
+    if not within_contact_cap(last_customer_email_at=last_sent, now=ctx.now, cap_days=cap_days):
+        return "contact_cap"
+    return None
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+_DIGEST_REVISITS = text(
+    """
+    SELECT v.id, v.customer_id, v.assignee_id, v.abc_class, v.channel, v.due_on,
+           v.needs_reassignment, c.name AS customer_name, c.phone,
+           COALESCE(r.code, '-') AS region_code
+    FROM revisits v
+    JOIN customers c ON c.id = v.customer_id
+    LEFT JOIN branches b ON b.id = c.branch_id
+    LEFT JOIN regions r ON r.id = b.region_id
+    WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IS NOT NULL
+      AND v.assignee_id > :after
+    ORDER BY v.assignee_id, v.due_on, v.id
+    """
+)
+
+
+def _assignee_groups(conn: Connection, as_of: date, after: int, max_rows: int) -> list[list[Any]]:
+    """Whole assignees' revisit lists, at least ``max_rows`` rows unless the end is reached."""
+    groups: list[list[Any]] = []
+    current: list[Any] = []
+    total = 0
+    for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "after": after}):
+        if current and row.assignee_id != current[0].assignee_id:
+            groups.append(current)
+            total += len(current)
+            current = []
+            if total >= max_rows:
+                return groups
+        current.append(row)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def queue_digests(
+    engine: Engine,
+    ctx: PlanningContext,
+    *,
+    staff: dict[int, StaffAddress],
+    outcome_url: Callable[[int, int], str],
+    run_id: int | None,
+    dry_run: bool,
+    batch_rows: int = 5000,
+) -> RangeCounts:
+    counts = RangeCounts()
+    after = 0
+    while True:
+        session = session_factory(engine)()
+        try:
+            conn = session.connection()
+            groups = _assignee_groups(conn, ctx.as_of, after, batch_rows)
+            if not groups:
+                break
+            after = groups[-1][0].assignee_id
+            ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
+            context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
+            messages = list(
+                _digest_messages(groups, staff, context, outcome_url, ctx, run_id, counts)
+            )
+            if not dry_run and messages:
+                enqueue(session, messages, now=ctx.now)
+                session.commit()
+        finally:
+            session.close()
+    return counts
+
+
+def _digest_messages(
+    groups: list[list[Any]],
+    staff: dict[int, StaffAddress],
+    context: dict[int, Any],
+    outcome_url: Callable[[int, int], str],
+    ctx: PlanningContext,
+    run_id: int | None,
+    counts: RangeCounts,
+) -> Iterator[NewMessage]:
+    for group in groups:
+        assignee = staff.get(group[0].assignee_id)
+        region = group[0].region_code
+        if assignee is None or not assignee.email:
+            counts.add(region, "digest_skipped:manager_without_email")
+            continue
+        items = []
+        for row in group[:DIGEST_MAX_ITEMS]:
+            info = context[row.customer_id]
+            due_on = row.due_on if isinstance(row.due_on, date) else date.fromisoformat(row.due_on)
+            items.append(
+                {
+                    "customer_name": row.customer_name,
+                    "customer_class": row.abc_class,
+                    "phone": mask_phone(row.phone) or None,
+                    "channel": row.channel,
+                    "due_date": due_on.isoformat(),
+                    "overdue_days": max((ctx.as_of - due_on).days, 0),
+                    "last_contact_date": _iso(info.last_contact_date),
+                    "last_contact_outcome": info.last_contact_outcome,
+                    "open_complaints": info.open_complaints,
+                    "last_survey_score": info.last_survey_score,
+                    "trend_90d_pct": info.trend_90d_pct,
+                    "outcome_url": outcome_url(row.id, assignee.id),
+                    "needs_reassignment": bool(row.needs_reassignment),
+                }
+            )
+        counts.add(region, "digests")
+        yield NewMessage(
+            idempotency_key=f"revisit_digest:{ctx.as_of}:staff:{assignee.id}",
+            kind="revisit_digest",
+            locale=assignee.locale,
+            recipient_email=assignee.email,
+            recipient_name=assignee.name,
+            customer_id=None,
+            staff_id=assignee.id,
+            context={
+                "manager_name": assignee.name,
+                "date": ctx.as_of.isoformat(),
+                "items": items,
+            },
+            run_id=run_id,
+        )
+
+
+__all__ = ["DIGEST_MAX_ITEMS", "queue_care_emails", "queue_digests"]

@@ -1,0 +1,46 @@
+"""Turn the revisits flow's per-region counters into the run's artifact rows and ledger counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tasks.revisit_planning import RangeCounts
+
+COLUMNS = (
+    ("due", "due"),
+    ("created", "created"),
+    ("escalated:branch", "escalated to branch"),
+    ("escalated:region", "escalated to region"),
+    ("care_emails", "care emails"),
+    ("digests", "digests"),
+)
+
+
+def artifact_rows(counts: RangeCounts) -> list[dict[str, str | int]]:
+    """One row per region (and ``-`` for customers without one), plus a total row."""
+    rows: list[dict[str, str | int]] = []
+    total: Counter[str] = Counter()
+    for region in sorted(counts.by_region):
+        counter = counts.by_region[region]
+        total.update(counter)
+        rows.append(_row(region, counter))
+    rows.append(_row("TOTAL", total))
+    return rows
+
+
+def _row(region: str, counter: Counter[str]) -> dict[str, str | int]:
+    row: dict[str, str | int] = {"region": region}
+    for key, label in COLUMNS:
+        row[label] = counter[key]
+    skipped = sorted(
+        (key, n) for key, n in counter.items() if ":" in key and not key.startswith("escalated:")
+    )
+    row["skipped (why)"] = ", ".join(f"{reason}={n}" for reason, n in skipped) or "-"
+    return row
+
+
+def ledger_counts(counts: RangeCounts) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for counter in counts.by_region.values():
+        total.update(counter)
+    return {key.replace(":", "_"): n for key, n in sorted(total.items())}

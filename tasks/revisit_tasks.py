@@ -1,0 +1,105 @@
+"""Prefect tasks of the revisits flow: thin wrappers that open the shared engine and call the IO
+functions. One task run per step or per customer id range - never per customer.
+
+Sessions are opened inside (never passed in), and ``NO_CACHE`` because every call writes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from crm_core.settings import get_settings
+from crm_db.session import session_scope, shared_engine
+from tasks import policies
+from tasks.mail.links import revisit_outcome_url
+from tasks.revisit_emails import queue_care_emails, queue_digests
+from tasks.revisit_escalation import escalate_overdue
+from tasks.revisit_planning import (
+    PlanningContext,
+    RangeCounts,
+    customer_id_ranges,
+    load_staff,
+    plan_range,
+)
+from tasks.staff_directory import load_staff_addresses
+
+DEFAULT_CONTACT_CAP_DAYS = 7
+
+
+@task(name="load-revisit-context", cache_policy=NO_CACHE)
+def load_context(as_of: date, now: datetime) -> PlanningContext:
+    engine = shared_engine()
+    with session_scope(engine) as session:
+        calendar = policies.work_calendar(session)
+        cadences = policies.cadences(session)
+    staff, branch_managers = load_staff(engine)
+    return PlanningContext(
+        as_of=as_of,
+        now=now,
+        timezone=get_settings().tz,
+        calendar=calendar,
+        cadences=cadences,
+        staff=staff,
+        branch_managers=branch_managers,
+    )
+
+
+@task(name="revisit-id-ranges", cache_policy=NO_CACHE)
+def id_ranges(size: int) -> list[tuple[int, int]]:
+    return customer_id_ranges(shared_engine(), size)
+
+
+@task(name="plan-revisits-range", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def plan_revisits_range(
+    ctx: PlanningContext, lo: int, hi: int, run_id: int | None, dry_run: bool
+) -> RangeCounts:
+    # Safe to retry: inserts ignore rows that a previous attempt already committed.
+    return plan_range(shared_engine(), ctx, lo, hi, run_id=run_id, dry_run=dry_run)
+
+
+def _outcome_links(now: datetime) -> tuple[bytes, str]:
+    settings = get_settings()
+    return settings.signing_key(), settings.public_base_url
+
+
+@task(name="escalate-overdue-revisits", cache_policy=NO_CACHE)
+def escalate(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+    engine = shared_engine()
+    key, base = _outcome_links(ctx.now)
+    return escalate_overdue(
+        engine,
+        ctx,
+        recipients=load_staff_addresses(engine),
+        outcome_url=lambda revisit_id, staff_id: revisit_outcome_url(
+            revisit_id, staff_id=staff_id, key=key, base_url=base, now=ctx.now
+        ),
+        run_id=run_id,
+        dry_run=dry_run,
+    )
+
+
+@task(name="queue-care-emails", cache_policy=NO_CACHE)
+def care_emails(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+    engine = shared_engine()
+    with session_scope(engine) as session:
+        cap_days = int(policies.setting(session, "contact.cap_days", DEFAULT_CONTACT_CAP_DAYS))
+    return queue_care_emails(engine, ctx, cap_days=cap_days, run_id=run_id, dry_run=dry_run)
+
+
+@task(name="queue-revisit-digests", cache_policy=NO_CACHE)
+def digests(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+    engine = shared_engine()
+    key, base = _outcome_links(ctx.now)
+    return queue_digests(
+        engine,
+        ctx,
+        staff=load_staff_addresses(engine),
+        outcome_url=lambda revisit_id, staff_id: revisit_outcome_url(
+            revisit_id, staff_id=staff_id, key=key, base_url=base, now=ctx.now
+        ),
+        run_id=run_id,
+        dry_run=dry_run,
+    )

@@ -1,0 +1,183 @@
+"""Escalation, care emails and digests of the revisits flow, against real databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, func, select
+
+from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
+from crm_db.models import ContactHistory, OutboxMessage, Revisit
+from crm_db.session import session_scope
+from tasks.revisit_emails import queue_care_emails, queue_digests
+from tasks.revisit_escalation import escalate_overdue
+from tasks.revisit_planning import PlanningContext, load_staff
+from tasks.rules.calendar import WorkCalendar
+from tasks.rules.revisits import DEFAULT_CADENCES
+from tasks.staff_directory import load_staff_addresses
+from tests.factories import Org, make_customer, make_org
+
+AS_OF = date(2026, 11, 23)
+
+
+def _ctx(engine: Engine, as_of: date = AS_OF) -> PlanningContext:
+    staff, branches = load_staff(engine)
+    return PlanningContext(
+        as_of=as_of,
+        now=datetime.combine(as_of, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1),
+        timezone=ZoneInfo("Asia/Shanghai"),
+        calendar=WorkCalendar(),
+        cadences=DEFAULT_CADENCES,
+        staff=staff,
+        branch_managers=branches,
+    )
+
+
+def _link(revisit_id: int, staff_id: int) -> str:
+    return f"https://crm.example.test/r/{revisit_id}-{staff_id}"
+
+
+def _revisit(session, org: Org, due_on: date, channel=ContactChannel.VISIT, **customer):  # type: ignore[no-untyped-def]
+    customer_row = make_customer(session, org, abc_class=AbcClass.A, **customer)
+    revisit = Revisit(
+        customer_id=customer_row.id,
+        assignee_id=org.account_manager.id,
+        abc_class=AbcClass.A,
+        channel=channel,
+        due_on=due_on,
+    )
+    session.add(revisit)
+    session.flush()
+    return revisit
+
+
+def _outbox(engine: Engine, kind: str) -> list[OutboxMessage]:
+    with session_scope(engine) as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id)
+            )
+        )
+
+
+def _escalate(engine: Engine, as_of: date, dry_run: bool = False):  # type: ignore[no-untyped-def]
+    return escalate_overdue(
+        engine,
+        _ctx(engine, as_of),
+        recipients=load_staff_addresses(engine),
+        outcome_url=_link,
+        run_id=None,
+        dry_run=dry_run,
+    )
+
+
+def test_each_tier_is_escalated_once(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session, "NORTH")
+        late = _revisit(session, org, AS_OF - timedelta(days=7))
+        later = _revisit(session, org, AS_OF - timedelta(days=14))
+        fine = _revisit(session, org, AS_OF - timedelta(days=3))
+        ids = (late.id, later.id, fine.id, org.branch_manager.id, org.region_manager.id)
+    counts = _escalate(engine, AS_OF)
+    assert counts.total("escalated:branch") == 2 and counts.total("escalated:region") == 1
+    with session_scope(engine) as session:
+        levels = {r.id: r.escalation_level for r in session.scalars(select(Revisit))}
+    assert levels == {ids[0]: 1, ids[1]: 2, ids[2]: 0}
+    mails = _outbox(engine, "revisit_escalation")
+    assert {(m.staff_id, m.context["level"], len(m.context["items"])) for m in mails} == {
+        (ids[3], "branch", 2),
+        (ids[4], "region", 1),
+    }
+    # The same day again, and the next day: no tier twice, no email twice.
+    assert _escalate(engine, AS_OF).total("escalated:branch") == 0
+    assert _escalate(engine, AS_OF + timedelta(days=1)).total("escalated:branch") == 0
+    assert len(_outbox(engine, "revisit_escalation")) == 2
+    # A week later the first one reaches the region manager.
+    assert _escalate(engine, AS_OF + timedelta(days=7)).total("escalated:region") == 1
+
+
+def test_missing_branch_manager_falls_back_and_dry_run_writes_nothing(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        org.branch_manager.active = False
+        _revisit(session, org, AS_OF - timedelta(days=8))
+        region_manager = org.region_manager.id
+    dry = _escalate(engine, AS_OF, dry_run=True)
+    assert dry.total("escalated:branch") == 1 and _outbox(engine, "revisit_escalation") == []
+    _escalate(engine, AS_OF)
+    (mail,) = _outbox(engine, "revisit_escalation")
+    assert mail.staff_id == region_manager and mail.context["level"] == "branch"
+
+
+def test_care_emails_respect_consent_address_and_cap(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session, "SOUTH")
+        ok = _revisit(session, org, AS_OF, ContactChannel.EMAIL)
+        no_email = _revisit(session, org, AS_OF, ContactChannel.EMAIL, email=None)
+        capped = _revisit(session, org, AS_OF, ContactChannel.EMAIL)
+        session.add(
+            OutboxMessage(
+                idempotency_key="other:1",
+                kind="revisit_care",
+                recipient_email="x@example.test",
+                customer_id=capped.customer_id,
+                message_id="<m1@x>",
+                created_at=datetime(2026, 11, 20, tzinfo=UTC),
+            )
+        )
+        ids = (ok.id, no_email.id, capped.id)
+    counts = queue_care_emails(engine, _ctx(engine), cap_days=7, run_id=None, dry_run=False)
+    assert counts.total("care_emails") == 1
+    assert counts.total("care_skipped:no_email") == 1
+    assert counts.total("care_skipped:contact_cap") == 1
+    with session_scope(engine) as session:
+        status = {r.id: r.status for r in session.scalars(select(Revisit))}
+        contacts = session.scalar(select(func.count()).select_from(ContactHistory))
+    assert status == {
+        ids[0]: RevisitStatus.DONE,
+        ids[1]: RevisitStatus.OPEN,
+        ids[2]: RevisitStatus.OPEN,
+    }
+    assert contacts == 1
+    assert [m.idempotency_key for m in _outbox(engine, "revisit_care")][-1] == (
+        f"revisit_care:revisit:{ids[0]}"
+    )
+    again = queue_care_emails(engine, _ctx(engine), cap_days=7, run_id=None, dry_run=False)
+    assert again.total("care_emails") == 0
+    # Past the cap window the deferred one goes out.
+    later = queue_care_emails(
+        engine, _ctx(engine, AS_OF + timedelta(days=5)), cap_days=7, run_id=None, dry_run=False
+    )
+    assert later.total("care_emails") == 1
+
+
+def test_one_digest_per_manager_with_context(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        _revisit(session, org, AS_OF - timedelta(days=3), phone="13812345678")
+        _revisit(session, org, AS_OF)
+        _revisit(session, org, AS_OF + timedelta(days=2))  # not yet due
+        other = make_org(session)
+        other.account_manager.email = None
+        _revisit(session, other, AS_OF)
+
+    def digest():  # type: ignore[no-untyped-def]
+        return queue_digests(
+            engine,
+            _ctx(engine),
+            staff=load_staff_addresses(engine),
+            outcome_url=_link,
+            run_id=None,
+            dry_run=False,
+        )
+
+    counts = digest()
+    assert counts.total("digests") == 1
+    assert counts.total("digest_skipped:manager_without_email") == 1
+    (mail,) = _outbox(engine, "revisit_digest")
+    items = mail.context["items"]
+    assert [i["overdue_days"] for i in items] == [3, 0]
+    assert items[0]["phone"] == "*******5678"
+    assert items[0]["outcome_url"].startswith("https://crm.example.test/r/")
+    assert digest().total("digests") == 1 and len(_outbox(engine, "revisit_digest")) == 1
