@@ -95,7 +95,7 @@ _DUE_CANDIDATES = text(
     LEFT JOIN (
         SELECT customer_id, MAX(occurred_at) AS last_completed
         FROM contact_history
-        WHERE outcome = 'completed' AND customer_id BETWEEN :lo AND :hi
+        WHERE outcome IN ('completed', 'issue_raised') AND customer_id BETWEEN :lo AND :hi
         GROUP BY customer_id
     ) lc ON lc.customer_id = c.id
     WHERE c.id BETWEEN :lo AND :hi

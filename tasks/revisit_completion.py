@@ -1,0 +1,75 @@
+"""Recording a revisit's outcome (from ``crm revisit done``, the digest link page, or an import).
+
+``completed`` and ``issue_raised`` mean the customer was reached: the revisit closes and the
+contact enters the customer file, which starts the next cadence. ``no_answer`` and
+``rescheduled`` are attempts: they are recorded in the file, and the revisit stays open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from crm_db.enums import ContactOutcome, RevisitStatus
+from crm_db.models import ContactHistory, Revisit
+
+REACHED = frozenset({ContactOutcome.COMPLETED, ContactOutcome.ISSUE_RAISED})
+MAX_NOTES = 2000
+
+
+class RevisitOutcomeError(ValueError):
+    """The outcome cannot be recorded (unknown revisit, already closed, bad notes)."""
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    revisit_id: int
+    closed: bool
+    already_recorded: bool
+
+
+def record_outcome(
+    session: Session,
+    revisit_id: int,
+    outcome: ContactOutcome,
+    *,
+    now: datetime,
+    staff_id: int | None = None,
+    notes: str | None = None,
+) -> OutcomeResult:
+    """Record ``outcome`` for an open revisit, in the caller's transaction.
+
+    Submitting the same closing outcome twice (a double click, a re-sent form) is a no-op.
+    """
+    if notes is not None and (len(notes) > MAX_NOTES or "\x00" in notes):
+        raise RevisitOutcomeError(f"revisit {revisit_id}: notes must be under {MAX_NOTES} chars")
+    revisit = session.get(Revisit, revisit_id, with_for_update=True)
+    if revisit is None:
+        raise RevisitOutcomeError(f"revisit {revisit_id} does not exist")
+    if revisit.status is not RevisitStatus.OPEN:
+        if revisit.status is RevisitStatus.DONE and revisit.outcome == outcome.value:
+            return OutcomeResult(revisit_id, closed=True, already_recorded=True)
+        raise RevisitOutcomeError(
+            f"revisit {revisit_id} is already {revisit.status.value}"
+            + (f" ({revisit.outcome})" if revisit.outcome else "")
+        )
+    session.add(
+        ContactHistory(
+            customer_id=revisit.customer_id,
+            staff_id=staff_id or revisit.assignee_id,
+            channel=revisit.channel,
+            outcome=outcome,
+            occurred_at=now,
+            revisit_id=revisit.id,
+            notes=notes,
+        )
+    )
+    closed = outcome in REACHED
+    if closed:
+        revisit.status = RevisitStatus.DONE
+        revisit.outcome = outcome.value
+        revisit.completed_at = now
+        revisit.notes = notes
+    return OutcomeResult(revisit_id, closed=closed, already_recorded=False)
