@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, text
 
+LAST_ISSUE_CHARS = 200
 OPEN_COMPLAINT_STATES = ("new", "acknowledged", "in_progress", "waiting_on_customer")
 
 
@@ -22,7 +23,7 @@ class CustomerContext:
     last_contact_date: date | None = None
     last_contact_outcome: str | None = None
     open_complaints: int = 0
-    last_complaint_category: str | None = None
+    last_issue: str | None = None  # the latest complaint, in brief
     last_survey_score: int | None = None
     trend_90d_pct: float | None = None
 
@@ -54,9 +55,9 @@ _COMPLAINTS = text(
     """
 ).bindparams(bindparam("ids", expanding=True), bindparam("open_states", expanding=True))
 
-_LATEST_COMPLAINT_CATEGORY = text(
+_LATEST_COMPLAINT = text(
     """
-    SELECT c.customer_id, c.category FROM complaints c
+    SELECT c.customer_id, c.category, c.description FROM complaints c
     JOIN (SELECT customer_id, MAX(received_at) AS latest FROM complaints
           WHERE customer_id IN :ids GROUP BY customer_id) m
       ON m.customer_id = c.customer_id AND m.latest = c.received_at
@@ -107,8 +108,10 @@ def load_customer_context(
         fields[row.customer_id]["last_contact_outcome"] = row.outcome
     for row in conn.execute(_COMPLAINTS, {"ids": ids, "open_states": OPEN_COMPLAINT_STATES}):
         fields[row.customer_id]["open_complaints"] = int(row.open_count or 0)
-    for row in conn.execute(_LATEST_COMPLAINT_CATEGORY, {"ids": ids}):
-        fields[row.customer_id]["last_complaint_category"] = row.category
+    for row in conn.execute(_LATEST_COMPLAINT, {"ids": ids}):
+        # The customer's own words (escaped by the templates), or the category without them.
+        summary = (row.description or "").strip()[:LAST_ISSUE_CHARS] or row.category
+        fields[row.customer_id]["last_issue"] = summary
     for row in conn.execute(_LAST_SURVEY, {"ids": ids}):
         fields[row.customer_id]["last_survey_score"] = int(row.score)
     mid, start = as_of - timedelta(days=90), as_of - timedelta(days=180)

@@ -116,7 +116,7 @@ def queue_care_emails(
                             "manager_name": row.manager_name or "",
                             "manager_phone": row.manager_phone,
                             "last_contact_date": _iso(info.last_contact_date),
-                            "last_issue": info.last_complaint_category,
+                            "last_issue": info.last_issue,
                             "feedback_url": None,
                         },
                         run_id=run_id,
