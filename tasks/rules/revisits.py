@@ -49,9 +49,9 @@ def planning_cutoff(as_of: date, calendar: WorkCalendar) -> date:
 
 
 def scheduled_due(*, natural: date, as_of: date, calendar: WorkCalendar) -> date:
-    """The ``due_on`` stored on a revisit created at ``as_of``: the natural date moved to a working
-    day, and never before the day it was planned (a backlog is due now, not overdue at birth)."""
-    return max(calendar.next_working_day(natural), as_of)
+    """The ``due_on`` stored on a revisit created at ``as_of``: never before the day it was planned
+    (a backlog is due now, not overdue at birth), and moved off weekends and holidays."""
+    return calendar.next_working_day(max(natural, as_of))
 
 
 class SkipReason(StrEnum):

@@ -35,6 +35,8 @@ def test_weekend_due_dates_move_to_monday() -> None:
     assert planning_cutoff(SATURDAY, CAL) == date(2026, 11, 20)  # Friday
     assert scheduled_due(natural=SATURDAY, as_of=date(2026, 11, 20), calendar=CAL) == MONDAY
     assert scheduled_due(natural=date(2026, 9, 30), as_of=MONDAY, calendar=CAL) == MONDAY
+    # A backlog planned on a weekend is due on the next working day, not on the weekend.
+    assert scheduled_due(natural=date(2026, 9, 30), as_of=SATURDAY, calendar=CAL) == MONDAY
     assert scheduled_due(natural=date(2026, 10, 1), as_of=date(2026, 9, 25), calendar=CAL) == date(
         2026, 10, 2
     )
