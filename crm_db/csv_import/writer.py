@@ -1,0 +1,244 @@
+"""Upsert validated records in chunks with bulk statements (IO).
+
+Per chunk: one SELECT finds the rows that already exist (by natural key), a comparison sorts the
+chunk into inserted / updated / unchanged, and one ``INSERT ... ON CONFLICT DO UPDATE`` executed
+for many rows writes only the new and changed ones, so a second import of the same file writes
+nothing. The caller runs every chunk of a file inside one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, Table, case, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from crm_db.csv_import.kinds.complaints import ComplaintRecord
+from crm_db.csv_import.kinds.customers import CustomerRecord
+from crm_db.csv_import.kinds.targets import TargetRecord
+from crm_db.csv_import.kinds.transactions import TransactionRecord
+from crm_db.models import Complaint, ComplaintEvent, Customer, Target, Transaction
+
+IMPORT_NOTE = "csv import"
+
+Values = dict[str, Any]
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: WriteCounts) -> WriteCounts:
+        return WriteCounts(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+
+@dataclass(slots=True)
+class _Sorted:
+    inserted: list[Values] = field(default_factory=list)
+    updated: list[tuple[Values, RowMapping]] = field(default_factory=list)  # (new, old)
+    unchanged: int = 0
+
+    def counts(self) -> WriteCounts:
+        return WriteCounts(len(self.inserted), len(self.updated), self.unchanged)
+
+
+def begin_write(conn: Connection) -> None:
+    """Start the import's transaction. On SQLite take the write lock up front (BEGIN IMMEDIATE):
+    a deferred transaction that reads first fails with SQLITE_BUSY, without waiting, when it
+    later upgrades to a writer after another connection has committed."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"CSV import supports SQLite and PostgreSQL, not {conn.dialect.name}")
+
+
+def _key_filter(table: Table, key_columns: Sequence[str], keys: list[Key]) -> ColumnElement[bool]:
+    if len(key_columns) == 1:
+        return table.c[key_columns[0]].in_([key[0] for key in keys])
+    return tuple_(*(table.c[name] for name in key_columns)).in_(keys)
+
+
+def _sort_chunk(
+    conn: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    rows: list[Values],
+    expected: Callable[[Values, RowMapping], Values] = lambda new, _old: new,
+) -> _Sorted:
+    """Compare each row with what the database holds. ``expected`` gives the values a row will
+    have after the upsert (for columns the upsert merges rather than overwrites)."""
+    compared = [name for name in rows[0] if name not in key_columns and name != "created_at"]
+    keys = [tuple(row[name] for name in key_columns) for row in rows]
+    existing = {
+        tuple(found[name] for name in key_columns): found
+        for found in conn.execute(
+            select(table.c.id, *(table.c[n] for n in (*key_columns, *compared))).where(
+                _key_filter(table, key_columns, keys)
+            )
+        ).mappings()
+    }
+    result = _Sorted()
+    for key, row in zip(keys, rows, strict=True):
+        old = existing.get(key)
+        if old is None:
+            result.inserted.append(row)
+            continue
+        after = expected(row, old)
+        if any(after[name] != old[name] for name in compared):
+            result.updated.append((row, old))
+        else:
+            result.unchanged += 1
+    return result
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    rows: list[Values],
+    set_: Mapping[str, Any] | None = None,
+) -> None:
+    """One bulk statement for all ``rows``; on a key conflict overwrite with ``set_`` (default:
+    every non-key column from the file)."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    if set_ is None:
+        set_ = {
+            name: stmt.excluded[name]
+            for name in rows[0]
+            if name not in key_columns and name != "created_at"
+        }
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(key_columns), set_=set_), rows)
+
+
+def write_customers(
+    conn: Connection, records: Sequence[CustomerRecord], now: datetime
+) -> WriteCounts:
+    table = Customer.__table__
+    assert isinstance(table, Table)
+    rows = [{**record.values(), "created_at": now} for record in records]
+
+    def expected(new: Values, old: RowMapping) -> Values:
+        # Consent: a file may record an opt-out but never withdraws one the CRM holds (an
+        # unsubscribe link, a request to staff); re-consent is not a bulk operation.
+        return {
+            **new,
+            "marketing_opt_out": old["marketing_opt_out"] or new["marketing_opt_out"],
+            "survey_opt_out": old["survey_opt_out"] or new["survey_opt_out"],
+        }
+
+    chunk = _sort_chunk(conn, table, ("external_id",), rows, expected)
+    stmt = _insert(conn, table)
+    excluded = stmt.excluded
+    set_: dict[str, Any] = {
+        name: excluded[name]
+        for name in rows[0]
+        if name not in ("external_id", "created_at", "marketing_opt_out", "survey_opt_out")
+    }
+    set_["marketing_opt_out"] = or_(table.c.marketing_opt_out, excluded.marketing_opt_out)
+    set_["survey_opt_out"] = or_(table.c.survey_opt_out, excluded.survey_opt_out)
+    # A new address has not bounced yet: forget the old address's undeliverable mark.
+    set_["email_undeliverable"] = case(
+        (table.c.email.is_distinct_from(excluded.email), False),
+        else_=table.c.email_undeliverable,
+    )
+    _upsert(conn, table, ("external_id",), _to_write(chunk), set_)
+    return chunk.counts()
+
+
+def write_transactions(
+    conn: Connection, records: Sequence[TransactionRecord], now: datetime
+) -> WriteCounts:
+    table = Transaction.__table__
+    assert isinstance(table, Table)
+    chunk = _sort_chunk(conn, table, ("external_id",), [record.values() for record in records])
+    _upsert(conn, table, ("external_id",), _to_write(chunk))
+    return chunk.counts()
+
+
+def write_complaints(
+    conn: Connection, records: Sequence[ComplaintRecord], now: datetime
+) -> WriteCounts:
+    """Besides the upsert, record the lifecycle: a new complaint gets an event from nothing to
+    its status (at its received time); an import that changes the status gets an event from
+    the old status to the new one (at the import time)."""
+    table = Complaint.__table__
+    events = ComplaintEvent.__table__
+    assert isinstance(table, Table) and isinstance(events, Table)
+    chunk = _sort_chunk(conn, table, ("external_id",), [record.values() for record in records])
+    _upsert(conn, table, ("external_id",), _to_write(chunk))
+    event_rows: list[Values] = []
+    if chunk.inserted:
+        inserted_ids = [row["external_id"] for row in chunk.inserted]
+        new_ids = {
+            external_id: id_
+            for external_id, id_ in conn.execute(
+                select(table.c.external_id, table.c.id).where(table.c.external_id.in_(inserted_ids))
+            )
+        }
+        event_rows += [
+            _event(new_ids[row["external_id"]], row["received_at"], None, row["status"])
+            for row in chunk.inserted
+        ]
+    event_rows += [
+        _event(old["id"], now, old["status"], row["status"])
+        for row, old in chunk.updated
+        if row["status"] != old["status"]
+    ]
+    if event_rows:
+        conn.execute(events.insert(), event_rows)
+    return chunk.counts()
+
+
+def _event(complaint_id: int, at: datetime, from_status: Any, to_status: Any) -> Values:
+    return {
+        "complaint_id": complaint_id,
+        "at": at,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor_id": None,
+        "note": IMPORT_NOTE,
+    }
+
+
+TARGET_KEY = ("period", "scope", "scope_id", "metric")
+
+
+def write_targets(conn: Connection, records: Sequence[TargetRecord], now: datetime) -> WriteCounts:
+    table = Target.__table__
+    assert isinstance(table, Table)
+    chunk = _sort_chunk(conn, table, TARGET_KEY, [record.values() for record in records])
+    _upsert(conn, table, TARGET_KEY, _to_write(chunk))
+    return chunk.counts()
+
+
+def _to_write(chunk: _Sorted) -> list[Values]:
+    return [*chunk.inserted, *(new for new, _old in chunk.updated)]
+
+
+Writer = Callable[[Connection, Sequence[Any], datetime], WriteCounts]
+
+WRITERS: dict[str, Writer] = {
+    "customers": write_customers,
+    "transactions": write_transactions,
+    "complaints": write_complaints,
+    "targets": write_targets,
+}
