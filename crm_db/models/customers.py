@@ -99,7 +99,8 @@ class ContactHistory(Base):
     channel: Mapped[ContactChannel] = mapped_column(str_enum(ContactChannel, "channel"))
     outcome: Mapped[ContactOutcome] = mapped_column(str_enum(ContactOutcome, "outcome"))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"))
+    # Indexed: without it every revisit delete scans the whole contact history for references.
+    revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"), index=True)
     notes: Mapped[str | None] = mapped_column(Text)
 
 

@@ -908,6 +908,9 @@ def upgrade() -> None:
             ["customer_id", "outcome", "occurred_at"],
             unique=False,
         )
+        batch_op.create_index(
+            batch_op.f("ix_contact_history_revisit_id"), ["revisit_id"], unique=False
+        )
 
     op.create_table(
         "survey_invitations",
@@ -997,6 +1000,7 @@ def downgrade() -> None:
 
     op.drop_table("survey_invitations")
     with op.batch_alter_table("contact_history", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contact_history_revisit_id"))
         batch_op.drop_index("ix_contact_history_customer_outcome_at")
 
     op.drop_table("contact_history")

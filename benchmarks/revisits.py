@@ -1,0 +1,300 @@
+"""Benchmark: the revisits flow at a million customers against a plain-script baseline.
+
+    python benchmarks/revisits.py [--customers 1000000] [--database-url URL] [--range-size 50000]
+
+Builds a synthetic CRM (regions, branches, staff, customers classed A/B/C with one completed
+contact each, ~3 % of them due on the as-of date), then in the same run measures:
+
+- baseline: a plain script that selects the same due set with one SQL statement and bulk-inserts
+  the revisit rows (no digests, no emails, no Prefect);
+- flow: the ``revisits`` Prefect flow for the same date (escalations, planning per id range, care
+  emails and digests into the outbox, ledger row, artifact), Prefect API start-up excluded.
+
+Prints both, the ratio, the number of Prefect task runs and the peak RSS of this process, and
+ends with ``RESULT flow_s=… baseline_s=… ratio=… task_runs=… peak_rss_mb=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+AS_OF = date(2026, 11, 23)  # a Monday, so the due set is not shifted by the weekend
+DUE_SHARE = 0.03
+CLASS_SHARES = {"A": 0.10, "B": 0.30, "C": 0.60}
+CADENCE = {"A": 30, "B": 90, "C": 180}
+CHANNEL = {"A": "visit", "B": "phone", "C": "email"}
+REGIONS, BRANCHES_PER_REGION, MANAGERS_PER_BRANCH = 8, 10, 4
+CHUNK = 50_000
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_dataset(url: str, customers: int, seed: int) -> None:
+    from sqlalchemy import insert
+
+    from crm_db import migrate
+    from crm_db.models import Branch, ContactHistory, Customer, Region, Staff
+    from crm_db.session import make_engine
+    from tasks.customer_classification import start_of_day
+
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    rng = np.random.default_rng(seed)
+    n_branches = REGIONS * BRANCHES_PER_REGION
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Region),
+            [
+                {"id": r + 1, "code": f"R{r + 1:02d}", "name": f"片区{r + 1}"}
+                for r in range(REGIONS)
+            ],
+        )
+        conn.execute(
+            insert(Branch),
+            [
+                {
+                    "id": b + 1,
+                    "code": f"B{b + 1:03d}",
+                    "name": f"{b + 1}号加油站",
+                    "region_id": b // BRANCHES_PER_REGION + 1,
+                }
+                for b in range(n_branches)
+            ],
+        )
+        staff, sid = [], 0
+        region_manager, branch_manager = {}, {}
+        for r in range(REGIONS):
+            sid += 1
+            region_manager[r + 1] = sid
+            staff.append(
+                {
+                    "id": sid,
+                    "external_id": f"S{sid}",
+                    "name": f"片区经理{sid}",
+                    "email": f"rm{sid}@example.test",
+                    "role": "region_manager",
+                    "region_id": r + 1,
+                    "manager_id": None,
+                }
+            )
+        for b in range(n_branches):
+            sid += 1
+            branch_manager[b + 1] = sid
+            staff.append(
+                {
+                    "id": sid,
+                    "external_id": f"S{sid}",
+                    "name": f"站经理{sid}",
+                    "email": f"bm{sid}@example.test",
+                    "role": "branch_manager",
+                    "branch_id": b + 1,
+                    "manager_id": region_manager[b // BRANCHES_PER_REGION + 1],
+                }
+            )
+        account_managers = []
+        for b in range(n_branches):
+            for _ in range(MANAGERS_PER_BRANCH):
+                sid += 1
+                account_managers.append((sid, b + 1))
+                staff.append(
+                    {
+                        "id": sid,
+                        "external_id": f"S{sid}",
+                        "name": f"客户经理{sid}",
+                        "email": f"am{sid}@example.test",
+                        "role": "account_manager",
+                        "branch_id": b + 1,
+                        "manager_id": branch_manager[b + 1],
+                    }
+                )
+        conn.execute(insert(Staff), [{"region_id": None, "branch_id": None, **s} for s in staff])
+        from sqlalchemy import update
+
+        for b, manager in branch_manager.items():
+            conn.execute(update(Branch).where(Branch.id == b).values(manager_id=manager))
+        for r, manager in region_manager.items():
+            conn.execute(update(Region).where(Region.id == r).values(manager_id=manager))
+
+    classes = np.array(list(CLASS_SHARES))
+    for start in range(0, customers, CHUNK):
+        n = min(CHUNK, customers - start)
+        ids = np.arange(start + 1, start + n + 1)
+        cls = rng.choice(classes, size=n, p=list(CLASS_SHARES.values()))
+        manager_index = rng.integers(0, len(account_managers), size=n)
+        due = rng.random(n) < DUE_SHARE
+        cadence = np.vectorize(CADENCE.get)(cls)
+        # Due customers were last reached 0-5 days beyond their cadence; the others within it.
+        days_ago = np.where(
+            due,
+            cadence + rng.integers(0, 6, size=n),
+            rng.integers(1, np.maximum(cadence, 2), size=n),
+        )
+        customer_rows, contact_rows = [], []
+        for i in range(n):
+            manager, branch = account_managers[manager_index[i]]
+            cid = int(ids[i])
+            customer_rows.append(
+                {
+                    "id": cid,
+                    "external_id": f"C{cid}",
+                    "name": f"客户{cid}",
+                    "email": f"c{cid}@example.test",
+                    "phone": f"138{cid:08d}",
+                    "card_type": "personal",
+                    "branch_id": branch,
+                    "account_manager_id": manager,
+                    "abc_class": str(cls[i]),
+                    "first_card_on": date(2020, 1, 1),
+                }
+            )
+            contact_rows.append(
+                {
+                    "customer_id": cid,
+                    "staff_id": manager,
+                    "channel": CHANNEL[str(cls[i])],
+                    "outcome": "completed",
+                    "occurred_at": start_of_day(AS_OF - timedelta(days=int(days_ago[i])))
+                    + timedelta(hours=2),
+                }
+            )
+        with engine.begin() as conn:
+            conn.execute(insert(Customer), customer_rows)
+            conn.execute(insert(ContactHistory), contact_rows)
+    engine.dispose()
+
+
+def baseline(url: str) -> tuple[float, int]:
+    """The same due set with one SQL statement, then one bulk insert of the revisit rows."""
+    from sqlalchemy import delete, func, insert, select
+
+    from crm_db.models import Customer, Revisit
+    from crm_db.session import make_engine
+    from tasks.revisit_planning import _DUE_CANDIDATES, PlanningContext
+    from tasks.rules.calendar import WorkCalendar
+    from tasks.rules.revisits import DEFAULT_CADENCES
+
+    engine = make_engine(url)
+    ctx = PlanningContext(
+        as_of=AS_OF,
+        now=datetime.now(UTC),
+        timezone=_tz(),
+        calendar=WorkCalendar(),
+        cadences=DEFAULT_CADENCES,
+        staff={},
+        branch_managers={},
+    )
+    with engine.connect() as conn:
+        hi = conn.execute(select(func.max(Customer.id))).scalar_one()
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        rows = conn.execute(_DUE_CANDIDATES, {"lo": 1, "hi": hi, **ctx.threshold_params()}).all()
+        conn.execute(
+            insert(Revisit),
+            [
+                {
+                    "customer_id": r.id,
+                    "assignee_id": r.account_manager_id,
+                    "abc_class": r.abc_class,
+                    "channel": CHANNEL[r.abc_class],
+                    "due_on": AS_OF,
+                    "status": "open",
+                    "created_at": ctx.now,
+                }
+                for r in rows
+            ],
+        )
+    elapsed = time.perf_counter() - started
+    with engine.begin() as conn:
+        conn.execute(delete(Revisit))
+    engine.dispose()
+    return elapsed, len(rows)
+
+
+def _tz():  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Asia/Shanghai")
+
+
+def run_flow(range_size: int) -> tuple[float, dict[str, int], int]:
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.revisits import revisits
+
+    @flow
+    def warm_up() -> None:
+        """Starts the Prefect API before the clock does."""
+
+    with prefect_test_harness(server_startup_timeout=120):
+        warm_up()
+        started = time.perf_counter()
+        state = revisits(as_of=AS_OF, range_size=range_size, return_state=True)
+        elapsed = time.perf_counter() - started
+        summary = state.result()
+        flow_run_id = state.state_details.flow_run_id
+        with get_client(sync_client=True) as client:
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200
+            )
+    return elapsed, summary["counts"], len(task_runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--range-size", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="crm-bench-revisits-"))
+    url = args.database_url or f"sqlite:///{workdir / 'crm.sqlite3'}"
+    os.environ["CRM_VAR_DIR"] = str(workdir)
+    os.environ["CRM_DATABASE_URL"] = url
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("CRM_SECRET_KEY", "benchmark-only-secret-key-0123456789abcdef")
+    from crm_core.prefect_env import configure_prefect_env
+
+    configure_prefect_env()
+
+    backend = url.split(":", 1)[0]
+    print(f"building {args.customers:,} customers on {backend} ...", flush=True)
+    t0 = time.perf_counter()
+    build_dataset(url, args.customers, args.seed)
+    print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    baseline_s, due = baseline(url)
+    print(f"baseline: {due:,} due revisits selected and inserted in {baseline_s:.2f} s", flush=True)
+    flow_s, counts, task_runs = run_flow(args.range_size)
+    ratio = flow_s / baseline_s if baseline_s else float("inf")
+    print(f"flow:     {flow_s:.2f} s  counts={counts}")
+    print(
+        f"ratio flow/baseline = {ratio:.2f} (target <= 1.5); task runs = {task_runs} "
+        f"(ranges of {args.range_size:,} customers)"
+    )
+    if counts.get("created") != due:
+        raise SystemExit(f"flow created {counts.get('created')} revisits, baseline {due}")
+    print(
+        f"RESULT flow_s={flow_s:.2f} baseline_s={baseline_s:.2f} ratio={ratio:.2f} "
+        f"task_runs={task_runs} peak_rss_mb={peak_rss_mb():.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

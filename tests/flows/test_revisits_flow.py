@@ -1,0 +1,101 @@
+"""The classify_customers and revisits flows end to end: real Prefect runs on a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pytest
+from prefect.client.orchestration import get_client
+from sqlalchemy import Engine, func, select
+
+from crm_core.settings import reset_settings_cache
+from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RunStatus, StaffRole
+from crm_db.models import ContactHistory, FlowRun, OutboxMessage, Revisit
+from crm_db.session import dispose_shared_engines, session_scope
+from flows.classify_customers import classify_customers
+from flows.revisits import revisits
+from tests.factories import make_customer, make_org, make_purchase, make_staff
+
+AS_OF = date(2026, 11, 23)
+PINNED = {"abc_pinned": True, "abc_pinned_reason": "test: keep the class through classification"}
+
+
+@pytest.fixture
+def crm_db(
+    engine: Engine, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
+    """The flows read CRM_DATABASE_URL: point it at this test's (SQLite or PostgreSQL) database."""
+    monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key-0123456789abcdef0123")
+    reset_settings_cache()
+    yield engine
+    dispose_shared_engines()
+
+
+def _count(engine: Engine, model: type) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _seed(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session, "EAST")
+        for i in range(6):
+            customer = make_customer(session, org)
+            make_purchase(session, customer, (i + 1) ** 3 * 10_000, date(2026, 9, 1))
+        # Bad data the run must survive and report.
+        # Neither a branch nor a manager: nobody to assign.
+        make_customer(
+            session, org, abc_class=AbcClass.A, branch_id=None, account_manager_id=None, **PINNED
+        )
+        quiet = make_org(session, "WEST")
+        quiet.account_manager.email = None  # a manager without email
+        make_customer(session, quiet, abc_class=AbcClass.B, **PINNED)
+        a = make_staff(session, StaffRole.BRANCH_MANAGER)
+        b = make_staff(session, StaffRole.REGION_MANAGER, manager_id=a.id)
+        a.manager_id = b.id  # a cyclic management chain
+        looped = make_customer(
+            session, quiet, abc_class=AbcClass.A, account_manager_id=a.id, **PINNED
+        )
+        session.add(
+            ContactHistory(
+                customer_id=looped.id,
+                channel=ContactChannel.VISIT,
+                outcome=ContactOutcome.COMPLETED,
+                occurred_at=datetime(2026, 9, 1, tzinfo=UTC),
+            )
+        )
+
+
+def test_classify_then_plan_revisits(crm_db: Engine) -> None:
+    _seed(crm_db)
+    classified = classify_customers(as_of=AS_OF)
+    assert classified["counts"]["customers"] == 9 and classified["counts"]["class_A"] >= 1
+
+    dry = revisits(as_of=AS_OF, dry_run=True)
+    assert dry["counts"]["created"] > 0 and dry["ledger_run_id"] is None
+    assert _count(crm_db, Revisit) == 0 and _count(crm_db, OutboxMessage) == 0
+
+    first = revisits(as_of=AS_OF)
+    counts = first["counts"]
+    assert counts["created"] == _count(crm_db, Revisit) > 0
+    assert counts["skipped_no_branch"] == 1
+    assert counts["digest_skipped_manager_without_email"] >= 1
+    assert counts["digests"] >= 1 and counts["care_emails"] >= 1
+    queued = _count(crm_db, OutboxMessage)
+    assert queued == counts["digests"] + counts["care_emails"]
+
+    with session_scope(crm_db) as session:
+        ledger = session.get(FlowRun, first["ledger_run_id"])
+        assert ledger is not None and ledger.status is RunStatus.COMPLETED
+        assert ledger.counts["created"] == counts["created"]
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts(limit=50)
+        keys = {a.key for a in artifact}
+    assert "revisits-summary" in keys
+
+    again = revisits(as_of=AS_OF)
+    assert again["counts"].get("created", 0) == 0
+    assert _count(crm_db, Revisit) == counts["created"]
+    assert _count(crm_db, OutboxMessage) == queued
