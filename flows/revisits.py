@@ -19,6 +19,7 @@ from tasks.revisit_planning import RangeCounts
 from tasks.revisit_summary import artifact_rows, ledger_counts
 from tasks.revisit_tasks import care_emails, digests, escalate, id_ranges, load_context
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
+from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import error_text, finish_run, start_run
 
 FLOW_NAME = "revisits"
@@ -46,6 +47,7 @@ def revisits(
     """
     logger = get_run_logger()
     run_date = resolve_as_of(as_of)
+    warnings: list[str] = []
     run_id = (
         None
         if dry_run
@@ -53,6 +55,12 @@ def revisits(
     )
     try:
         ctx = load_context(run_date, utcnow())
+        looped = staff_in_cycles({sid: m.manager_id for sid, m in ctx.staff.items()})
+        if looped:
+            warnings.append(
+                f"{len(looped)} staff members are in a cyclic management chain "
+                "(escalations stop where the chain loops); fix staff.manager_id"
+            )
         counts = RangeCounts()
         counts.merge(escalate(ctx, run_id, dry_run))
         for lo, hi in id_ranges(range_size):
@@ -70,8 +78,12 @@ def revisits(
             finish_run(run_id, RunStatus.FAILED, {}, error_text(exc))
         raise
     totals = ledger_counts(counts)
+    if looped:
+        totals["staff_in_manager_cycle"] = len(looped)
     if run_id is not None:
         finish_run(run_id, RunStatus.COMPLETED, totals)
+    for warning in warnings:
+        logger.warning(warning)
     logger.info(
         "revisits %s%s: %s",
         run_date.isoformat(),
@@ -82,9 +94,9 @@ def revisits(
         flow=FLOW_NAME,
         as_of=run_date.isoformat(),
         dry_run=dry_run,
-        status="ok",
+        status="warning" if warnings else "ok",
         counts=totals,
-        warnings=[],
+        warnings=warnings,
         ledger_run_id=run_id,
         artifact_key=key,
     )

@@ -148,3 +148,8 @@ def has_cycle(start_id: int, managers: Mapping[int, int | None], limit: int = 50
         seen.add(current)
         current = managers.get(current)
     return True
+
+
+def staff_in_cycles(managers: Mapping[int, int | None]) -> set[int]:
+    """Staff whose management chain loops back on itself (reported as a data problem)."""
+    return {staff_id for staff_id in managers if has_cycle(staff_id, managers)}

@@ -83,6 +83,7 @@ def test_classify_then_plan_revisits(crm_db: Engine) -> None:
     assert counts["skipped_no_branch"] == 1
     assert counts["digest_skipped_manager_without_email"] >= 1
     assert counts["digests"] >= 1 and counts["care_emails"] >= 1
+    assert counts["staff_in_manager_cycle"] == 2 and "cyclic" in first["warnings"][0]
     queued = _count(crm_db, OutboxMessage)
     assert queued == counts["digests"] + counts["care_emails"]
 

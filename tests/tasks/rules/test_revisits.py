@@ -101,3 +101,9 @@ def test_management_chain_survives_cycles() -> None:
     assert not has_cycle(1, managers)
     assert management_chain(10, managers) == [11, 12]
     assert has_cycle(10, managers)
+
+
+def test_staff_in_cycles() -> None:
+    from tasks.rules.revisits import staff_in_cycles
+
+    assert staff_in_cycles({1: 2, 2: 3, 3: None, 10: 11, 11: 10, 12: 10}) == {10, 11, 12}
