@@ -15,6 +15,11 @@ OFFLINE_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
     "PREFECT_UI_ENABLED": "true",
+    # The UI would otherwise show upgrade prompts and marketing banners meant for an online install.
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    # The ephemeral API (no `crm server start`) took up to 19 s to start on a busy 2-core
+    # machine; Prefect's default of 20 s would make `crm run` fail there for no real reason.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
 

@@ -108,3 +108,13 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_engine")  # type: ignore[no-any-return]
     return request.getfixturevalue("pg_engine")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test API (temporary database) for the whole session: it takes 6-12 s to
+    start, and up to a minute on a loaded CI machine."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

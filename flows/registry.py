@@ -1,0 +1,23 @@
+"""Every flow ``crm run`` can start, by name. Each new flow module adds one line here.
+
+Every flow here follows ``flows.run_contract``: parameters ``as_of`` and ``dry_run``, returns a
+``FlowSummary``.
+"""
+
+from __future__ import annotations
+
+from prefect import Flow
+
+from flows.classify_customers import classify_customers
+from flows.healthcheck import healthcheck
+from flows.revisits import revisits
+from flows.run_contract import FlowSummary
+
+# Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
+FLOWS: dict[str, Flow[..., FlowSummary]] = {
+    flow.name: flow for flow in (classify_customers, healthcheck, revisits)
+}
+
+
+def known_flows() -> list[str]:
+    return sorted(FLOWS)
