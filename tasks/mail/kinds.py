@@ -1,0 +1,169 @@
+"""The catalogue of email kinds: who receives each one, which opt-out suppresses it, and a sample
+context that documents (and tests) exactly which keys its templates need.
+
+Contexts are stored as JSON in the outbox, so every value in them is JSON-native: dates are ISO
+strings, money and percentages are numbers, absent values are ``None`` (the key is still present;
+templates use ``StrictUndefined`` and a missing key is an error, never a blank).
+URL values (``outcome_url``, ``unsubscribe_url``, ``feedback_url``) are built in code
+(``tasks.mail.links``) and checked again at render time; customer-provided text never becomes a URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Audience = Literal["customer", "staff"]
+Consent = Literal["marketing", "survey"]
+
+
+class UnknownEmailKind(LookupError):
+    """No email kind of that name (the message lists the known ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmailKind:
+    name: str
+    audience: Audience
+    # Which customer opt-out flag suppresses this kind at send time (None: only unsubscribing does).
+    consent: Consent | None
+    sample_context: dict[str, Any] = field(repr=False)
+    description: str = ""
+
+    @property
+    def delivery_keys(self) -> frozenset[str]:
+        """Context keys that delivery, not the flow, fills in at send time."""
+        return frozenset({"unsubscribe_url"}) if self.audience == "customer" else frozenset()
+
+
+_SAMPLE_OUTCOME = "https://crm.example.test/r/"
+
+_DIGEST_ITEMS: list[dict[str, Any]] = [
+    {
+        "customer_name": "田中 太郎",
+        "customer_class": "A",
+        "phone": "138****5678",
+        "channel": "visit",
+        "due_date": "2026-02-20",
+        "overdue_days": 10,
+        "last_contact_date": "2026-01-21",
+        "last_contact_outcome": "issue_raised",
+        "open_complaints": 1,
+        "last_survey_score": 6,
+        "trend_90d_pct": -23.5,
+        "outcome_url": _SAMPLE_OUTCOME + "sample-token-1",
+        "needs_reassignment": False,
+    },
+    {
+        "customer_name": "华东物流车队",
+        "customer_class": "B",
+        "phone": "*******1234",
+        "channel": "phone",
+        "due_date": "2026-03-02",
+        "overdue_days": 0,
+        "last_contact_date": "2025-12-02",
+        "last_contact_outcome": "completed",
+        "open_complaints": 0,
+        "last_survey_score": 9,
+        "trend_90d_pct": 12.0,
+        "outcome_url": _SAMPLE_OUTCOME + "sample-token-2",
+        "needs_reassignment": True,
+    },
+    {
+        "customer_name": "Li Na",
+        "customer_class": "C",
+        "phone": None,
+        "channel": "email",
+        "due_date": "2026-03-02",
+        "overdue_days": 0,
+        "last_contact_date": None,
+        "last_contact_outcome": None,
+        "open_complaints": 0,
+        "last_survey_score": None,
+        "trend_90d_pct": None,
+        "outcome_url": _SAMPLE_OUTCOME + "sample-token-3",
+        "needs_reassignment": False,
+    },
+]
+
+_ESCALATION_ITEMS: list[dict[str, Any]] = [
+    {
+        "customer_name": "田中 太郎",
+        "customer_class": "A",
+        "account_manager_name": "王小明",
+        "channel": "visit",
+        "due_date": "2026-02-20",
+        "overdue_days": 10,
+        "last_contact_date": "2026-01-21",
+        "open_complaints": 1,
+        "outcome_url": _SAMPLE_OUTCOME + "sample-token-1",
+        "needs_reassignment": False,
+    },
+    {
+        "customer_name": "华东物流车队",
+        "customer_class": "B",
+        "account_manager_name": "赵强",
+        "channel": "phone",
+        "due_date": "2026-02-12",
+        "overdue_days": 18,
+        "last_contact_date": None,
+        "open_complaints": 0,
+        "outcome_url": _SAMPLE_OUTCOME + "sample-token-2",
+        "needs_reassignment": True,
+    },
+]
+
+KINDS: dict[str, EmailKind] = {
+    kind.name: kind
+    for kind in (
+        EmailKind(
+            name="revisit_digest",
+            audience="staff",
+            consent=None,
+            description="An account manager's daily list of due and overdue revisits.",
+            sample_context={
+                "manager_name": "王小明",
+                "date": "2026-03-02",
+                "items": _DIGEST_ITEMS,
+            },
+        ),
+        EmailKind(
+            name="revisit_care",
+            audience="customer",
+            consent="marketing",
+            description="Thanks the customer and asks whether last time's issue was solved.",
+            sample_context={
+                "customer_name": "田中 太郎",
+                "manager_name": "王小明",
+                "manager_phone": "0571-8888 6666",
+                "last_contact_date": "2026-01-21",
+                "last_issue": "加油卡充值后余额未及时到账",
+                "feedback_url": "https://crm.example.test/f/sample-token",
+                "unsubscribe_url": "https://crm.example.test/u/sample-token",
+            },
+        ),
+        EmailKind(
+            name="revisit_escalation",
+            audience="staff",
+            consent=None,
+            description="Overdue revisits escalated to a branch or region manager.",
+            sample_context={
+                "recipient_name": "陈经理",
+                "level": "branch",
+                "scope_name": "西湖油站",
+                "date": "2026-03-02",
+                "overdue_after_days": 7,
+                "items": _ESCALATION_ITEMS,
+            },
+        ),
+    )
+}
+
+
+def get_kind(name: str) -> EmailKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UnknownEmailKind(
+            f"unknown email kind {name!r}; known: {', '.join(sorted(KINDS))}"
+        ) from None

@@ -1,0 +1,90 @@
+"""Every URL that goes into an email is built here, from ids and signed tokens, never from text a
+customer typed. ``safe_url`` is the gate the templates apply again at render time: only https://
+links or links under our own public base URL get through, so neither a ``javascript:`` URL nor an
+attribute break-out (quotes, spaces, angle brackets) can reach the HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from crm_core.signing import sign
+
+UNSUBSCRIBE_PURPOSE = "unsubscribe"
+REVISIT_OUTCOME_PURPOSE = "revisit_outcome"
+UNSUBSCRIBE_TTL = timedelta(days=400)
+REVISIT_OUTCOME_TTL = timedelta(days=30)
+
+# Whitespace, controls, quotes, angle brackets and backslashes never belong in a URL we emit;
+# rejecting them (instead of escaping) keeps the rule simple enough to be obviously right.
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f\"'<>\\`\u2028\u2029]")
+
+
+class UnsafeURL(ValueError):
+    """A URL that is neither https:// nor under the configured public base URL."""
+
+
+def _base(base_url: str) -> str:
+    return base_url.rstrip("/")
+
+
+def safe_url(url: str, base_url: str) -> str:
+    """``url`` unchanged if it is https:// (with a host, no user info) or under ``base_url``;
+    otherwise ``UnsafeURL``. The message never echoes the URL (it may hold a token)."""
+    if not isinstance(url, str) or not url:
+        raise UnsafeURL("link is empty or not text")
+    if _FORBIDDEN.search(url):
+        raise UnsafeURL("link contains whitespace, quotes, brackets or control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise UnsafeURL("link is not a valid URL") from exc
+    if not parts.hostname or "@" in parts.netloc:
+        raise UnsafeURL("link has no host or carries user info")
+    if parts.scheme.lower() == "https":
+        return url
+    base = _base(base_url)
+    base_parts = urlsplit(base)
+    under_base = (
+        parts.scheme.lower() == base_parts.scheme.lower()
+        and parts.netloc.lower() == base_parts.netloc.lower()
+        and (url == base or url.startswith(base + "/"))
+    )
+    if not under_base:
+        raise UnsafeURL("link must be https:// or under the public base URL")
+    return url
+
+
+def signed_url(base_url: str, prefix: str, token: str) -> str:
+    """``{base_url}/{prefix}/{token}``; tokens from ``crm_core.signing`` are URL-safe already."""
+    return safe_url(f"{_base(base_url)}/{prefix}/{token}", base_url)
+
+
+def unsubscribe_url(customer_id: int, *, key: bytes, base_url: str, now: datetime) -> str:
+    """The link (and ``List-Unsubscribe`` target) that unsubscribes one customer."""
+    token = sign(
+        key, UNSUBSCRIBE_PURPOSE, {"customer": customer_id}, expires_at=now + UNSUBSCRIBE_TTL
+    )
+    return signed_url(base_url, "u", token)
+
+
+def revisit_outcome_url(
+    revisit_id: int,
+    *,
+    staff_id: int,
+    key: bytes,
+    base_url: str,
+    now: datetime,
+    ttl: timedelta = REVISIT_OUTCOME_TTL,
+) -> str:
+    """The link in a digest where the account manager records a revisit's outcome
+    (``{base_url}/r/{token}``; the token names the revisit and the staff member it was sent to)."""
+    token = sign(
+        key,
+        REVISIT_OUTCOME_PURPOSE,
+        {"revisit": revisit_id, "staff": staff_id},
+        expires_at=now + ttl,
+    )
+    return signed_url(base_url, "r", token)
