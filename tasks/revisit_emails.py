@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, text
 
 from crm_core.masking import mask_phone
+from crm_db.models import ContactHistory
 from crm_db.session import session_factory
 from crm_db.types import UTCDateTime
 from tasks.customer_context import as_utc_datetime, load_customer_context
@@ -28,19 +29,25 @@ from tasks.staff_directory import StaffAddress
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
 
+# The batch's ids come first (a cheap index scan); only those rows are joined, so each batch
+# costs its own size rather than the whole day's due set.
 _DUE_EMAIL_REVISITS = text(
     """
-    SELECT v.id, v.customer_id, c.name, c.email, c.email_undeliverable, c.locale,
+    WITH batch AS (
+        SELECT id FROM revisits
+        WHERE status = 'open' AND channel = 'email' AND due_on <= :as_of AND id > :after
+        ORDER BY id LIMIT :limit
+    )
+    SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.email_undeliverable, c.locale,
            c.marketing_opt_out, c.unsubscribed_at, COALESCE(r.code, '-') AS region_code,
            a.name AS manager_name, a.phone AS manager_phone
-    FROM revisits v
+    FROM batch
+    JOIN revisits v ON v.id = batch.id
     JOIN customers c ON c.id = v.customer_id
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
     LEFT JOIN staff a ON a.id = v.assignee_id
-    WHERE v.status = 'open' AND v.channel = 'email' AND v.due_on <= :as_of AND v.id > :after
     ORDER BY v.id
-    LIMIT :limit
     """
 )
 
@@ -54,14 +61,9 @@ _LAST_CUSTOMER_EMAIL = text(
 
 _COMPLETE = text(
     "UPDATE revisits SET status = 'done', outcome = 'email_sent', completed_at = :now "
-    "WHERE id = :id AND status = 'open'"
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-_RECORD_CONTACT = text(
-    "INSERT INTO contact_history (customer_id, staff_id, channel, outcome, occurred_at, "
-    "revisit_id, notes) SELECT customer_id, assignee_id, 'email', 'completed', :now, id, "
-    "'care email queued' FROM revisits WHERE id = :id"
-).bindparams(bindparam("now", type_=UTCDateTime()))
+    "WHERE id IN :ids AND status = 'open'"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True))
+_CONTACTS = cast(Table, ContactHistory.__table__)
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -95,7 +97,9 @@ def queue_care_emails(
                 for row in conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": ids})
             }
             context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
-            messages, done = [], []
+            messages: list[NewMessage] = []
+            done: list[int] = []
+            contacts: list[dict[str, Any]] = []
             for row in rows:
                 reason = _care_skip_reason(row, last_sent.get(row.customer_id), ctx, cap_days)
                 if reason:
@@ -122,12 +126,24 @@ def queue_care_emails(
                         run_id=run_id,
                     )
                 )
-                done.append({"id": row.id, "now": ctx.now})
+                done.append(row.id)
+                contacts.append(
+                    {
+                        "customer_id": row.customer_id,
+                        "staff_id": row.assignee_id,
+                        "channel": "email",
+                        "outcome": "completed",
+                        "occurred_at": ctx.now,
+                        "revisit_id": row.id,
+                        "notes": "care email queued",
+                    }
+                )
                 counts.add(row.region_code, "care_emails")
             if not dry_run and done:
+                # Bulk statements: one insert of the contacts, one update of the revisits.
                 enqueue(session, messages, now=ctx.now)
-                conn.execute(_RECORD_CONTACT, done)
-                conn.execute(_COMPLETE, done)
+                conn.execute(insert(_CONTACTS), contacts)
+                conn.execute(_COMPLETE, {"ids": done, "now": ctx.now})
                 session.commit()
         finally:
             session.close()
@@ -150,6 +166,14 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
+_DIGEST_LOAD = text(
+    """
+    SELECT assignee_id, COUNT(*) AS n FROM revisits
+    WHERE status = 'open' AND due_on <= :as_of AND assignee_id IS NOT NULL
+    GROUP BY assignee_id ORDER BY assignee_id
+    """
+)
+
 _DIGEST_REVISITS = text(
     """
     SELECT v.id, v.customer_id, v.assignee_id, v.abc_class, v.channel, v.due_on,
@@ -159,29 +183,31 @@ _DIGEST_REVISITS = text(
     JOIN customers c ON c.id = v.customer_id
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
-    WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IS NOT NULL
-      AND v.assignee_id > :after
+    WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IN :assignees
     ORDER BY v.assignee_id, v.due_on, v.id
     """
-)
+).bindparams(bindparam("assignees", expanding=True))
 
 
-def _assignee_groups(conn: Connection, as_of: date, after: int, max_rows: int) -> list[list[Any]]:
-    """Whole assignees' revisit lists, at least ``max_rows`` rows unless the end is reached."""
-    groups: list[list[Any]] = []
-    current: list[Any] = []
-    total = 0
-    for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "after": after}):
-        if current and row.assignee_id != current[0].assignee_id:
-            groups.append(current)
-            total += len(current)
-            current = []
-            if total >= max_rows:
-                return groups
-        current.append(row)
-    if current:
-        groups.append(current)
-    return groups
+def _assignee_batches(conn: Connection, as_of: date, max_rows: int) -> list[list[int]]:
+    """Assignees with due revisits, grouped so a batch holds about ``max_rows`` revisits."""
+    batches: list[list[int]] = [[]]
+    size = 0
+    for assignee_id, n in conn.execute(_DIGEST_LOAD, {"as_of": as_of}).tuples():
+        if batches[-1] and size + n > max_rows:
+            batches.append([])
+            size = 0
+        batches[-1].append(assignee_id)
+        size += n
+    return [batch for batch in batches if batch]
+
+
+def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> list[list[Any]]:
+    """The due revisits of ``assignees``, one list per assignee, most overdue first."""
+    groups: dict[int, list[Any]] = {}
+    for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "assignees": assignees}):
+        groups.setdefault(row.assignee_id, []).append(row)
+    return list(groups.values())
 
 
 def queue_digests(
@@ -195,15 +221,13 @@ def queue_digests(
     batch_rows: int = 5000,
 ) -> RangeCounts:
     counts = RangeCounts()
-    after = 0
-    while True:
+    with engine.connect() as conn:
+        batches = _assignee_batches(conn, ctx.as_of, batch_rows)
+    for assignees in batches:
         session = session_factory(engine)()
         try:
             conn = session.connection()
-            groups = _assignee_groups(conn, ctx.as_of, after, batch_rows)
-            if not groups:
-                break
-            after = groups[-1][0].assignee_id
+            groups = _assignee_groups(conn, ctx.as_of, assignees)
             ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
             context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
             messages = list(

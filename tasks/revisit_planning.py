@@ -9,7 +9,7 @@ one revisit per customer and due date) makes re-runs and concurrent runs create 
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -71,14 +71,14 @@ class PlanningContext:
 class RangeCounts:
     """Per-region counts for the run artifact (region code -> counter)."""
 
-    by_region: dict[str, Counter[str]] = field(default_factory=dict)
+    by_region: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     def add(self, region: str, key: str, n: int = 1) -> None:
-        self.by_region.setdefault(region, Counter())[key] += n
+        self.by_region[region][key] += n
 
     def merge(self, other: RangeCounts) -> None:
         for region, counter in other.by_region.items():
-            self.by_region.setdefault(region, Counter()).update(counter)
+            self.by_region[region].update(counter)
 
     def total(self, key: str) -> int:
         return sum(counter[key] for counter in self.by_region.values())
