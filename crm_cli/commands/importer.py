@@ -1,4 +1,5 @@
-"""``crm import {customers,transactions,complaints,targets} FILE.csv`` and ``crm import columns``.
+"""``crm import KIND FILE.csv`` (customers, transactions, complaints, contacts, targets) and
+``crm import columns``.
 
 Exit codes: 0 imported (or header only: nothing to import), 1 the file has errors (each printed
 as ``FILE:LINE: field: problem``; nothing written), 2 usage error, 3 the database failed
@@ -27,7 +28,7 @@ import_app = typer.Typer(
     help=(
         "Import CSV files (UTF-8, header line). Every row is validated first; any error and "
         "nothing is written. Otherwise rows are upserted by their key in one transaction. "
-        "Import customers before the transactions and complaints that refer to them."
+        "Import customers before the transactions, complaints and contacts that refer to them."
     ),
     no_args_is_help=True,
 )

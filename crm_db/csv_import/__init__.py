@@ -1,4 +1,4 @@
-"""CSV import of customers, transactions, complaints and targets (``crm import ...``).
+"""CSV import of customers, transactions, complaints, contacts and targets (``crm import ...``).
 
 Layers: ``kinds/*`` and ``fields`` are pure per-row validators; ``reader`` streams records with
 their line numbers; ``validation`` checks a whole stream; ``db_lookups`` and ``writer`` are the

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from collections.abc import Mapping
+from datetime import datetime
 
+from sqlalchemy import Connection, func, select
+
+from crm_db.csv_import.id_map import id_map
 from crm_db.csv_import.lookups import LookupName, Lookups, StaffRef
-from crm_db.models import Branch, Customer, Region, Staff
+from crm_db.models import Branch, Customer, Region, Revisit, Staff
 
 
 def load_lookups(
@@ -15,6 +19,7 @@ def load_lookups(
     default_timezone: str,
     default_locale: str,
     allow_test_email_domain: bool = False,
+    now: datetime | None = None,
 ) -> Lookups:
     """One query per map. The customer map holds only external id -> id (two small values per
     customer), which stays modest even for a million customers."""
@@ -36,6 +41,17 @@ def load_lookups(
             select(Customer.external_id, Customer.id)
         )
         customers = {ext: id_ for ext, id_ in result}
+    revisits: Mapping[int, int] = {}
+    if LookupName.REVISITS in needs:
+        # Every revisit, not only open ones (a re-import names revisits it already closed), in
+        # an array-backed map: the table grows by a row per customer and cadence.
+        low, high, total = conn.execute(
+            select(func.min(Revisit.id), func.max(Revisit.id), func.count(Revisit.id))
+        ).one()
+        found = conn.execution_options(yield_per=50_000).execute(
+            select(Revisit.id, Revisit.customer_id)
+        )
+        revisits = id_map(found.tuples(), low, high, total)
     return Lookups(
         default_timezone=default_timezone,
         default_locale=default_locale,
@@ -44,4 +60,6 @@ def load_lookups(
         branches=branches,
         staff=staff,
         customers=customers,
+        revisits=revisits,
+        now=now,
     )

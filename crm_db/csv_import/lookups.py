@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -14,6 +15,7 @@ class LookupName(StrEnum):
     BRANCHES = "branches"
     STAFF = "staff"
     CUSTOMERS = "customers"
+    REVISITS = "revisits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,8 @@ class StaffRef:
 class Lookups:
     """Codes and external ids mapped to database ids, plus the defaults for empty cells.
 
-    Only the maps a kind needs are filled; the others stay empty."""
+    Only the maps a kind needs are filled; the others stay empty. ``now`` is the import's clock
+    (rows dated after it are refused where a kind says so); None where no kind needs it."""
 
     default_timezone: str
     default_locale: str
@@ -35,3 +38,5 @@ class Lookups:
     branches: Mapping[str, int] = field(default_factory=dict)  # branch code -> id
     staff: Mapping[str, StaffRef] = field(default_factory=dict)  # staff external id -> ref
     customers: Mapping[str, int] = field(default_factory=dict)  # customer external id -> id
+    revisits: Mapping[int, int] = field(default_factory=dict)  # revisit id -> its customer id
+    now: datetime | None = None

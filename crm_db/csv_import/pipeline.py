@@ -31,8 +31,8 @@ DEFAULT_CHUNK_SIZE = 2_000
 
 @dataclass(frozen=True, slots=True)
 class ImportOptions:
-    now: datetime  # stamps created_at and status-change events
-    default_timezone: str  # for empty customer time zones and naive complaint times
+    now: datetime  # stamps created_at and status-change events; the limit for future rows
+    default_timezone: str  # for empty customer time zones and naive complaint/contact times
     default_locale: str
     allow_test_email_domain: bool = False  # the demo's addresses live at example.test
     chunk_size: int = DEFAULT_CHUNK_SIZE
@@ -79,6 +79,7 @@ def import_csv(
             default_timezone=options.default_timezone,
             default_locale=options.default_locale,
             allow_test_email_domain=options.allow_test_email_domain,
+            now=options.now,
         )
     source = CsvFile(path)
     summary = validate_file(source, spec, lookups, on_error)

@@ -13,15 +13,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Table, case, or_, select, tuple_
+from sqlalchemy import Connection, RowMapping, Table, bindparam, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from crm_db.csv_import.kinds.complaints import ComplaintRecord
+from crm_db.csv_import.kinds.contacts import ContactRecord
 from crm_db.csv_import.kinds.customers import CustomerRecord
 from crm_db.csv_import.kinds.targets import TargetRecord
 from crm_db.csv_import.kinds.transactions import TransactionRecord
-from crm_db.models import Complaint, ComplaintEvent, Customer, Target, Transaction
+from crm_db.enums import RevisitStatus
+from crm_db.models import (
+    Complaint,
+    ComplaintEvent,
+    ContactHistory,
+    Customer,
+    Revisit,
+    Target,
+    Transaction,
+)
+from tasks.revisit_completion import REACHED
 
 IMPORT_NOTE = "csv import"
 
@@ -219,6 +230,56 @@ def _event(complaint_id: int, at: datetime, from_status: Any, to_status: Any) ->
     }
 
 
+def write_contacts(
+    conn: Connection, records: Sequence[ContactRecord], now: datetime
+) -> WriteCounts:
+    """Besides the upsert, close the revisits the contacts complete, by ``record_outcome``'s
+    rule: an outcome that reached the customer closes an open revisit (done, that outcome,
+    completed at the contact's time); an attempt leaves it open. Only rows this import writes
+    close anything, and only open revisits, so a re-import changes nothing; a corrected row never
+    reopens a revisit. When several rows close one revisit, the first in the file wins, whatever
+    the chunk boundaries (a later chunk finds it closed)."""
+    table = ContactHistory.__table__
+    revisits = Revisit.__table__
+    assert isinstance(table, Table) and isinstance(revisits, Table)
+    chunk = _sort_chunk(conn, table, ("external_id",), [record.values() for record in records])
+    written = _to_write(chunk)
+    _upsert(conn, table, ("external_id",), written)
+    written_ids = {row["external_id"] for row in written}
+    closing: dict[int, Values] = {}
+    for record in records:  # file order
+        if (
+            record.revisit_id is not None
+            and record.outcome in REACHED
+            and record.external_id in written_ids
+        ):
+            closing.setdefault(
+                record.revisit_id,
+                {
+                    "revisit": record.revisit_id,
+                    "reached": record.outcome.value,
+                    "at": record.occurred_at,
+                    "contact_notes": record.notes,
+                },
+            )
+    if closing:
+        conn.execute(
+            update(revisits)
+            .where(
+                revisits.c.id == bindparam("revisit"),
+                revisits.c.status == RevisitStatus.OPEN,
+            )
+            .values(
+                status=RevisitStatus.DONE,
+                outcome=bindparam("reached"),
+                completed_at=bindparam("at"),
+                notes=bindparam("contact_notes"),
+            ),
+            list(closing.values()),
+        )
+    return chunk.counts()
+
+
 TARGET_KEY = ("period", "scope", "scope_id", "metric")
 
 
@@ -240,5 +301,6 @@ WRITERS: dict[str, Writer] = {
     "customers": write_customers,
     "transactions": write_transactions,
     "complaints": write_complaints,
+    "contacts": write_contacts,
     "targets": write_targets,
 }

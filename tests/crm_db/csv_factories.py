@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert
 
-from crm_db.enums import CardType, StaffRole
-from crm_db.models import Branch, Customer, Region, Staff
+from crm_db.enums import AbcClass, CardType, ContactChannel, RevisitStatus, StaffRole
+from crm_db.models import Branch, Customer, Region, Revisit, Staff
 
 
 @dataclass(frozen=True)
@@ -207,3 +207,56 @@ def target_row(**overrides: str) -> dict[str, str]:
         "value": "125000.50",
     }
     return {**row, **overrides}
+
+
+CONTACT_HEADER = [
+    "external_id",
+    "customer_id",
+    "staff_id",
+    "channel",
+    "outcome",
+    "occurred_at",
+    "notes",
+    "revisit_id",
+]
+
+
+def contact_row(external_id: str = "H1", **overrides: str) -> dict[str, str]:
+    row = {
+        "external_id": external_id,
+        "customer_id": "C1",
+        "staff_id": "S1",
+        "channel": "visit",
+        "outcome": "completed",
+        "occurred_at": "2026-03-05T10:00:00+08:00",
+        "notes": "客户满意，下次带新卡资料",
+        "revisit_id": "",
+    }
+    return {**row, **overrides}
+
+
+def make_revisit(
+    engine: Engine,
+    customer_id: int,
+    *,
+    due_on: date = date(2026, 3, 4),
+    status: RevisitStatus = RevisitStatus.OPEN,
+    assignee_id: int | None = None,
+    channel: ContactChannel = ContactChannel.VISIT,
+) -> int:
+    """A revisit of ``customer_id`` (open by default: at most one open per customer)."""
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(Revisit)
+                .values(
+                    customer_id=customer_id,
+                    assignee_id=assignee_id,
+                    abc_class=AbcClass.A,
+                    channel=channel,
+                    due_on=due_on,
+                    status=status,
+                )
+                .returning(Revisit.id)
+            ).scalar_one()
+        )
