@@ -6,9 +6,10 @@ and one digest per account manager. Outcomes and their emails commit together (o
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from crm_db.enums import RunStatus
@@ -23,6 +24,11 @@ from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import error_text, finish_run, start_run
 
 FLOW_NAME = "revisits"
+# Id ranges planned at once. Each range reads on its own connection (SQLite readers run in
+# parallel under WAL; the short writes queue on the write lock), so this uses both cores of a
+# small machine. Bounded well below the connection pool (CRM_DB_POOL_SIZE, default 5).
+PLANNING_CONCURRENCY = 2
+_TASK_RUNNER: Any = ThreadPoolTaskRunner(max_workers=PLANNING_CONCURRENCY)
 
 
 @flow(
@@ -30,6 +36,7 @@ FLOW_NAME = "revisits"
     description="Plan customer revisits by class cadence, escalate overdue ones, queue care "
     "emails and a daily digest per account manager.",
     timeout_seconds=3600,
+    task_runner=_TASK_RUNNER,
 )
 def revisits(
     as_of: date | None = None,
@@ -63,8 +70,11 @@ def revisits(
             )
         counts = RangeCounts()
         counts.merge(escalate(ctx, run_id, dry_run))
-        for lo, hi in id_ranges(range_size):
-            counts.merge(plan_range_task(ctx, lo, hi, run_id, dry_run))
+        futures = [
+            plan_range_task.submit(ctx, lo, hi, run_id, dry_run) for lo, hi in id_ranges(range_size)
+        ]
+        for future in futures:
+            counts.merge(future.result())
         counts.merge(care_emails(ctx, run_id, dry_run))
         counts.merge(digests(ctx, run_id, dry_run))
         key = artifact_key(FLOW_NAME)

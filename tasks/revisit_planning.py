@@ -145,64 +145,70 @@ def plan_range(
     run_id: int | None,
     dry_run: bool,
 ) -> RangeCounts:
-    """Create the due revisits of customers ``lo..hi``; in a dry run only count them."""
+    """Create the due revisits of customers ``lo..hi``; in a dry run only count them.
+
+    The selection reads in its own short transaction and the inserts write in another, so ranges
+    can be planned concurrently: SQLite readers never block each other in WAL mode, and a read
+    snapshot is never upgraded to a write (which SQLite refuses once another range has committed).
+    A revisit another writer created in between is skipped by the unique keys.
+    """
     counts = RangeCounts()
     params = {"lo": lo, "hi": hi, **ctx.threshold_params()}
     rows: list[dict[str, Any]] = []
-    with engine.begin() as conn:
-        for row in conn.execute(_DUE_CANDIDATES, params):
-            region = row.region_code
-            counts.add(region, "due")
-            cadence = ctx.cadences[AbcClass(row.abc_class)]
-            if cadence.channel is ContactChannel.EMAIL and (
-                row.marketing_opt_out or row.unsubscribed_at is not None
-            ):
-                # An email-channel revisit is a care email; an opted-out customer gets none.
-                counts.add(region, f"skipped:{SkipReason.OPTED_OUT.value}")
-                continue
-            manager_id = ctx.branch_managers.get(row.branch_id) if row.branch_id else None
-            assignment = assign(
-                account_manager=ctx.staff.get(row.account_manager_id),
-                branch_manager=ctx.staff.get(manager_id) if manager_id else None,
-                has_branch=row.branch_id is not None,
-            )
-            if assignment.skip is not None:
-                counts.add(region, f"skipped:{assignment.skip.value}")
-                continue
-            last = _last_completed(row.last_completed)
-            natural = natural_due(
-                last_completed=ctx.local_date(last) if last else None,
-                customer_since=_as_date(row.first_card_on),
-                cadence_days=cadence.cadence_days,
-            )
-            rows.append(
-                {
-                    "customer_id": row.id,
-                    "assignee_id": assignment.assignee_id,
-                    "abc_class": cadence.abc_class,
-                    "channel": cadence.channel,
-                    "due_on": scheduled_due(
-                        natural=natural, as_of=ctx.as_of, calendar=ctx.calendar
-                    ),
-                    "status": "open",
-                    "needs_reassignment": assignment.needs_reassignment,
-                    "escalation_level": 0,
-                    "run_id": run_id,
-                    "created_at": ctx.now,
-                    "_region": region,
-                }
-            )
-        if rows and not dry_run:
-            regions = [r.pop("_region") for r in rows]
+    with engine.connect() as conn:
+        candidates = conn.execute(_DUE_CANDIDATES, params).all()
+    for row in candidates:
+        region = row.region_code
+        counts.add(region, "due")
+        cadence = ctx.cadences[AbcClass(row.abc_class)]
+        if cadence.channel is ContactChannel.EMAIL and (
+            row.marketing_opt_out or row.unsubscribed_at is not None
+        ):
+            # An email-channel revisit is a care email; an opted-out customer gets none.
+            counts.add(region, f"skipped:{SkipReason.OPTED_OUT.value}")
+            continue
+        manager_id = ctx.branch_managers.get(row.branch_id) if row.branch_id else None
+        assignment = assign(
+            account_manager=ctx.staff.get(row.account_manager_id),
+            branch_manager=ctx.staff.get(manager_id) if manager_id else None,
+            has_branch=row.branch_id is not None,
+        )
+        if assignment.skip is not None:
+            counts.add(region, f"skipped:{assignment.skip.value}")
+            continue
+        last = _last_completed(row.last_completed)
+        natural = natural_due(
+            last_completed=ctx.local_date(last) if last else None,
+            customer_since=_as_date(row.first_card_on),
+            cadence_days=cadence.cadence_days,
+        )
+        rows.append(
+            {
+                "customer_id": row.id,
+                "assignee_id": assignment.assignee_id,
+                "abc_class": cadence.abc_class,
+                "channel": cadence.channel,
+                "due_on": scheduled_due(natural=natural, as_of=ctx.as_of, calendar=ctx.calendar),
+                "status": "open",
+                "needs_reassignment": assignment.needs_reassignment,
+                "escalation_level": 0,
+                "run_id": run_id,
+                "created_at": ctx.now,
+                "_region": region,
+            }
+        )
+    if rows and not dry_run:
+        regions = [r.pop("_region") for r in rows]
+        with engine.begin() as conn:
             created = insert_ignoring_conflicts(conn, _REVISITS, rows, ())
-            if created == len(rows):
-                for region in regions:
-                    counts.add(region, "created")
-            else:  # a concurrent run got some first: count per region from the database
-                counts.add("-", "created", created)
-        elif rows:
-            for r in rows:
-                counts.add(r["_region"], "created")
+        if created == len(rows):
+            for region in regions:
+                counts.add(region, "created")
+        else:  # a concurrent run got some first: count per region from the database
+            counts.add("-", "created", created)
+    elif rows:
+        for r in rows:
+            counts.add(r["_region"], "created")
     return counts
 
 
