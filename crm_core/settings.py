@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(30.0, gt=0)
     smtp_concurrency: int = Field(8, ge=1, le=64)
     mail_from: str = "CRM Flows <crm@example.test>"
+    company_name: str = Field("CRM Flows", description="shown in email headers and footers")
+    smtp_ca_file: str | None = Field(
+        None, description="PEM bundle trusted for the relay's certificate (default: system CAs)"
+    )
+
+    # Outbox delivery. The lease must outlive one send (smtp_timeout_s) with room to spare, or a
+    # slow send could be reclaimed and sent again by another process while still in flight.
+    outbox_batch_size: int = Field(1000, ge=1, le=20_000, description="rows claimed per batch")
+    outbox_lease_s: float = Field(600.0, gt=0, description="how long a claim holds its rows")
+    outbox_max_attempts: int = Field(8, ge=1, le=100, description="tries before a row fails")
+    outbox_backoff_base_s: float = Field(60.0, gt=0, description="first retry delay (doubles)")
+    outbox_backoff_max_s: float = Field(6 * 3600.0, gt=0, description="longest retry delay")
 
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="base of links in emails (unsubscribe, surveys)"
@@ -83,6 +95,15 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("public_base_url must start with https:// (or http:// for local demo)")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> Settings:
+        if self.outbox_lease_s < 2 * self.smtp_timeout_s + 1:
+            raise ValueError(
+                "CRM_OUTBOX_LEASE_S must be at least 2 x CRM_SMTP_TIMEOUT_S + 1 s, so a claim "
+                "never expires while one of its messages is still being sent"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:

@@ -1,0 +1,51 @@
+"""Settings: defaults work on a bare machine; production refuses unsafe values; secrets stay secret;
+``.env.example`` documents every setting."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from crm_core.paths import PROJECT_ROOT
+from crm_core.settings import Settings
+
+
+def test_demo_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url == f"sqlite:///{tmp_path / 'crm.sqlite3'}"
+    with pytest.warns(UserWarning, match="demo key"):
+        key = settings.signing_key()
+    assert len(key) >= 32 and (tmp_path / "demo-secret-key").exists()
+
+
+def test_production_requires_secret_and_tls() -> None:
+    with pytest.raises(ValidationError, match="CRM_SECRET_KEY"):
+        Settings(_env_file=None, mode="production")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="plaintext"):
+        Settings(_env_file=None, mode="production", secret_key="k" * 40, smtp_tls="none")  # type: ignore[call-arg]
+    ok = Settings(_env_file=None, mode="production", secret_key="k" * 40)  # type: ignore[call-arg]
+    assert ok.signing_key() == b"k" * 40
+
+
+def test_secrets_never_show() -> None:
+    settings = Settings(_env_file=None, smtp_password="hunter2-secret", secret_key="s" * 40)  # type: ignore[call-arg]
+    assert "hunter2-secret" not in repr(settings) and "s" * 40 not in str(settings)
+    summary = settings.safe_summary()
+    assert "hunter2" not in str(summary) and summary["secret_key"] == "set"
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(ValidationError, match="unknown timezone"):
+        Settings(_env_file=None, timezone="Mars/Olympus")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="public_base_url"):
+        Settings(_env_file=None, public_base_url="javascript:alert(1)")  # type: ignore[call-arg]
+
+
+def test_env_example_lists_every_setting() -> None:
+    documented = set(re.findall(r"CRM_([A-Z0-9_]+)=", (PROJECT_ROOT / ".env.example").read_text()))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields <= documented, f"missing from .env.example: {sorted(fields - documented)}"
