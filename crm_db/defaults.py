@@ -1,0 +1,365 @@
+"""The documented default policies, inserted once and never overwritten.
+
+``ensure_default_policies`` adds only the rows that are missing (by natural key), so it is safe
+to run on every install or upgrade: an operator's edits to a row always survive.
+
+Revisit policies (定期回访)
+
+=====  ========  =======  ==================
+class  cadence   channel  overdue after
+=====  ========  =======  ==================
+A      30 days   visit    7 days after due
+B      90 days   phone    7 days after due
+C      180 days  email    7 days after due
+=====  ========  =======  ==================
+
+SLA policies (minutes; first response / resolution). Critical and high complaints run on the
+24x7 clock (an urgent problem does not wait for Monday); normal and low ones on the ``CN``
+business calendar (09:00-18:00, Mon-Fri, public holidays off, make-up workdays on), where one
+working day is 540 minutes, so "24 h" reads as "within one working day". Rows for A-class
+customers halve the targets (the seeds: important customers are answered first).
+
+========  =====  ==========================  ==================================  ========
+severity  class  first response              resolution                          clock
+========  =====  ==========================  ==================================  ========
+critical  any    120 (2 h)                   1440 (24 h)                         24x7
+critical  A      60 (1 h)                    720 (12 h)                          24x7
+high      any    240 (4 h)                   2880 (48 h)                         24x7
+high      A      120 (2 h)                   1440 (24 h)                         24x7
+normal    any    540 (1 working day, "24h")  1620 (3 working days, "72 h")       CN
+normal    A      270 (half a working day)    810 (1.5 working days)              CN
+low       any    540 (1 working day)         2700 (5 working days, "120 h")      CN
+low       A      270                         1350                                CN
+========  =====  ==========================  ==================================  ========
+
+Escalation thresholds keep the model defaults: warning at 80 % of a target, branch manager at
+100 %, region manager at 150 %, senior management at 200 %.
+
+Business calendar ``CN``: Asia/Shanghai, 09:00-18:00, Monday to Friday, with the public holidays
+and make-up working days (调休) of the State Council notices for 2025 (国办发明电〔2024〕12号)
+and 2026 (published 2025-11-04).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, Final, TypeVar, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_db.enums import AbcClass, ContactChannel, Severity
+from crm_db.models import (
+    BusinessCalendar,
+    CalendarDay,
+    PolicySetting,
+    RevisitPolicy,
+    SlaPolicy,
+)
+from crm_db.types import utcnow
+
+CALENDAR_CODE: Final = "CN"
+WORKDAY_MINUTES: Final = 9 * 60  # 09:00-18:00
+
+
+@dataclass(frozen=True)
+class RevisitDefault:
+    abc_class: AbcClass
+    cadence_days: int
+    channel: ContactChannel
+    overdue_after_days: int = 7
+
+
+REVISIT_DEFAULTS: Final[tuple[RevisitDefault, ...]] = (
+    RevisitDefault(AbcClass.A, 30, ContactChannel.VISIT),
+    RevisitDefault(AbcClass.B, 90, ContactChannel.PHONE),
+    RevisitDefault(AbcClass.C, 180, ContactChannel.EMAIL),
+)
+
+
+@dataclass(frozen=True)
+class SlaDefault:
+    code: str
+    severity: Severity
+    abc_class: AbcClass | None
+    first_response_minutes: int
+    resolution_minutes: int
+    business_hours: bool  # True: measured on the CN calendar; False: 24x7
+
+
+SLA_DEFAULTS: Final[tuple[SlaDefault, ...]] = (
+    SlaDefault("critical", Severity.CRITICAL, None, 120, 1440, False),
+    SlaDefault("critical-a", Severity.CRITICAL, AbcClass.A, 60, 720, False),
+    SlaDefault("high", Severity.HIGH, None, 240, 2880, False),
+    SlaDefault("high-a", Severity.HIGH, AbcClass.A, 120, 1440, False),
+    SlaDefault("normal", Severity.NORMAL, None, WORKDAY_MINUTES, 3 * WORKDAY_MINUTES, True),
+    SlaDefault(
+        "normal-a",
+        Severity.NORMAL,
+        AbcClass.A,
+        WORKDAY_MINUTES // 2,
+        3 * WORKDAY_MINUTES // 2,
+        True,
+    ),
+    SlaDefault("low", Severity.LOW, None, WORKDAY_MINUTES, 5 * WORKDAY_MINUTES, True),
+    SlaDefault(
+        "low-a", Severity.LOW, AbcClass.A, WORKDAY_MINUTES // 2, 5 * WORKDAY_MINUTES // 2, True
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HolidayPeriod:
+    """One holiday of a State Council notice: the days off and the make-up working days."""
+
+    name: str
+    first_day: date
+    last_day: date
+    makeup_workdays: tuple[date, ...] = ()
+
+
+# Hard-coded from the official notices (checked day by day in tests/crm_db/test_defaults.py):
+# a new year's schedule is published each November and must be added here.
+CN_HOLIDAYS: Final[tuple[HolidayPeriod, ...]] = (
+    # 2025: 国办发明电〔2024〕12号 (the first year with the two extra statutory days)
+    HolidayPeriod("元旦", date(2025, 1, 1), date(2025, 1, 1)),
+    HolidayPeriod(
+        "春节", date(2025, 1, 28), date(2025, 2, 4), (date(2025, 1, 26), date(2025, 2, 8))
+    ),
+    HolidayPeriod("清明节", date(2025, 4, 4), date(2025, 4, 6)),
+    HolidayPeriod("劳动节", date(2025, 5, 1), date(2025, 5, 5), (date(2025, 4, 27),)),
+    HolidayPeriod("端午节", date(2025, 5, 31), date(2025, 6, 2)),
+    HolidayPeriod(
+        "国庆节、中秋节",
+        date(2025, 10, 1),
+        date(2025, 10, 8),
+        (date(2025, 9, 28), date(2025, 10, 11)),
+    ),
+    # 2026: 国务院办公厅关于2026年部分节假日安排的通知 (2025-11-04)
+    HolidayPeriod("元旦", date(2026, 1, 1), date(2026, 1, 3), (date(2026, 1, 4),)),
+    HolidayPeriod(
+        "春节", date(2026, 2, 15), date(2026, 2, 23), (date(2026, 2, 14), date(2026, 2, 28))
+    ),
+    HolidayPeriod("清明节", date(2026, 4, 4), date(2026, 4, 6)),
+    HolidayPeriod("劳动节", date(2026, 5, 1), date(2026, 5, 5), (date(2026, 5, 9),)),
+    HolidayPeriod("端午节", date(2026, 6, 19), date(2026, 6, 21)),
+    HolidayPeriod("中秋节", date(2026, 9, 25), date(2026, 9, 27)),
+    HolidayPeriod(
+        "国庆节", date(2026, 10, 1), date(2026, 10, 7), (date(2026, 9, 20), date(2026, 10, 10))
+    ),
+)
+
+
+def cn_calendar_days() -> dict[date, tuple[bool, str]]:
+    """Every exception day of the CN calendar: day -> (is it a working day, name).
+
+    Weekend days inside a holiday are listed too, so the table reads as the official notice.
+    """
+    days: dict[date, tuple[bool, str]] = {}
+    for period in CN_HOLIDAYS:
+        day = period.first_day
+        while day <= period.last_day:
+            days[day] = (False, period.name)
+            day += timedelta(days=1)
+        for workday in period.makeup_workdays:
+            days[workday] = (True, f"{period.name}调休上班")
+    return days
+
+
+@dataclass(frozen=True)
+class SettingDefault:
+    value: float | int | str | bool
+    description: str
+
+
+POLICY_SETTING_DEFAULTS: Final[Mapping[str, SettingDefault]] = {
+    "abc.a_revenue_share": SettingDefault(
+        0.8, "A class: customers making up this share of trailing-12-month revenue (Pareto)"
+    ),
+    "abc.a_max_customer_share": SettingDefault(
+        0.2, "A class is capped at this share of customers (the top 20 %)"
+    ),
+    "abc.c_revenue_tail_share": SettingDefault(
+        0.05, "C class: the customers making up the bottom share of revenue"
+    ),
+    "value.current_high_revenue_fen": SettingDefault(
+        5_000_000, "Value matrix: current value is high at or above this 12-month revenue (fen)"
+    ),
+    "value.growth_high_ratio": SettingDefault(
+        1.10, "Value matrix: potential is high when the last 3 months beat the 3 before by this"
+    ),
+    "contact.cap_days": SettingDefault(
+        7, "Contact cap: no proactive contact if the customer was contacted in the last N days"
+    ),
+    "revisit.overdue_after_days": SettingDefault(
+        7, "A revisit still open N days after its due date is overdue and escalates"
+    ),
+    "survey.fatigue_days": SettingDefault(
+        90, "No customer is invited to a survey twice within N days"
+    ),
+    "survey.post_complaint_delay_days": SettingDefault(
+        3, "Post-complaint satisfaction survey N days after the complaint is resolved"
+    ),
+    "survey.reminder_days": SettingDefault(
+        5, "One reminder N days after a survey invitation without a response"
+    ),
+    "survey.expiry_days": SettingDefault(
+        14, "A survey invitation (and its links) expires after N days"
+    ),
+    "churn.drop_ratio": SettingDefault(
+        0.5, "Churn early warning when the last 90 days fall below this share of the 90 before"
+    ),
+    "complaint.verify_reminder_days": SettingDefault(
+        3, "Resolved but not verified (复查) after N days: remind the assignee"
+    ),
+    "targets.settlement_cutoff_day": SettingDefault(
+        25, "Card accounts settle on this day of the month (the seeds: the 25th)"
+    ),
+    "targets.flag_low_pct": SettingDefault(80, "Flag a completion rate below this percentage"),
+    "targets.flag_high_pct": SettingDefault(120, "Flag a completion rate above this percentage"),
+}
+
+
+def _insert_revisit_policies(session: Session) -> int:
+    existing = set(session.scalars(select(RevisitPolicy.abc_class)))
+    missing = [d for d in REVISIT_DEFAULTS if d.abc_class not in existing]
+    session.add_all(
+        RevisitPolicy(
+            abc_class=d.abc_class,
+            cadence_days=d.cadence_days,
+            channel=d.channel,
+            overdue_after_days=d.overdue_after_days,
+            active=True,
+        )
+        for d in missing
+    )
+    return len(missing)
+
+
+def _ensure_calendar(session: Session, timezone: str) -> tuple[BusinessCalendar, int, int]:
+    """The CN calendar (created if missing) and how many calendar and day rows were added."""
+    calendar = session.scalar(
+        select(BusinessCalendar).where(BusinessCalendar.code == CALENDAR_CODE)
+    )
+    created = 0
+    if calendar is None:
+        calendar = BusinessCalendar(
+            code=CALENDAR_CODE,
+            name="中国大陆工作日历 (China mainland working days)",
+            timezone=timezone,
+            work_start=time(9, 0),
+            work_end=time(18, 0),
+            working_weekdays="12345",
+        )
+        session.add(calendar)
+        session.flush()
+        created = 1
+    # Days missing from the calendar are added; an operator flips a day by editing is_working,
+    # which is kept. (A deleted day comes back: delete-to-disable is not a supported edit.)
+    known = set(
+        session.scalars(select(CalendarDay.day).where(CalendarDay.calendar_id == calendar.id))
+    )
+    added = 0
+    for day, (working, name) in sorted(cn_calendar_days().items()):
+        if day not in known:
+            session.add(
+                CalendarDay(calendar_id=calendar.id, day=day, is_working=working, name=name)
+            )
+            added += 1
+    return calendar, created, added
+
+
+def _insert_sla_policies(session: Session, calendar_id: int) -> int:
+    rows = session.execute(select(SlaPolicy.code, SlaPolicy.severity, SlaPolicy.abc_class)).all()
+    codes = {code for code, _, _ in rows}
+    keys = {(severity, abc_class) for _, severity, abc_class in rows}
+    added = 0
+    for d in SLA_DEFAULTS:
+        if d.code in codes or (d.severity, d.abc_class) in keys:
+            continue
+        session.add(
+            SlaPolicy(
+                code=d.code,
+                severity=d.severity,
+                abc_class=d.abc_class,
+                first_response_minutes=d.first_response_minutes,
+                resolution_minutes=d.resolution_minutes,
+                calendar_id=calendar_id if d.business_hours else None,
+                warn_pct=80,
+                branch_pct=100,
+                region_pct=150,
+                executive_pct=200,
+            )
+        )
+        added += 1
+    return added
+
+
+def _insert_settings(session: Session, now: datetime) -> int:
+    existing = set(session.scalars(select(PolicySetting.key)))
+    missing = [key for key in POLICY_SETTING_DEFAULTS if key not in existing]
+    for key in missing:
+        default = POLICY_SETTING_DEFAULTS[key]
+        session.add(
+            PolicySetting(
+                key=key, value=default.value, description=default.description, updated_at=now
+            )
+        )
+    return len(missing)
+
+
+def ensure_default_policies(
+    session: Session, *, timezone: str = "Asia/Shanghai", now: datetime | None = None
+) -> dict[str, int]:
+    """Insert the documented default policy rows that are missing; returns rows added per table.
+
+    ``now`` stamps ``policy_settings.updated_at`` (the demo seed passes a fixed time so that its
+    output is reproducible). The caller owns the transaction; this only flushes.
+    """
+    stamp = now or utcnow()
+    counts = {"revisit_policies": _insert_revisit_policies(session)}
+    calendar, calendars_added, days_added = _ensure_calendar(session, timezone)
+    counts["business_calendars"] = calendars_added
+    counts["calendar_days"] = days_added
+    counts["sla_policies"] = _insert_sla_policies(session, calendar.id)
+    counts["policy_settings"] = _insert_settings(session, stamp)
+    session.flush()
+    return counts
+
+
+T = TypeVar("T", bool, int, float, str)
+
+
+class PolicyValueError(ValueError):
+    """A policy setting holds a value of the wrong type for what the code reads it as."""
+
+
+def _coerce(key: str, value: Any, default: T) -> T:
+    kind = type(default)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    result: bool | int | float | str
+    if kind is bool and isinstance(value, bool):
+        result = value
+    elif kind is int and number and value == int(value):
+        result = int(value)
+    elif kind is float and number:
+        result = float(value)
+    elif kind is str and isinstance(value, str):
+        result = value
+    else:
+        raise PolicyValueError(
+            f"policy setting {key!r} holds {value!r}, expected a {kind.__name__}"
+        )
+    return cast(T, result)
+
+
+def get_policy(session: Session, key: str, default: T) -> T:
+    """The setting ``key`` as the type of ``default``; ``default`` when the row is missing or
+    NULL. A value of the wrong type (e.g. 0.8 where an int is read) raises ``PolicyValueError``
+    rather than being silently truncated."""
+    row = session.get(PolicySetting, key)
+    if row is None or row.value is None:
+        return default
+    return _coerce(key, row.value, default)

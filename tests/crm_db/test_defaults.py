@@ -1,0 +1,195 @@
+"""Default policies: inserted once, never overwriting an operator's edits; the CN calendar."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from crm_db.defaults import (
+    POLICY_SETTING_DEFAULTS,
+    PolicyValueError,
+    cn_calendar_days,
+    ensure_default_policies,
+    get_policy,
+)
+from crm_db.enums import AbcClass, Severity
+from crm_db.models import BusinessCalendar, CalendarDay, PolicySetting, RevisitPolicy, SlaPolicy
+
+NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+
+
+def _count(session: Session, model: type) -> int:
+    return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_first_call_inserts_every_default_and_second_inserts_nothing(engine: Engine) -> None:
+    with Session(engine) as session:
+        first = ensure_default_policies(session, now=NOW)
+        session.commit()
+    expected_days = len(cn_calendar_days())
+    assert first == {
+        "revisit_policies": 3,
+        "business_calendars": 1,
+        "calendar_days": expected_days,
+        "sla_policies": 8,
+        "policy_settings": len(POLICY_SETTING_DEFAULTS),
+    }
+    with Session(engine) as session:
+        second = ensure_default_policies(session, now=NOW)
+        session.commit()
+        assert set(second.values()) == {0}
+        assert _count(session, RevisitPolicy) == 3
+        assert _count(session, SlaPolicy) == 8
+        assert _count(session, CalendarDay) == expected_days
+        assert _count(session, PolicySetting) == len(POLICY_SETTING_DEFAULTS)
+
+
+def test_an_operators_edits_survive_and_only_missing_rows_come_back(engine: Engine) -> None:
+    with Session(engine) as session:
+        ensure_default_policies(session, now=NOW)
+        session.commit()
+    with Session(engine) as session:
+        share = session.get(PolicySetting, "abc.a_revenue_share")
+        assert share is not None
+        share.value = 0.75
+        policy_a = session.scalar(select(RevisitPolicy).where(RevisitPolicy.abc_class == "A"))
+        assert policy_a is not None
+        policy_a.cadence_days = 21
+        critical = session.scalar(select(SlaPolicy).where(SlaPolicy.code == "critical"))
+        assert critical is not None
+        critical.first_response_minutes = 30
+        national_day = session.scalar(
+            select(CalendarDay).where(CalendarDay.day == date(2026, 10, 7))
+        )
+        assert national_day is not None
+        national_day.is_working = True  # the company works that day
+        gone = session.get(PolicySetting, "survey.fatigue_days")
+        session.delete(gone)
+        session.commit()
+    with Session(engine) as session:
+        added = ensure_default_policies(session, now=NOW + timedelta(days=1))
+        session.commit()
+        assert added["policy_settings"] == 1  # only the deleted one
+        assert sum(added.values()) == 1
+        assert get_policy(session, "abc.a_revenue_share", 0.8) == 0.75
+        assert get_policy(session, "survey.fatigue_days", 0) == 90
+        assert (
+            session.scalar(select(RevisitPolicy.cadence_days).where(RevisitPolicy.abc_class == "A"))
+            == 21
+        )
+        assert (
+            session.scalar(
+                select(SlaPolicy.first_response_minutes).where(SlaPolicy.code == "critical")
+            )
+            == 30
+        )
+        assert (
+            session.scalar(
+                select(CalendarDay.is_working).where(CalendarDay.day == date(2026, 10, 7))
+            )
+            is True
+        )
+
+
+def test_documented_values(engine: Engine) -> None:
+    with Session(engine) as session:
+        ensure_default_policies(session, timezone="Asia/Shanghai", now=NOW)
+        session.commit()
+        cadences = {
+            p.abc_class: (p.cadence_days, p.channel, p.overdue_after_days)
+            for p in session.scalars(select(RevisitPolicy))
+        }
+        assert cadences == {
+            AbcClass.A: (30, "visit", 7),
+            AbcClass.B: (90, "phone", 7),
+            AbcClass.C: (180, "email", 7),
+        }
+        calendar = session.scalar(select(BusinessCalendar).where(BusinessCalendar.code == "CN"))
+        assert calendar is not None
+        assert (calendar.timezone, calendar.working_weekdays) == ("Asia/Shanghai", "12345")
+        assert (calendar.work_start.hour, calendar.work_end.hour) == (9, 18)
+        sla = {
+            (p.severity, p.abc_class): (
+                p.first_response_minutes,
+                p.resolution_minutes,
+                p.calendar_id,
+            )
+            for p in session.scalars(select(SlaPolicy))
+        }
+        assert sla[(Severity.CRITICAL, None)] == (120, 1440, None)
+        assert sla[(Severity.HIGH, None)] == (240, 2880, None)
+        assert sla[(Severity.NORMAL, None)] == (540, 1620, calendar.id)
+        assert sla[(Severity.LOW, None)] == (540, 2700, calendar.id)
+        for severity in Severity:  # A-class rows halve the general ones
+            general, a_class = sla[(severity, None)], sla[(severity, AbcClass.A)]
+            assert a_class[0] * 2 == general[0] and a_class[1] * 2 == general[1]
+        for key, default in POLICY_SETTING_DEFAULTS.items():
+            row = session.get(PolicySetting, key)
+            assert row is not None and row.value == default.value and row.description
+            assert row.updated_at == NOW
+        assert get_policy(session, "targets.settlement_cutoff_day", 0) == 25
+        assert get_policy(session, "contact.cap_days", 0) == 7
+
+
+# The State Council notices, day by day: (holidays, make-up working days).
+OFFICIAL = {
+    2025: (
+        ["01-01"]
+        + [f"01-{d}" for d in range(28, 32)]
+        + [f"02-0{d}" for d in range(1, 5)]
+        + ["04-04", "04-05", "04-06"]
+        + [f"05-0{d}" for d in range(1, 6)]
+        + ["05-31", "06-01", "06-02"]
+        + [f"10-0{d}" for d in range(1, 9)],
+        ["01-26", "02-08", "04-27", "09-28", "10-11"],
+    ),
+    2026: (
+        ["01-01", "01-02", "01-03"]
+        + [f"02-{d}" for d in range(15, 24)]
+        + ["04-04", "04-05", "04-06"]
+        + [f"05-0{d}" for d in range(1, 6)]
+        + ["06-19", "06-20", "06-21"]
+        + ["09-25", "09-26", "09-27"]
+        + [f"10-0{d}" for d in range(1, 8)],
+        ["01-04", "02-14", "02-28", "05-09", "09-20", "10-10"],
+    ),
+}
+
+
+def test_cn_calendar_matches_the_official_schedules() -> None:
+    days = cn_calendar_days()
+    for year, (holidays, workdays) in OFFICIAL.items():
+        expected = {date.fromisoformat(f"{year}-{d}"): False for d in holidays}
+        expected |= {date.fromisoformat(f"{year}-{d}"): True for d in workdays}
+        actual = {day: working for day, (working, _) in days.items() if day.year == year}
+        assert actual == expected
+    # Totals as announced: 2025 Spring Festival 8 days, 2026 Spring Festival 9 days.
+    assert sum(1 for d, (w, n) in days.items() if d.year == 2025 and n == "春节") == 8
+    assert sum(1 for d, (w, n) in days.items() if d.year == 2026 and n == "春节") == 9
+    # Every make-up working day is a weekend day; 2026-10-10 is a Saturday.
+    assert all(d.isoweekday() >= 6 for d, (working, _) in days.items() if working)
+    assert days[date(2026, 10, 10)] == (True, "国庆节调休上班")
+
+
+def test_get_policy_types(engine: Engine) -> None:
+    with Session(engine) as session:
+        assert get_policy(session, "missing.key", 12) == 12
+        session.add(PolicySetting(key="x.int", value=7, description="", updated_at=NOW))
+        session.add(PolicySetting(key="x.frac", value=0.8, description="", updated_at=NOW))
+        session.add(PolicySetting(key="x.flag", value=True, description="", updated_at=NOW))
+        session.add(PolicySetting(key="x.text", value="CN", description="", updated_at=NOW))
+        session.flush()
+        assert get_policy(session, "x.int", 0) == 7
+        assert isinstance(get_policy(session, "x.int", 0.0), float)
+        assert get_policy(session, "x.frac", 0.5) == 0.8
+        assert get_policy(session, "x.flag", False) is True
+        assert get_policy(session, "x.text", "") == "CN"
+        with pytest.raises(PolicyValueError, match="x.frac"):
+            get_policy(session, "x.frac", 0)  # 0.8 is not an int: never silently truncated
+        with pytest.raises(PolicyValueError):
+            get_policy(session, "x.text", 1.0)
+        with pytest.raises(PolicyValueError):
+            get_policy(session, "x.int", True)
