@@ -1,0 +1,169 @@
+"""``deliver_outbox``: send every due email in the outbox (``tasks.mail.deliver``).
+
+Runs on its own schedule (every few minutes), and other flows call ``drain_outbox`` at their
+end so their emails leave at once. Either way it is one Prefect task for the whole drain (the
+work is batched inside it), returns counts only, writes a run-ledger row and publishes a
+summary artifact with counts per kind and outcome.
+
+Delivery is safe to overlap: two runs at once (a schedule and a flow's drain, or two workers)
+claim disjoint rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import Field
+
+from crm_core.masking import mask_text
+from crm_core.settings import get_settings
+from crm_db.enums import RunStatus
+from crm_db.session import shared_engine
+from crm_db.types import utcnow
+from flows.run_contract import FlowSummary, resolve_as_of
+from tasks.artifacts import Cell, artifact_key, publish_summary
+from tasks.mail.claim import count_due
+from tasks.mail.deliver import DeliveryReport, deliver_due
+from tasks.run_ledger import error_text, finish_run, start_run
+
+FLOW_NAME = "deliver_outbox"
+OUTCOMES = ("sent", "retried", "failed", "suppressed", "released")
+
+
+def _counts(report: DeliveryReport) -> dict[str, int]:
+    counts = report.counts()
+    counts["smtp_unavailable"] = int(report.stopped is not None)
+    return counts
+
+
+@task(name="drain-outbox", cache_policy=NO_CACHE)
+def drain_outbox(limit: int | None = None) -> dict[str, int]:
+    """Send the due outbox rows (at most ``limit``); returns counts.
+
+    Other flows call this at their end. An SMTP outage is not an error here (rows stay pending
+    for the next run; ``smtp_unavailable`` is 1); a relay that cannot be used as configured
+    (no STARTTLS, refused login, untrusted certificate) raises ``SmtpConfigurationError``.
+    """
+    report = _drain(limit)
+    return _counts(report)
+
+
+def _drain(limit: int | None) -> DeliveryReport:
+    settings = get_settings()
+    report = deliver_due(shared_engine(settings.database_url), settings, now=utcnow(), limit=limit)
+    logger = get_run_logger()
+    logger.info(
+        "outbox: %s in %.1f s%s",
+        report.counts(),
+        report.duration_s,
+        f"; stopped early: {report.stopped}" if report.stopped else "",
+    )
+    return report
+
+
+@task(name="drain-outbox-report", cache_policy=NO_CACHE)
+def _drain_with_report(limit: int | None) -> tuple[dict[str, int], dict[str, dict[str, int]], str]:
+    report = _drain(limit)
+    return _counts(report), report.kind_counts(), mask_text(report.stopped or "")
+
+
+@task(name="count-due-outbox", cache_policy=NO_CACHE)
+def _count_due() -> dict[str, int]:
+    settings = get_settings()
+    return count_due(shared_engine(settings.database_url), now=utcnow())
+
+
+def _rows_per_kind(by_kind: dict[str, dict[str, int]]) -> list[dict[str, Cell]]:
+    rows: list[dict[str, Cell]] = []
+    totals = dict.fromkeys(OUTCOMES, 0)
+    for kind, counts in sorted(by_kind.items()):
+        row: dict[str, Cell] = {"kind": kind}
+        for outcome in OUTCOMES:
+            row[outcome] = counts.get(outcome, 0)
+            totals[outcome] += counts.get(outcome, 0)
+        rows.append(row)
+    rows.append({"kind": "(all)", **totals})
+    return rows
+
+
+@flow(
+    name=FLOW_NAME,
+    description="Send the due emails of the outbox over persistent SMTP connections; retry "
+    "transient failures with backoff, fail permanent ones, suppress customers who opted out.",
+    timeout_seconds=3600,
+)
+def deliver_outbox(
+    limit: Annotated[
+        int | None, Field(ge=1, description="send at most this many messages (empty: all due)")
+    ] = None,
+    dry_run: bool = False,
+    as_of: date | None = None,
+) -> FlowSummary:
+    """Deliver the outbox.
+
+    Args:
+        limit: at most this many messages this run (default: everything due).
+        dry_run: report what is due per kind; send nothing, change nothing.
+        as_of: business date recorded in the run ledger (default: today in the CRM time zone).
+    """
+    logger = get_run_logger()
+    run_date = resolve_as_of(as_of)
+    key = artifact_key(FLOW_NAME)
+    if dry_run:
+        due = _count_due()
+        counts = {"due": sum(due.values()), **{f"due_{kind}": n for kind, n in due.items()}}
+        due_rows: list[dict[str, Cell]] = [
+            {"kind": kind, "due": n} for kind, n in sorted(due.items())
+        ]
+        due_rows.append({"kind": "(all)", "due": counts["due"]})
+        publish_summary(
+            key,
+            due_rows,
+            description=f"Outbox due now (dry run, nothing sent): {counts['due']} messages",
+        )
+        logger.info("dry run: %d messages due (%s)", counts["due"], due)
+        return FlowSummary(
+            flow=FLOW_NAME,
+            as_of=run_date.isoformat(),
+            dry_run=True,
+            status="ok",
+            counts=counts,
+            warnings=[],
+            ledger_run_id=None,
+            artifact_key=key,
+        )
+
+    run_id = start_run(FLOW_NAME, run_date, False, {"as_of": run_date, "limit": limit})
+    try:
+        counts, by_kind, stopped = _drain_with_report(limit)
+        warnings = []
+        if stopped:
+            warnings.append(f"delivery stopped early, rows left pending: {stopped}")
+        if counts["failed"]:
+            warnings.append(f"{counts['failed']} messages failed permanently (crm outbox status)")
+        publish_summary(
+            key,
+            _rows_per_kind(by_kind),
+            description=f"Outbox delivery: {counts['sent']} sent, {counts['retried']} to retry, "
+            f"{counts['failed']} failed, {counts['suppressed']} suppressed"
+            + (f"; stopped: {stopped}" if stopped else ""),
+        )
+    except Exception as exc:
+        finish_run(run_id, RunStatus.FAILED, {}, error_text(exc))
+        raise
+    finish_run(run_id, RunStatus.COMPLETED, counts)
+    for text in warnings:
+        logger.warning(text)
+    return FlowSummary(
+        flow=FLOW_NAME,
+        as_of=run_date.isoformat(),
+        dry_run=False,
+        status="warning" if warnings else "ok",
+        counts=counts,
+        warnings=warnings,
+        ledger_run_id=run_id,
+        artifact_key=key,
+    )

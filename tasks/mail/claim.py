@@ -1,0 +1,230 @@
+"""Claiming due outbox rows with a lease, in one short write transaction per batch.
+
+A row is due when it is ``pending`` and its ``next_attempt_at`` has come, or when it is
+``sending`` under a lease that has expired (its sender crashed or was killed: the claim comes
+back). Claiming sets ``status=sending``, ``lease_until``, ``lease_owner`` and counts the attempt.
+
+PostgreSQL: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``, so
+concurrent senders take disjoint rows without waiting for each other. SQLite has no row locks:
+the claim runs under ``BEGIN IMMEDIATE`` (the database's single write lock, taken up front so the
+transaction never fails half-way with a stale snapshot), and the UPDATE repeats the due condition.
+The transaction ends before any SMTP traffic starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+
+from crm_db.enums import OutboxStatus
+from crm_db.models import Customer, OutboxMessage
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_CUSTOMERS = cast(Table, Customer.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A customer's consent as it is now, read at claim time (not at enqueue time)."""
+
+    unsubscribed: bool
+    marketing_opt_out: bool
+    survey_opt_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    id: int
+    kind: str
+    locale: str
+    recipient_email: str
+    recipient_name: str
+    customer_id: int | None
+    staff_id: int | None
+    context: dict[str, Any]
+    message_id: str
+    attempts: int  # including this attempt
+    next_attempt_at: datetime
+    lease_until: datetime
+    consent: Consent | None  # None for rows without a customer
+
+
+@contextmanager
+def write_transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A short write transaction on ``bind`` (an engine, or a connection held by the caller);
+    on SQLite it takes the write lock at BEGIN (``IMMEDIATE``)."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn, write_transaction(conn) as same:
+            yield same
+        return
+    conn = bind
+    if conn.dialect.name == "sqlite":
+        # pysqlite would open a deferred transaction lazily; an explicit BEGIN IMMEDIATE makes
+        # it wait (busy_timeout) for the lock instead of failing on a stale snapshot.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def due_condition(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(_OUTBOX.c.status == OutboxStatus.PENDING, _OUTBOX.c.next_attempt_at <= now),
+        and_(_OUTBOX.c.status == OutboxStatus.SENDING, _OUTBOX.c.lease_until <= now),
+    )
+
+
+_RETURNED = (
+    _OUTBOX.c.id,
+    _OUTBOX.c.kind,
+    _OUTBOX.c.locale,
+    _OUTBOX.c.recipient_email,
+    _OUTBOX.c.recipient_name,
+    _OUTBOX.c.customer_id,
+    _OUTBOX.c.staff_id,
+    _OUTBOX.c.context,
+    _OUTBOX.c.message_id,
+    _OUTBOX.c.attempts,
+    _OUTBOX.c.next_attempt_at,
+    _OUTBOX.c.lease_until,
+)
+
+
+def _claim_where(
+    conn: Connection,
+    where: ColumnElement[bool],
+    *,
+    order_by: Any,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    owner: str,
+) -> list[Any]:
+    if limit <= 0:
+        return []
+    ids = select(_OUTBOX.c.id).where(where).order_by(order_by).limit(limit)
+    if conn.dialect.name == "postgresql":
+        # A MATERIALIZED CTE runs the locking SELECT exactly once. As an ``IN (subquery)`` the
+        # planner may re-run it per row, and with SKIP LOCKED each run can pick different rows,
+        # claiming more than ``limit``.
+        due = ids.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        matched = _OUTBOX.c.id == due.c.id
+    else:
+        matched = _OUTBOX.c.id.in_(ids.scalar_subquery())
+    statement = (
+        update(_OUTBOX)
+        # Repeating the due condition keeps the UPDATE correct even where the SELECT could not
+        # lock (SQLite): a row claimed by someone else in between is simply not matched.
+        .where(matched, due_condition(now))
+        .values(
+            status=OutboxStatus.SENDING,
+            lease_until=lease_until,
+            lease_owner=owner,
+            attempts=_OUTBOX.c.attempts + 1,
+        )
+        .returning(*_RETURNED)
+    )
+    return list(conn.execute(statement).all())
+
+
+def claim_batch(
+    engine: Engine, *, now: datetime, lease_until: datetime, owner: str, limit: int
+) -> list[ClaimedMessage]:
+    """Claim up to ``limit`` due rows for ``owner`` until ``lease_until``, oldest due first.
+
+    Expired leases are taken before pending rows: they were due earliest. Two index-friendly
+    statements rather than one ``OR``, so each uses ``ix_email_outbox_status_next``.
+    """
+    with write_transaction(engine) as conn:
+        rows = _claim_where(
+            conn,
+            and_(_OUTBOX.c.status == OutboxStatus.SENDING, _OUTBOX.c.lease_until <= now),
+            order_by=_OUTBOX.c.lease_until,
+            limit=limit,
+            now=now,
+            lease_until=lease_until,
+            owner=owner,
+        )
+        rows += _claim_where(
+            conn,
+            and_(_OUTBOX.c.status == OutboxStatus.PENDING, _OUTBOX.c.next_attempt_at <= now),
+            order_by=_OUTBOX.c.next_attempt_at,
+            limit=limit - len(rows),
+            now=now,
+            lease_until=lease_until,
+            owner=owner,
+        )
+    if not rows:
+        return []
+    rows.sort(key=lambda r: (r.next_attempt_at, r.id))
+    consents = _load_consent(engine, {r.customer_id for r in rows if r.customer_id is not None})
+    return [
+        ClaimedMessage(
+            id=r.id,
+            kind=r.kind,
+            locale=r.locale,
+            recipient_email=r.recipient_email,
+            recipient_name=r.recipient_name,
+            customer_id=r.customer_id,
+            staff_id=r.staff_id,
+            context=r.context or {},
+            message_id=r.message_id,
+            attempts=r.attempts,
+            next_attempt_at=r.next_attempt_at,
+            lease_until=r.lease_until,
+            consent=consents.get(r.customer_id) if r.customer_id is not None else None,
+        )
+        for r in rows
+    ]
+
+
+def _load_consent(engine: Engine, customer_ids: set[int]) -> dict[int, Consent]:
+    if not customer_ids:
+        return {}
+    found: dict[int, Consent] = {}
+    ids = sorted(customer_ids)
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 5000):
+            statement = select(
+                _CUSTOMERS.c.id,
+                _CUSTOMERS.c.unsubscribed_at,
+                _CUSTOMERS.c.marketing_opt_out,
+                _CUSTOMERS.c.survey_opt_out,
+            ).where(_CUSTOMERS.c.id.in_(ids[start : start + 5000]))
+            for row in conn.execute(statement):
+                found[row.id] = Consent(
+                    unsubscribed=row.unsubscribed_at is not None,
+                    marketing_opt_out=bool(row.marketing_opt_out),
+                    survey_opt_out=bool(row.survey_opt_out),
+                )
+    return found
+
+
+def count_due(engine: Engine, *, now: datetime) -> dict[str, int]:
+    """Due rows per kind (what a run would claim now): the dry-run view."""
+    statement = (
+        select(_OUTBOX.c.kind, func.count())
+        .where(due_condition(now))
+        .group_by(_OUTBOX.c.kind)
+        .order_by(_OUTBOX.c.kind)
+    )
+    with engine.connect() as conn:
+        return {kind: int(n) for kind, n in conn.execute(statement).all()}

@@ -1,0 +1,189 @@
+"""Adding messages to the transactional outbox (``email_outbox``).
+
+Flows call ``enqueue`` inside their own transaction, next to the outcome rows the messages
+report on, so a decision and its emails commit (or roll back) together. Each message carries an
+idempotency key (``kind:period:entity``); adding a key that exists is a no-op, so re-running a
+flow or a Prefect retry never queues a message twice. The Message-ID is fixed here, once, and
+reused by every delivery attempt, so a receiver can recognise a rare duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+from itertools import islice
+from typing import Any, cast
+
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from crm_core.settings import get_settings
+from crm_db.enums import OutboxStatus
+from crm_db.models import OutboxMessage
+from tasks.mail.kinds import UnknownEmailKind, get_kind
+from tasks.mail.message import InvalidRecipient, validate_address
+
+# Rows per INSERT statement: large enough to amortise round trips, small enough to stream.
+INSERT_CHUNK = 1000
+MAX_KEY_LENGTH = 200
+MAX_LOCALE_LENGTH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    idempotency_key: str
+    kind: str
+    locale: str
+    recipient_email: str
+    recipient_name: str
+    customer_id: int | None
+    staff_id: int | None
+    context: dict[str, Any] = field(default_factory=dict)
+    run_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    inserted: int
+    existing: int
+
+
+class InvalidOutboxMessage(ValueError):
+    """A message the outbox refuses. Names the idempotency key and the field; never echoes the
+    value (addresses and names are personal data, and a bad value may be an injection attempt)."""
+
+    def __init__(self, idempotency_key: str, field: str, problem: str) -> None:
+        super().__init__(f"outbox message {idempotency_key!r}: {field} {problem}")
+        self.idempotency_key = idempotency_key
+        self.field = field
+        self.problem = problem
+
+
+def _printable(text: str) -> bool:
+    return text.isprintable()
+
+
+def _checked_row(message: NewMessage, *, now: datetime, id_domain: str) -> dict[str, Any]:
+    key = message.idempotency_key
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not _printable(key):
+        shown = key[:MAX_KEY_LENGTH] if isinstance(key, str) else repr(key)
+        raise InvalidOutboxMessage(
+            shown, "idempotency_key", f"must be 1-{MAX_KEY_LENGTH} printable characters"
+        )
+    try:
+        kind = get_kind(message.kind)
+    except UnknownEmailKind as exc:
+        raise InvalidOutboxMessage(key, "kind", str(exc)) from None
+    locale = message.locale
+    if not locale or len(locale) > MAX_LOCALE_LENGTH or not locale.replace("-", "").isalnum():
+        raise InvalidOutboxMessage(key, "locale", "must look like 'zh-CN' or 'en'")
+    try:
+        email, name = validate_address(message.recipient_email, message.recipient_name)
+    except InvalidRecipient as exc:
+        raise InvalidOutboxMessage(key, f"recipient_{exc.field}", exc.problem) from None
+    if kind.audience == "customer" and message.customer_id is None:
+        raise InvalidOutboxMessage(
+            key,
+            "customer_id",
+            f"is required for customer mail ({kind.name}): consent and "
+            "unsubscribe links are per customer",
+        )
+    if not isinstance(message.context, dict):
+        raise InvalidOutboxMessage(key, "context", "must be a dict")
+    try:
+        json.dumps(message.context, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidOutboxMessage(key, "context", f"is not JSON-serialisable ({exc})") from None
+    return {
+        "idempotency_key": key,
+        "kind": message.kind,
+        "locale": locale,
+        "recipient_email": email,
+        "recipient_name": name,
+        "customer_id": message.customer_id,
+        "staff_id": message.staff_id,
+        "context": message.context,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "message_id": new_message_id(id_domain),
+        "run_id": message.run_id,
+        "created_at": now,
+    }
+
+
+def new_message_id(domain: str) -> str:
+    """A globally unique Message-ID: 128 random bits at our sending domain."""
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def message_id_domain(mail_from: str) -> str:
+    _, at, domain = parseaddr(mail_from)[1].rpartition("@")
+    return domain if at and domain else "crm-flows.invalid"
+
+
+def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def enqueue(
+    session: Session,
+    messages: Iterable[NewMessage],
+    *,
+    now: datetime,
+    id_domain: str | None = None,
+) -> EnqueueResult:
+    """Add ``messages`` to the outbox in the caller's transaction (nothing is committed here).
+
+    Every message is validated before anything is inserted: one bad address raises
+    ``InvalidOutboxMessage`` (naming its idempotency key and field) and inserts nothing. Keys
+    already in the outbox, or repeated within ``messages``, are counted as ``existing``.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    domain = id_domain or message_id_domain(get_settings().mail_from)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    repeated = 0
+    for message in messages:
+        row = _checked_row(message, now=now, id_domain=domain)
+        if row["idempotency_key"] in seen:
+            repeated += 1
+            continue
+        seen.add(row["idempotency_key"])
+        rows.append(row)
+    inserted = 0
+    for chunk in _chunks(rows, INSERT_CHUNK):
+        statement = _insert_ignoring_existing(session)
+        result = session.execute(statement.returning(OutboxMessage.id), chunk)
+        inserted += len(result.all())
+    return EnqueueResult(inserted=inserted, existing=len(rows) - inserted + repeated)
+
+
+def _insert_ignoring_existing(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    table = cast(Table, OutboxMessage.__table__)
+    if dialect == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    # Other backends are not supported; a plain INSERT would turn duplicates into errors.
+    raise NotImplementedError(f"enqueue supports sqlite and postgresql, not {dialect}")
+
+
+__all__ = [
+    "EnqueueResult",
+    "InvalidOutboxMessage",
+    "NewMessage",
+    "enqueue",
+    "message_id_domain",
+    "new_message_id",
+]

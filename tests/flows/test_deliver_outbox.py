@@ -1,0 +1,174 @@
+"""The deliver_outbox flow and the drain_outbox task, run for real: Prefect test API, a real
+database (SQLite and PostgreSQL), aiosmtpd on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect import flow, get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
+from sqlalchemy import Engine, select
+
+from crm_core.settings import reset_settings_cache
+from crm_db.enums import OutboxStatus, RunStatus
+from crm_db.models import FlowRun
+from crm_db.session import dispose_shared_engines, session_scope
+from crm_db.types import utcnow
+from flows.deliver_outbox import deliver_outbox, drain_outbox
+from flows.run_contract import FlowSummary
+from tests.support.outbox_data import (
+    TEST_SECRET,
+    digest_message,
+    make_staff,
+    outbox_rows,
+    queue,
+    queue_customers,
+)
+from tests.support.smtp_servers import FaultySink, SmtpServer, free_port, running_server
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with running_server(FaultySink()) as server:
+        yield server
+
+
+@pytest.fixture
+def crm(engine: Engine, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """Settings (from CRM_* variables, as in production) point at this database and server."""
+    monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CRM_SMTP_HOST", smtp.host)
+    monkeypatch.setenv("CRM_SMTP_PORT", str(smtp.port))
+    monkeypatch.setenv("CRM_SMTP_TLS", "none")
+    monkeypatch.setenv("CRM_SECRET_KEY", TEST_SECRET)
+    reset_settings_cache()
+    yield engine
+    dispose_shared_engines()
+    reset_settings_cache()
+
+
+def _seed(engine: Engine) -> None:
+    now = utcnow()
+    queue_customers(engine, 3, now=now)
+    with session_scope(engine) as session:
+        staff = make_staff(session)
+        message = digest_message(staff)
+    queue(engine, [message], now=now)
+
+
+def _run(**parameters: Any) -> tuple[FlowSummary, UUID]:
+    state = deliver_outbox(return_state=True, **parameters)
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    return state.result(), flow_run_id
+
+
+def _artifact_rows(flow_run_id: UUID) -> tuple[list[dict[str, Any]], str]:
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["deliver-outbox-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert isinstance(data, list)
+    return data, artifact.description or ""
+
+
+def _ledger(engine: Engine) -> list[FlowRun]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(FlowRun).order_by(FlowRun.id)))
+
+
+def test_the_flow_delivers_records_the_run_and_publishes_counts(
+    crm: Engine, smtp: SmtpServer
+) -> None:
+    _seed(crm)
+
+    summary, flow_run_id = _run()
+
+    assert summary["status"] == "ok" and summary["warnings"] == []
+    assert summary["counts"]["sent"] == 4 and summary["counts"]["failed"] == 0
+    assert {r.status for r in outbox_rows(crm)} == {OutboxStatus.SENT}
+    assert len(smtp.sink.message_ids()) == 4
+
+    [ledger] = _ledger(crm)
+    assert ledger.id == summary["ledger_run_id"] and ledger.flow_name == "deliver_outbox"
+    assert ledger.status == RunStatus.COMPLETED and ledger.counts == summary["counts"]
+    assert ledger.prefect_flow_run_id == str(flow_run_id)
+
+    rows, description = _artifact_rows(flow_run_id)
+    by_kind = {row["kind"]: row for row in rows}
+    assert by_kind["revisit_care"]["sent"] == 3
+    assert by_kind["revisit_digest"]["sent"] == 1
+    assert by_kind["(all)"]["sent"] == 4 and by_kind["(all)"]["failed"] == 0
+    assert "4 sent" in description
+    assert "@" not in json.dumps(rows)  # counts only, no addresses
+
+    # One Prefect task for the whole drain, never one per message.
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs()
+    drains = [t for t in task_runs if t.flow_run_id == flow_run_id and "drain" in t.name]
+    assert len(drains) == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_dry_run_reports_what_is_due_and_sends_nothing(crm: Engine, smtp: SmtpServer) -> None:
+    _seed(crm)
+
+    summary, flow_run_id = _run(dry_run=True)
+
+    assert summary["counts"] == {"due": 4, "due_revisit_care": 3, "due_revisit_digest": 1}
+    assert summary["ledger_run_id"] is None and _ledger(crm) == []
+    assert smtp.sink.received == []
+    rows = outbox_rows(crm)
+    assert all(r.status == OutboxStatus.PENDING and r.attempts == 0 for r in rows)
+    artifact_rows, description = _artifact_rows(flow_run_id)
+    assert "dry run" in description
+    assert {row["kind"]: row["due"] for row in artifact_rows}["(all)"] == 4
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_an_smtp_outage_is_a_warning_and_leaves_rows_pending(
+    crm: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(crm)
+    monkeypatch.setenv("CRM_SMTP_PORT", str(free_port()))  # nothing listens there
+    reset_settings_cache()
+
+    summary, _ = _run(limit=10)
+
+    assert summary["status"] == "warning"
+    assert summary["counts"]["smtp_unavailable"] == 1 and summary["counts"]["sent"] == 0
+    assert "rows left pending" in summary["warnings"][0]
+    assert {r.status for r in outbox_rows(crm)} == {OutboxStatus.PENDING}
+    [ledger] = _ledger(crm)
+    assert ledger.status == RunStatus.COMPLETED
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_other_flows_drain_the_outbox_with_one_task_call(crm: Engine, smtp: SmtpServer) -> None:
+    _seed(crm)
+
+    @flow(name="some-flow-that-queues-mail")
+    def some_flow() -> dict[str, int]:
+        # ... decide, enqueue in the same transaction as the outcome rows, then:
+        return drain_outbox(limit=2)
+
+    counts = some_flow()
+
+    assert counts["sent"] == 2 and counts["claimed"] == 2
+    statuses = [r.status for r in outbox_rows(crm)]
+    assert statuses.count(OutboxStatus.SENT) == 2 and statuses.count(OutboxStatus.PENDING) == 2
