@@ -124,8 +124,9 @@ def test_opted_out_customers_get_no_email_revisit(engine: Engine) -> None:
     with session_scope(engine) as session:
         org = make_org(session)
         opted = make_customer(session, org, abc_class=AbcClass.C, marketing_opt_out=True)
-        unsub = make_customer(session, org, abc_class=AbcClass.C,
-                              unsubscribed_at=datetime(2026, 1, 1, tzinfo=UTC))
+        unsub = make_customer(
+            session, org, abc_class=AbcClass.C, unsubscribed_at=datetime(2026, 1, 1, tzinfo=UTC)
+        )
         visit = make_customer(session, org, abc_class=AbcClass.A, marketing_opt_out=True)
         ids = (opted.id, unsub.id, visit.id)
     counts = _plan(engine, MONDAY)
