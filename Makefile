@@ -16,6 +16,8 @@ BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PACKAGES := crm_core crm_db crm_cli crm_web tasks flows scripts
 PYTEST_ARGS ?= -q -rs
 DEMO_CUSTOMERS ?= 20000
+# The demo data's fixed business date (crm demo seed's default), so every demo run is the same.
+DEMO_AS_OF ?= 2026-11-23
 
 VAR_DIR := $(or $(CRM_VAR_DIR),$(CURDIR)/var)
 PREFECT_PORT := $(or $(CRM_PREFECT_PORT),4200)
@@ -49,29 +51,30 @@ $(STAMP): pyproject.toml requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock -e .
 	@touch $@
 
-demo: $(STAMP) ## migrate, seed demo data if empty, start Prefect and run the healthcheck
+demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits and delivery
 	$(CRM) db upgrade
 	@state=$$($(PY) scripts/crm_db_state.py) || exit 1; \
 	if [ "$$state" = empty ]; then \
-		echo "database is empty: seeding $(DEMO_CUSTOMERS) demo customers"; \
-		$(CRM) demo seed --customers $(DEMO_CUSTOMERS) || exit 1; \
+		echo "database is empty: seeding $(DEMO_CUSTOMERS) demo customers as of $(DEMO_AS_OF)"; \
+		$(CRM) demo seed --customers $(DEMO_CUSTOMERS) --as-of $(DEMO_AS_OF) || exit 1; \
 	else echo "database already holds $$state: not seeding (make clean starts over)"; fi
-	@if $(CRM) mail-sink --help >/dev/null 2>&1; then $(CRM) mail-sink --background; fi
+	$(DEMO_ENV) $(CRM) mail-sink --background
 	$(CRM) server start --port $(PREFECT_PORT)
-	$(DEMO_ENV) $(CRM) run healthcheck
+	$(DEMO_ENV) $(CRM) run healthcheck --as-of $(DEMO_AS_OF)
+	$(DEMO_ENV) $(CRM) run classify_customers --as-of $(DEMO_AS_OF)
+	$(DEMO_ENV) $(CRM) run revisits --as-of $(DEMO_AS_OF)
+	$(DEMO_ENV) $(CRM) run deliver_outbox --as-of $(DEMO_AS_OF)
 	@echo
-	@echo "Demo is up:"
-	@echo "  Prefect UI     $(PREFECT_UI)  (flow runs, the healthcheck-summary artifact)"
-	@echo "  run a flow     $(CRM) run healthcheck [--as-of YYYY-MM-DD] [--dry-run]"
-	@echo "  captured mail  $(VAR_DIR)/mail/index.html"
-	@echo "  schedules      make deploy, then make worker"
-	@echo "  stop servers   make stop"
+	@echo "Demo done (as of $(DEMO_AS_OF)):"
+	@$(PY) scripts/demo_summary.py
+	@echo "  Prefect UI           $(PREFECT_UI)  (flow runs, logs, the <flow>-summary artifacts)"
+	@echo "  run a flow           $(CRM) run revisits --as-of 2026-11-24 [--dry-run]"
+	@echo "  emails on screen     $(CRM) web  (unsubscribe and revisit-outcome links)"
+	@echo "  schedules            make deploy, then make worker"
+	@echo "  stop servers         make stop   (mail capture keeps running until then)"
 
 stop: ## stop the local Prefect server (and the demo mail capture)
-	@if [ -x $(CRM) ]; then \
-		$(CRM) server stop; \
-		if $(CRM) mail-sink --help >/dev/null 2>&1; then $(CRM) mail-sink --stop || true; fi; \
-	fi
+	@if [ -x $(CRM) ]; then $(CRM) server stop; $(CRM) mail-sink --stop || true; fi
 
 deploy: $(STAMP) ## register the deployments of prefect.yaml with the local Prefect server
 	$(CRM) server start --port $(PREFECT_PORT)

@@ -1,0 +1,53 @@
+"""Print what ``make demo`` did: customers by class, revisits, outbox by status, captured mail.
+
+Reads the CRM database named by the settings and the mail capture folder; writes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+
+from crm_core.paths import var_dir
+from crm_db.models import Customer, FlowRun, OutboxMessage, Revisit
+from crm_db.session import make_engine
+
+
+def _pairs(rows: Iterable[tuple[object, int]]) -> str:
+    return ", ".join(f"{key or '-'}={n}" for key, n in sorted(rows, key=lambda r: str(r[0])))
+
+
+def main() -> int:
+    engine = make_engine()
+    with engine.connect() as conn:
+        classes = conn.execute(
+            select(Customer.abc_class, func.count()).group_by(Customer.abc_class)
+        ).tuples()
+        revisits = conn.execute(
+            select(Revisit.status, func.count()).group_by(Revisit.status)
+        ).tuples()
+        outbox = conn.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).tuples()
+        kinds = conn.execute(
+            select(OutboxMessage.kind, func.count()).group_by(OutboxMessage.kind)
+        ).tuples()
+        runs = conn.execute(
+            select(FlowRun.flow_name, FlowRun.status).order_by(FlowRun.id)
+        ).tuples()
+        print(f"  customers by class   {_pairs(classes)}")
+        print(f"  revisits by status   {_pairs(revisits)}")
+        print(f"  emails by kind       {_pairs(kinds)}")
+        print(f"  emails by status     {_pairs(outbox)}")
+        print(f"  flow runs (ledger)   {', '.join(f'{n}:{s}' for n, s in runs)}")
+    engine.dispose()
+    mail = var_dir() / "mail"
+    captured = len(list(mail.glob("*.eml"))) if mail.exists() else 0
+    print(f"  captured emails      {captured} in {mail}/ (open {mail / 'index.html'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
