@@ -75,6 +75,8 @@ def revisits(
         ]
         for future in futures:
             counts.merge(future.result())
+        # Planning queued the care emails it could; this sends the open ones left over (e.g.
+        # deferred by the contact cap on an earlier day).
         counts.merge(care_emails(ctx, run_id, dry_run))
         counts.merge(digests(ctx, run_id, dry_run))
         key = artifact_key(FLOW_NAME)

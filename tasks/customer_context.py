@@ -1,7 +1,7 @@
 """IO: the context an account manager needs beside each customer in a digest - last contact and
 its outcome, open complaints, last survey score, and the 90-day transaction trend.
 
-Four set-based queries per batch of customer ids (never one query per customer).
+Set-based queries per batch of customer ids (never one query per customer).
 """
 
 from __future__ import annotations
@@ -102,19 +102,49 @@ def load_customer_context(
         return {}
     ids = list(customer_ids)
     fields: dict[int, dict[str, Any]] = {cid: {} for cid in ids}
-    for row in conn.execute(_LAST_CONTACT, {"ids": ids}):
-        moment = as_utc_datetime(row.occurred_at)
-        fields[row.customer_id]["last_contact_date"] = moment.astimezone(timezone).date()
-        fields[row.customer_id]["last_contact_outcome"] = row.outcome
+    _add_last_contact(conn, ids, timezone, fields)
     for row in conn.execute(_COMPLAINTS, {"ids": ids, "open_states": OPEN_COMPLAINT_STATES}):
         fields[row.customer_id]["open_complaints"] = int(row.open_count or 0)
-    for row in conn.execute(_LATEST_COMPLAINT, {"ids": ids}):
-        # The customer's own words (escaped by the templates), or the category without them.
-        summary = (row.description or "").strip()[:LAST_ISSUE_CHARS] or row.category
-        fields[row.customer_id]["last_issue"] = summary
+    _add_last_issue(conn, ids, fields)
     for row in conn.execute(_LAST_SURVEY, {"ids": ids}):
         fields[row.customer_id]["last_survey_score"] = int(row.score)
     mid, start = as_of - timedelta(days=90), as_of - timedelta(days=180)
     for row in conn.execute(_TREND, {"ids": ids, "mid": mid, "start": start, "as_of": as_of}):
         fields[row.customer_id]["trend_90d_pct"] = trend_pct(int(row.recent), int(row.previous))
     return {cid: CustomerContext(**values) for cid, values in fields.items()}
+
+
+def load_care_context(
+    conn: Connection, customer_ids: Sequence[int], *, timezone: ZoneInfo
+) -> dict[int, CustomerContext]:
+    """Only what a care email says (last contact, last issue): two of the five queries."""
+    ids = list(customer_ids)
+    fields: dict[int, dict[str, Any]] = {cid: {} for cid in ids}
+    if ids:
+        _add_last_contact(conn, ids, timezone, fields)
+        _add_last_issue(conn, ids, fields)
+    return {cid: CustomerContext(**values) for cid, values in fields.items()}
+
+
+def _add_last_contact(
+    conn: Connection, ids: list[int], timezone: ZoneInfo, fields: dict[int, dict[str, Any]]
+) -> None:
+    for row in conn.execute(_LAST_CONTACT, {"ids": ids}):
+        moment = as_utc_datetime(row.occurred_at)
+        fields[row.customer_id]["last_contact_date"] = moment.astimezone(timezone).date()
+        fields[row.customer_id]["last_contact_outcome"] = row.outcome
+
+
+def load_last_issues(conn: Connection, customer_ids: Sequence[int]) -> dict[int, str]:
+    """Each customer's latest complaint, in brief (customers without one are left out)."""
+    fields: dict[int, dict[str, Any]] = {cid: {} for cid in customer_ids}
+    if fields:
+        _add_last_issue(conn, list(fields), fields)
+    return {cid: values["last_issue"] for cid, values in fields.items() if values}
+
+
+def _add_last_issue(conn: Connection, ids: list[int], fields: dict[int, dict[str, Any]]) -> None:
+    for row in conn.execute(_LATEST_COMPLAINT, {"ids": ids}):
+        # The customer's own words (escaped by the templates), or the category without them.
+        summary = (row.description or "").strip()[:LAST_ISSUE_CHARS] or row.category
+        fields[row.customer_id]["last_issue"] = summary

@@ -12,19 +12,24 @@ Digest: one email per assignee per day with every open revisit due or overdue, w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
-from typing import Any, cast
+from datetime import date
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from crm_core.masking import mask_phone
-from crm_db.models import ContactHistory
-from crm_db.session import session_factory
 from crm_db.types import UTCDateTime
-from tasks.customer_context import as_utc_datetime, load_customer_context
-from tasks.mail.outbox import NewMessage, enqueue
+from tasks.customer_context import load_care_context, load_customer_context
+from tasks.mail.outbox import NewMessage
+from tasks.mail.outbox_bulk import enqueue_bulk
+from tasks.revisit_care import (
+    CareRecipient,
+    care_message,
+    care_skip_reason,
+    last_customer_emails,
+    record_care_contacts,
+)
 from tasks.revisit_planning import PlanningContext, RangeCounts
-from tasks.rules.revisits import within_contact_cap
 from tasks.staff_directory import StaffAddress
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
@@ -51,23 +56,10 @@ _DUE_EMAIL_REVISITS = text(
     """
 )
 
-_LAST_CUSTOMER_EMAIL = text(
-    """
-    SELECT customer_id, MAX(created_at) AS latest FROM email_outbox
-    WHERE customer_id IN :ids AND status IN ('pending', 'sending', 'sent')
-    GROUP BY customer_id
-    """
-).bindparams(bindparam("ids", expanding=True))
-
 _COMPLETE = text(
     "UPDATE revisits SET status = 'done', outcome = 'email_sent', completed_at = :now "
     "WHERE id IN :ids AND status = 'open'"
 ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True))
-_CONTACTS = cast(Table, ContactHistory.__table__)
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    return None if value is None else as_utc_datetime(value)
 
 
 def queue_care_emails(
@@ -79,12 +71,12 @@ def queue_care_emails(
     dry_run: bool,
     batch: int = 2000,
 ) -> RangeCounts:
+    """Care emails for open email-channel revisits that are due (planning sends most of them as
+    it creates the revisits; this catches the rest, e.g. those the contact cap deferred)."""
     counts = RangeCounts()
     after = 0
     while True:
-        session = session_factory(engine)()
-        try:
-            conn = session.connection()
+        with engine.begin() as conn:
             rows = conn.execute(
                 _DUE_EMAIL_REVISITS, {"as_of": ctx.as_of, "after": after, "limit": batch}
             ).all()
@@ -92,74 +84,42 @@ def queue_care_emails(
                 break
             after = rows[-1].id
             ids = [r.customer_id for r in rows]
-            last_sent = {
-                row.customer_id: _as_datetime(row.latest)
-                for row in conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": ids})
-            }
-            context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
+            last_sent = last_customer_emails(conn, ids)
+            context = load_care_context(conn, ids, timezone=ctx.timezone)
             messages: list[NewMessage] = []
-            done: list[int] = []
-            contacts: list[dict[str, Any]] = []
+            sent: list[tuple[int, int, int | None]] = []
             for row in rows:
-                reason = _care_skip_reason(row, last_sent.get(row.customer_id), ctx, cap_days)
+                reason = care_skip_reason(
+                    opted_out=bool(row.marketing_opt_out or row.unsubscribed_at is not None),
+                    email=row.email,
+                    name=row.name,
+                    undeliverable=bool(row.email_undeliverable),
+                    last_sent=last_sent.get(row.customer_id),
+                    now=ctx.now,
+                    cap_days=cap_days,
+                )
                 if reason:
                     counts.add(row.region_code, f"care_skipped:{reason}")
                     continue
-                info = context[row.customer_id]
+                recipient = CareRecipient(row.customer_id, row.name, row.email, False, row.locale)
                 messages.append(
-                    NewMessage(
-                        idempotency_key=f"revisit_care:revisit:{row.id}",
-                        kind="revisit_care",
-                        locale=row.locale or "zh-CN",
-                        recipient_email=row.email,
-                        recipient_name=row.name,
-                        customer_id=row.customer_id,
-                        staff_id=None,
-                        context={
-                            "customer_name": row.name,
-                            "manager_name": row.manager_name or "",
-                            "manager_phone": row.manager_phone,
-                            "last_contact_date": _iso(info.last_contact_date),
-                            "last_issue": info.last_issue,
-                            "feedback_url": None,
-                        },
+                    care_message(
+                        revisit_id=row.id,
+                        recipient=recipient,
+                        manager=(row.manager_name, row.manager_phone),
+                        last_contact_date=context[row.customer_id].last_contact_date,
+                        last_issue=context[row.customer_id].last_issue,
                         run_id=run_id,
                     )
                 )
-                done.append(row.id)
-                contacts.append(
-                    {
-                        "customer_id": row.customer_id,
-                        "staff_id": row.assignee_id,
-                        "channel": "email",
-                        "outcome": "completed",
-                        "occurred_at": ctx.now,
-                        "revisit_id": row.id,
-                        "notes": "care email queued",
-                    }
-                )
+                sent.append((row.id, row.customer_id, row.assignee_id))
                 counts.add(row.region_code, "care_emails")
-            if not dry_run and done:
-                # Bulk statements: one insert of the contacts, one update of the revisits.
-                enqueue(session, messages, now=ctx.now)
-                conn.execute(insert(_CONTACTS), contacts)
-                conn.execute(_COMPLETE, {"ids": done, "now": ctx.now})
-                session.commit()
-        finally:
-            session.close()
+            if not dry_run and sent:
+                # Bulk statements: the outbox rows, the contacts, one update of the revisits.
+                enqueue_bulk(conn, messages, now=ctx.now)
+                record_care_contacts(conn, sent, ctx.now)
+                conn.execute(_COMPLETE, {"ids": [s[0] for s in sent], "now": ctx.now})
     return counts
-
-
-def _care_skip_reason(
-    row: Any, last_sent: datetime | None, ctx: PlanningContext, cap_days: int
-) -> str | None:
-    if row.marketing_opt_out or row.unsubscribed_at is not None:
-        return "opted_out"
-    if not row.email or row.email_undeliverable:
-        return "no_email"
-    if not within_contact_cap(last_customer_email_at=last_sent, now=ctx.now, cap_days=cap_days):
-        return "contact_cap"
-    return None
 
 
 def _iso(day: date | None) -> str | None:
@@ -224,9 +184,7 @@ def queue_digests(
     with engine.connect() as conn:
         batches = _assignee_batches(conn, ctx.as_of, batch_rows)
     for assignees in batches:
-        session = session_factory(engine)()
-        try:
-            conn = session.connection()
+        with engine.begin() as conn:
             groups = _assignee_groups(conn, ctx.as_of, assignees)
             ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
             context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
@@ -234,10 +192,7 @@ def queue_digests(
                 _digest_messages(groups, staff, context, outcome_url, ctx, run_id, counts)
             )
             if not dry_run and messages:
-                enqueue(session, messages, now=ctx.now)
-                session.commit()
-        finally:
-            session.close()
+                enqueue_bulk(conn, messages, now=ctx.now)
     return counts
 
 

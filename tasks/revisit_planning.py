@@ -5,6 +5,7 @@ customer) plus its class cadence is on or before the planning cut-off. The selec
 statement per id range; assignment and due dates come from the pure rules; the inserts of a range
 commit together. ``ON CONFLICT DO NOTHING`` against the unique keys (one open revisit per customer,
 one revisit per customer and due date) makes re-runs and concurrent runs create nothing twice.
+An email-channel revisit's care email can be queued in the same pass (see ``plan_range``).
 """
 
 from __future__ import annotations
@@ -13,15 +14,25 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Engine, Table, bindparam, func, select, text
+from sqlalchemy import Connection, Date, Engine, bindparam, func, select, text
 
-from crm_db.bulk import insert_ignoring_conflicts
-from crm_db.enums import AbcClass, ContactChannel
-from crm_db.models import Customer, Revisit, Staff
+from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
+from crm_db.models import Customer, Staff
 from crm_db.types import UTCDateTime
+from tasks.customer_context import load_last_issues
+from tasks.mail.outbox import NewMessage
+from tasks.mail.outbox_bulk import driver_date, driver_timestamp, enqueue_bulk, multi_row_insert
+from tasks.revisit_care import (
+    CareRecipient,
+    care_message,
+    care_skip_reason,
+    load_recipients,
+    load_staff_contacts,
+    record_care_contacts,
+)
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.revisits import (
     Cadence,
@@ -32,8 +43,6 @@ from tasks.rules.revisits import (
     planning_cutoff,
     scheduled_due,
 )
-
-_REVISITS = cast(Table, Revisit.__table__)
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,34 @@ def customer_id_ranges(engine: Engine, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size - 1, hi)) for start in range(lo, hi + 1, size)]
 
 
+_REVISIT_COLUMNS = (
+    "customer_id",
+    "assignee_id",
+    "abc_class",
+    "channel",
+    "due_on",
+    "status",
+    "needs_reassignment",
+    "escalation_level",
+    "run_id",
+    "created_at",
+    "outcome",
+    "completed_at",
+)
+# Rows per multi-row INSERT (12 parameters each: well under SQLite's 32,766 variables).
+_INSERT_ROWS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    customer_id: int
+    assignee_id: int | None
+    cadence: Cadence
+    due_on: date
+    needs_reassignment: bool
+    region: str
+
+
 def plan_range(
     engine: Engine,
     ctx: PlanningContext,
@@ -144,72 +181,212 @@ def plan_range(
     *,
     run_id: int | None,
     dry_run: bool,
+    care_cap_days: int | None = None,
 ) -> RangeCounts:
     """Create the due revisits of customers ``lo..hi``; in a dry run only count them.
+
+    With ``care_cap_days`` (the contact cap), an email-channel revisit that can go out now
+    (address, cap) is sent here as its care email: the revisit is created completed, the contact
+    recorded and the email queued, in the range's transaction - saving a second pass over the
+    day's revisits. The others stay open for ``queue_care_emails`` (which, without
+    ``care_cap_days``, sends them all) and the manager's digest.
 
     The selection reads in its own short transaction and the inserts write in another, so ranges
     can be planned concurrently: SQLite readers never block each other in WAL mode, and a read
     snapshot is never upgraded to a write (which SQLite refuses once another range has committed).
-    A revisit another writer created in between is skipped by the unique keys.
+    A revisit another writer created in between is skipped by the unique keys (and so is its
+    care email).
     """
     counts = RangeCounts()
     params = {"lo": lo, "hi": hi, **ctx.threshold_params()}
-    rows: list[dict[str, Any]] = []
+    planned: list[_Planned] = []
     with engine.connect() as conn:
         candidates = conn.execute(_DUE_CANDIDATES, params).all()
-    for row in candidates:
-        region = row.region_code
-        counts.add(region, "due")
-        cadence = ctx.cadences[AbcClass(row.abc_class)]
-        if cadence.channel is ContactChannel.EMAIL and (
-            row.marketing_opt_out or row.unsubscribed_at is not None
-        ):
-            # An email-channel revisit is a care email; an opted-out customer gets none.
-            counts.add(region, f"skipped:{SkipReason.OPTED_OUT.value}")
-            continue
-        manager_id = ctx.branch_managers.get(row.branch_id) if row.branch_id else None
-        assignment = assign(
-            account_manager=ctx.staff.get(row.account_manager_id),
-            branch_manager=ctx.staff.get(manager_id) if manager_id else None,
-            has_branch=row.branch_id is not None,
+        for row in candidates:
+            item = _plan_candidate(row, ctx, counts)
+            if item is not None:
+                planned.append(item)
+        care = (
+            _CareBatch.load(conn, ctx, planned, care_cap_days)
+            if care_cap_days is not None
+            else _CareBatch({}, {}, {})
         )
-        if assignment.skip is not None:
-            counts.add(region, f"skipped:{assignment.skip.value}")
-            continue
-        last = _last_completed(row.last_completed)
-        natural = natural_due(
-            last_completed=ctx.local_date(last) if last else None,
-            customer_since=_as_date(row.first_card_on),
-            cadence_days=cadence.cadence_days,
-        )
-        rows.append(
-            {
-                "customer_id": row.id,
-                "assignee_id": assignment.assignee_id,
-                "abc_class": cadence.abc_class,
-                "channel": cadence.channel,
-                "due_on": scheduled_due(natural=natural, as_of=ctx.as_of, calendar=ctx.calendar),
-                "status": "open",
-                "needs_reassignment": assignment.needs_reassignment,
-                "escalation_level": 0,
-                "run_id": run_id,
-                "created_at": ctx.now,
-                "_region": region,
-            }
-        )
-    if rows and not dry_run:
-        regions = [r.pop("_region") for r in rows]
-        with engine.begin() as conn:
-            created = insert_ignoring_conflicts(conn, _REVISITS, rows, ())
-        if created == len(rows):
-            for region in regions:
-                counts.add(region, "created")
-        else:  # a concurrent run got some first: count per region from the database
-            counts.add("-", "created", created)
-    elif rows:
-        for r in rows:
-            counts.add(r["_region"], "created")
+    for item in planned:
+        if item.customer_id in care.recipients:
+            counts.add(item.region, "care_emails")
+    if dry_run or not planned:
+        for item in planned:
+            counts.add(item.region, "created")
+        return counts
+    with engine.begin() as conn:
+        created = _insert_revisits(conn, ctx, planned, care, run_id)
+        care.queue(conn, ctx, planned, created, run_id)
+    if len(created) == len(planned):
+        for item in planned:
+            counts.add(item.region, "created")
+    else:  # a concurrent run got some first
+        counts.add("-", "created", len(created))
+        for item in planned:
+            if item.customer_id in care.recipients and item.customer_id not in created:
+                counts.add(item.region, "care_emails", -1)
     return counts
+
+
+def _plan_candidate(row: Any, ctx: PlanningContext, counts: RangeCounts) -> _Planned | None:
+    region = row.region_code
+    counts.add(region, "due")
+    cadence = ctx.cadences[AbcClass(row.abc_class)]
+    if cadence.channel is ContactChannel.EMAIL and (
+        row.marketing_opt_out or row.unsubscribed_at is not None
+    ):
+        # An email-channel revisit is a care email; an opted-out customer gets none.
+        counts.add(region, f"skipped:{SkipReason.OPTED_OUT.value}")
+        return None
+    manager_id = ctx.branch_managers.get(row.branch_id) if row.branch_id else None
+    assignment = assign(
+        account_manager=ctx.staff.get(row.account_manager_id),
+        branch_manager=ctx.staff.get(manager_id) if manager_id else None,
+        has_branch=row.branch_id is not None,
+    )
+    if assignment.skip is not None:
+        counts.add(region, f"skipped:{assignment.skip.value}")
+        return None
+    last = _last_completed(row.last_completed)
+    natural = natural_due(
+        last_completed=ctx.local_date(last) if last else None,
+        customer_since=_as_date(row.first_card_on),
+        cadence_days=cadence.cadence_days,
+    )
+    return _Planned(
+        customer_id=row.id,
+        assignee_id=assignment.assignee_id,
+        cadence=cadence,
+        due_on=scheduled_due(natural=natural, as_of=ctx.as_of, calendar=ctx.calendar),
+        needs_reassignment=assignment.needs_reassignment,
+        region=region,
+    )
+
+
+@dataclass
+class _CareBatch:
+    """The care emails of one range: who can be emailed now, and what the email says."""
+
+    recipients: dict[int, CareRecipient]
+    last_issues: dict[int, str]
+    managers: dict[int, tuple[str, str | None]]
+
+    @classmethod
+    def load(
+        cls, conn: Connection, ctx: PlanningContext, planned: list[_Planned], cap_days: int
+    ) -> _CareBatch:
+        ids = [p.customer_id for p in planned if p.cadence.channel is ContactChannel.EMAIL]
+        recipients = {
+            cid: r
+            for cid, r in load_recipients(conn, ids).items()
+            # Opted-out customers were skipped above, so this is the address and the cap.
+            if care_skip_reason(
+                opted_out=False,
+                email=r.email,
+                name=r.name,
+                undeliverable=r.email_undeliverable,
+                last_sent=r.last_email,
+                now=ctx.now,
+                cap_days=cap_days,
+            )
+            is None
+        }
+        assignees = [
+            p.assignee_id
+            for p in planned
+            if p.customer_id in recipients and p.assignee_id is not None
+        ]
+        return cls(
+            recipients=recipients,
+            last_issues=load_last_issues(conn, list(recipients)),
+            managers=load_staff_contacts(conn, assignees),
+        )
+
+    def queue(
+        self,
+        conn: Connection,
+        ctx: PlanningContext,
+        planned: list[_Planned],
+        created: dict[int, int],
+        run_id: int | None,
+    ) -> None:
+        """Queue the emails of the revisits this run created (customer id -> revisit id)."""
+        messages: list[NewMessage] = []
+        sent: list[tuple[int, int, int | None]] = []
+        for item in planned:
+            recipient = self.recipients.get(item.customer_id)
+            revisit_id = created.get(item.customer_id)
+            if recipient is None or revisit_id is None:
+                continue
+            manager = self.managers.get(item.assignee_id) if item.assignee_id else None
+            last_contact = recipient.last_contact
+            messages.append(
+                care_message(
+                    revisit_id=revisit_id,
+                    recipient=recipient,
+                    manager=manager,
+                    last_contact_date=ctx.local_date(last_contact) if last_contact else None,
+                    last_issue=self.last_issues.get(item.customer_id),
+                    run_id=run_id,
+                )
+            )
+            sent.append((revisit_id, item.customer_id, item.assignee_id))
+        enqueue_bulk(conn, messages, now=ctx.now)
+        record_care_contacts(conn, sent, ctx.now)
+
+
+def _insert_revisits(
+    conn: Connection,
+    ctx: PlanningContext,
+    planned: list[_Planned],
+    care: _CareBatch,
+    run_id: int | None,
+) -> dict[int, int]:
+    """Insert the planned revisits (those getting a care email now: already done); returns
+    customer id -> revisit id for the rows inserted, skipping any a unique key refused.
+
+    Multi-row ``INSERT ... RETURNING`` with the values converted as the column types would (the
+    typed per-row path costs more than the selection itself at a million customers)."""
+    dialect = conn.dialect.name
+    stamp = driver_timestamp(ctx.now, dialect)
+    rows = []
+    for item in planned:
+        emailed = item.customer_id in care.recipients
+        rows.append(
+            (
+                item.customer_id,
+                item.assignee_id,
+                item.cadence.abc_class.value,
+                item.cadence.channel.value,
+                driver_date(item.due_on, dialect),
+                RevisitStatus.DONE.value if emailed else RevisitStatus.OPEN.value,
+                item.needs_reassignment,
+                0,
+                run_id,
+                stamp,
+                "email_sent" if emailed else None,
+                stamp if emailed else None,
+            )
+        )
+    created: dict[int, int] = {}
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start : start + _INSERT_ROWS]
+        sql = multi_row_insert(
+            conn,
+            "revisits",
+            _REVISIT_COLUMNS,
+            len(chunk),
+            # No conflict target: skip rows colliding with ANY unique key, including the
+            # partial "one open revisit per customer" index.
+            "ON CONFLICT DO NOTHING RETURNING customer_id, id",
+        )
+        params = tuple(value for row in chunk for value in row)
+        created.update(conn.exec_driver_sql(sql, params).tuples().all())
+    return created
 
 
 def _as_date(value: Any) -> date:

@@ -10,11 +10,13 @@ from datetime import date, datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
 
 from crm_core.settings import get_settings
 from crm_db.session import session_scope, shared_engine
 from tasks import policies
 from tasks.mail.links import revisit_outcome_url
+from tasks.revisit_care import DEFAULT_CONTACT_CAP_DAYS
 from tasks.revisit_emails import queue_care_emails, queue_digests
 from tasks.revisit_escalation import escalate_overdue
 from tasks.revisit_planning import (
@@ -25,8 +27,6 @@ from tasks.revisit_planning import (
     plan_range,
 )
 from tasks.staff_directory import load_staff_addresses
-
-DEFAULT_CONTACT_CAP_DAYS = 7
 
 
 @task(name="load-revisit-context", cache_policy=NO_CACHE)
@@ -56,8 +56,17 @@ def id_ranges(size: int) -> list[tuple[int, int]]:
 def plan_revisits_range(
     ctx: PlanningContext, lo: int, hi: int, run_id: int | None, dry_run: bool
 ) -> RangeCounts:
-    # Safe to retry: inserts ignore rows that a previous attempt already committed.
-    return plan_range(shared_engine(), ctx, lo, hi, run_id=run_id, dry_run=dry_run)
+    # Safe to retry: a range commits in one transaction (revisits, care emails, contacts), and
+    # inserts ignore rows that a previous attempt already committed.
+    engine = shared_engine()
+    return plan_range(
+        engine, ctx, lo, hi, run_id=run_id, dry_run=dry_run, care_cap_days=_contact_cap_days(engine)
+    )
+
+
+def _contact_cap_days(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return int(policies.setting(session, "contact.cap_days", DEFAULT_CONTACT_CAP_DAYS))
 
 
 def _outcome_links(now: datetime) -> tuple[bytes, str]:
@@ -84,9 +93,9 @@ def escalate(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCo
 @task(name="queue-care-emails", cache_policy=NO_CACHE)
 def care_emails(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
     engine = shared_engine()
-    with session_scope(engine) as session:
-        cap_days = int(policies.setting(session, "contact.cap_days", DEFAULT_CONTACT_CAP_DAYS))
-    return queue_care_emails(engine, ctx, cap_days=cap_days, run_id=run_id, dry_run=dry_run)
+    return queue_care_emails(
+        engine, ctx, cap_days=_contact_cap_days(engine), run_id=run_id, dry_run=dry_run
+    )
 
 
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE)

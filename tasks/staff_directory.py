@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from crm_db.models import Staff
+from tasks.mail.message import is_valid_recipient
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,10 @@ def load_staff_addresses(engine: Engine) -> dict[int, StaffAddress]:
             row.id: StaffAddress(
                 id=row.id,
                 name=row.name,
-                email=None if row.email_undeliverable else row.email,
+                # An undeliverable or malformed address counts as none: reported, never queued.
+                email=row.email
+                if not row.email_undeliverable and is_valid_recipient(row.email, row.name)
+                else None,
                 locale=row.locale,
                 active=bool(row.active),
             )

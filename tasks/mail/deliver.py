@@ -6,8 +6,14 @@ The pipeline, in one event loop:
 * a producer claims batches (``claim.claim_batch``, one short transaction in a DB thread) and
   claims the next batch while the current one is still being sent (low-water mark), so sending
   never waits for a whole batch;
-* ``smtp_concurrency`` lanes each take the next row, render and build it (CPU, in the loop
-  thread: cheap thanks to cached templates) and send it on their own connection;
+* the producer decides what needs no rendering (unknown kind, consent suppression) and adds
+  the unsubscribe link, then hands chunks of rows to build worker processes
+  (``tasks.mail.build_pool``: render + build + serialise, the biggest CPU cost per message)
+  so that building overlaps claiming and sending; built bytes join the send queue. Small runs,
+  a one-CPU machine, ``CRM_BUILD_WORKERS=0``, or a worker that died make the lanes build in the
+  loop thread instead (the rows of a dead worker's chunks are released unsent);
+* ``smtp_concurrency`` lanes each take the next row (building it first if no worker did) and
+  send it on their own connection;
 * a settler writes outcomes with group commit: every reply handled in one turn of the event
   loop goes into one short transaction (``executemany``) at the end of that turn.
 
@@ -48,6 +54,15 @@ from sqlalchemy.exc import OperationalError
 from crm_core.masking import mask_email, mask_text
 from crm_core.settings import Settings
 from crm_db.enums import OutboxStatus
+from tasks.mail.build_pool import (
+    CHUNK,
+    MIN_ROWS,
+    BuildJob,
+    BuildPool,
+    WorkerGone,
+    build_one,
+    build_workers,
+)
 from tasks.mail.claim import ClaimedMessage, claim_batch
 from tasks.mail.classify import (
     Disposition,
@@ -59,8 +74,7 @@ from tasks.mail.classify import (
 )
 from tasks.mail.kinds import KINDS
 from tasks.mail.links import unsubscribe_url
-from tasks.mail.message import build_message
-from tasks.mail.render import render_email
+from tasks.mail.render import _settings_defaults
 from tasks.mail.settle import Settlement, UndeliverableAddress, apply_settlements
 from tasks.mail.smtp_pool import Accepted, SmtpConfigurationError, SmtpLane, SmtpTarget
 
@@ -77,6 +91,12 @@ LEASE_MARGIN_S = 1.0
 ROW_WARNINGS = 20
 # Settlement writes that hit a locked or briefly unavailable database are retried this often.
 SETTLE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# A chunk a build worker has not answered within this long is treated as lost with the worker.
+BUILD_TIMEOUT_S = 60.0
+
+# A queued row with its message bytes, the settlement that replaces sending, or None when the
+# lane must build it.
+Entry = tuple[ClaimedMessage, bytes | Settlement | None]
 
 
 @dataclass
@@ -250,7 +270,12 @@ class _Run:
         self.claim_executor = claim_executor
         self.settler = settler
         self.report = DeliveryReport()
-        self.queue: deque[ClaimedMessage] = deque()
+        self.queue: deque[Entry] = deque()
+        self.pool: BuildPool | None = None
+        self.pool_workers = 0  # wanted; decided by the caller
+        self.pool_defaults: tuple[str, str] | None = None
+        self.in_flight = 0  # rows handed to build workers and not yet back
+        self.slot_freed = asyncio.Event()
         self.item_added = asyncio.Event()
         self.need_more = asyncio.Event()
         self.producer_done = False
@@ -274,7 +299,7 @@ class _Run:
         self.item_added.set()
         self.need_more.set()
 
-    async def next_item(self) -> ClaimedMessage | None:
+    async def next_item(self) -> Entry | None:
         while True:
             if self.settler.error is not None:
                 self.stop(f"database error while marking rows: {_short(self.settler.error)}")
@@ -285,7 +310,7 @@ class _Run:
                 if len(self.queue) <= self.low_water:
                     self.need_more.set()
                 return item
-            if self.producer_done:
+            if self.producer_done and self.in_flight == 0:
                 return None
             self.item_added.clear()
             await self.item_added.wait()
@@ -396,6 +421,15 @@ class _Run:
 
     def build(self, item: ClaimedMessage, now: datetime) -> bytes | Settlement:
         """The message bytes, or the settlement that replaces sending (suppressed, failed)."""
+        job = self.prepare(item, now)
+        if isinstance(job, Settlement):
+            return job
+        built = build_one(job, sender=self.sender, base_url=self.base_url, date=now)
+        return self._failed(item, now, built) if isinstance(built, str) else built
+
+    def prepare(self, item: ClaimedMessage, now: datetime) -> BuildJob | Settlement:
+        """What to build (context with the unsubscribe link), or the settlement that replaces
+        building (unknown kind, suppressed): decisions that stay in this process."""
         kind = KINDS.get(item.kind)
         if kind is None:
             return self._failed(item, now, f"render: unknown email kind {item.kind!r}")
@@ -424,23 +458,18 @@ class _Run:
                 unsubscribe = unsubscribe_url(
                     item.customer_id, key=self.key, base_url=self.base_url, now=now
                 )
-        try:
-            context = item.context
-            if unsubscribe is not None:
-                context = {**context, "unsubscribe_url": unsubscribe}
-            rendered = render_email(item.kind, item.locale, context, base_url=self.base_url)
-            message = build_message(
-                message_id=item.message_id,
-                sender=self.sender,
-                recipient_email=item.recipient_email,
-                recipient_name=item.recipient_name,
-                rendered=rendered,
-                date=now,
-                unsubscribe_url=unsubscribe,
-            )
-            return message.as_bytes()
-        except Exception as exc:  # a bad template or context fails this row, not the run
-            return self._failed(item, now, f"render: {exc.__class__.__name__}: {exc}")
+        context = item.context
+        if unsubscribe is not None:
+            context = {**context, "unsubscribe_url": unsubscribe}
+        return BuildJob(
+            item.kind,
+            item.locale,
+            context,
+            item.message_id,
+            item.recipient_email,
+            item.recipient_name,
+            unsubscribe,
+        )
 
     def _failed(self, item: ClaimedMessage, now: datetime, why: str) -> Settlement:
         self.log_row("outbox row %d (%s) cannot be built: %s", item.id, item.kind, mask_text(why))
@@ -448,7 +477,7 @@ class _Run:
 
     # -- the producer and the lanes -------------------------------------------------------------
 
-    async def produce(self) -> None:
+    async def produce(self, group: asyncio.TaskGroup) -> None:
         settings = self.settings
         try:
             while not self.stopping:
@@ -469,13 +498,84 @@ class _Run:
                 if not rows:
                     break
                 self.report.claimed += len(rows)
-                self.queue.extend(rows)
-                self.item_added.set()
-                while len(self.queue) > self.low_water and not self.stopping:
+                if self.pool is None and self.pool_workers and len(rows) >= MIN_ROWS:
+                    await self.start_pool()
+                await self.dispatch(rows, group)
+                while len(self.queue) + self.in_flight > self.low_water and not self.stopping:
                     self.need_more.clear()
                     await self.need_more.wait()
         finally:
             self.producer_done = True
+            self.item_added.set()
+
+    async def start_pool(self) -> None:
+        assert self.pool_defaults is not None
+        company, default_base = self.pool_defaults
+        try:
+            self.pool = await BuildPool.start(
+                self.pool_workers, company=company, default_base_url=default_base
+            )
+        except OSError as exc:
+            log.warning("outbox: build workers could not start (%s); building in-process", exc)
+            self.pool_workers = 0
+
+    async def dispatch(self, rows: list[ClaimedMessage], group: asyncio.TaskGroup) -> None:
+        """Queue claimed rows: in chunks to the build workers while they are alive and ready
+        (waiting for a free slot rather than piling work up), otherwise for the lanes."""
+        pool = self.pool
+        if pool is None or not pool.alive:
+            self.queue.extend((row, None) for row in rows)
+            self.item_added.set()
+            return
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            now = self.clock.now()
+            jobs: list[tuple[ClaimedMessage, BuildJob]] = []
+            for row in chunk:
+                job = self.prepare(row, now)
+                if isinstance(job, Settlement):
+                    self.settle(row, job)
+                else:
+                    jobs.append((row, job))
+            future = None
+            while jobs and pool.alive and not self.stopping:
+                future = pool.submit(
+                    [job for _, job in jobs], sender=self.sender, base_url=self.base_url, date=now
+                )
+                if future is not None or not pool.any_ready:
+                    break
+                self.slot_freed.clear()
+                await self.slot_freed.wait()
+            if future is None:
+                self.queue.extend((row, None) for row, _ in jobs)
+                self.item_added.set()
+                continue
+            self.in_flight += len(jobs)
+            group.create_task(self.collect(jobs, future, now))
+
+    async def collect(
+        self,
+        jobs: list[tuple[ClaimedMessage, BuildJob]],
+        future: asyncio.Future[list[bytes | str]],
+        now: datetime,
+    ) -> None:
+        """Queue a chunk's messages when its worker answers; a chunk whose worker died (or
+        hung) was never sent: release its rows."""
+        try:
+            try:
+                results = await asyncio.wait_for(future, BUILD_TIMEOUT_S)
+            except (WorkerGone, TimeoutError):
+                for row, _ in jobs:
+                    self.release(row, "build worker stopped before building; released unsent")
+                return
+            for (row, _), built in zip(jobs, results, strict=True):
+                if isinstance(built, str):
+                    self.settle(row, self._failed(row, now, built))
+                else:
+                    self.queue.append((row, built))
+        finally:
+            self.in_flight -= len(jobs)
+            self.slot_freed.set()
             self.item_added.set()
 
     async def connect_with_retries(self, lane: SmtpLane) -> SendFailure | None:
@@ -513,14 +613,16 @@ class _Run:
                 if failure is not None:
                     log.warning("outbox: SMTP lane gave up: %s", mask_text(failure.describe()))
                     return
-            item = await self.next_item()
-            if item is None:
+            entry = await self.next_item()
+            if entry is None:
                 return
+            item, built = entry
             now = self.clock.now()
             if now + self.send_budget >= item.lease_until:
                 self.release(item, "lease ran short before sending; released unsent")
                 continue
-            built = self.build(item, now)
+            if built is None:
+                built = self.build(item, now)
             if isinstance(built, Settlement):
                 self.settle(item, built)
                 continue
@@ -532,7 +634,7 @@ class _Run:
             if isinstance(outcome, SendFailure) and outcome.stage is Stage.CONNECT:
                 # The connection broke between messages and could not be reopened: nothing was
                 # attempted. Keep the row (and its lease) for the next working lane.
-                self.queue.appendleft(item)
+                self.queue.appendleft((item, built))
                 self.item_added.set()
                 continue
             if isinstance(outcome, Accepted):
@@ -550,7 +652,8 @@ class _Run:
 
     def release_unsent(self) -> None:
         while self.queue:
-            self.release(self.queue.popleft(), self.report.stopped or "run ended before sending")
+            item, _ = self.queue.popleft()
+            self.release(item, self.report.stopped or "run ended before sending")
 
 
 async def deliver_due_async(
@@ -578,6 +681,14 @@ async def deliver_due_async(
         claim_executor=claim_executor,
         settler=settler,
     )
+    run.pool_workers = build_workers()
+    if run.pool_workers:
+        try:
+            # What the workers' renderer must use, fixed from this process's settings.
+            run.pool_defaults = _settings_defaults()
+        except Exception as exc:  # rendering will report it per row, as before
+            log.debug("outbox: no build workers: %s", exc.__class__.__name__)
+            run.pool_workers = 0
     lanes = [SmtpLane(target) for _ in range(settings.smtp_concurrency)]
     try:
         # Connect once before claiming anything: an outage or a bad TLS setup then leaves every
@@ -591,7 +702,7 @@ async def deliver_due_async(
         error: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(run.produce())
+                group.create_task(run.produce(group))
                 for lane in lanes:
                     group.create_task(run.lane_loop(lane))
         except BaseException as exc:  # re-raised below, once the outcomes are written
@@ -616,6 +727,11 @@ async def deliver_due_async(
         settler.close()
         for lane in lanes:
             lane.close()
+        if run.pool is not None:
+            try:
+                await run.pool.stop()
+            finally:
+                run.pool.kill()
         claim_executor.shutdown(wait=True)
         run.report.duration_s = round(time.monotonic() - started, 3)
         log.info(

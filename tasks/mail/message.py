@@ -112,6 +112,18 @@ def validate_address(email: str, name: str = "") -> tuple[str, str]:
     return _full_validation(email, name)
 
 
+def is_valid_recipient(email: str | None, name: str = "") -> bool:
+    """Whether ``validate_address`` would accept this recipient: flows use it to skip (and report)
+    bad contact data instead of failing the whole batch when the outbox refuses it."""
+    if not email:
+        return False
+    try:
+        validate_address(email, name)
+    except InvalidRecipient:
+        return False
+    return True
+
+
 def _full_validation(email: str, name: str) -> tuple[str, str]:
     if not isinstance(email, str) or not email.strip():
         raise InvalidRecipient("email", "is empty")

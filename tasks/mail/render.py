@@ -296,7 +296,20 @@ def _undefined_name(exc: UndefinedError) -> str:
     return match.group(1) or match.group(2)
 
 
+# Set in build worker processes (``tasks.mail.build_pool``) to the delivering parent's values,
+# so a worker renders exactly what the parent would even if its environment differs.
+_pinned_defaults: tuple[str, str] | None = None
+
+
+def pin_settings_defaults(company_name: str, public_base_url: str) -> None:
+    """Use these instead of the settings for the company name and default base URL."""
+    global _pinned_defaults
+    _pinned_defaults = (company_name, public_base_url)
+
+
 def _settings_defaults() -> tuple[str, str]:
+    if _pinned_defaults is not None:
+        return _pinned_defaults
     from crm_core.settings import get_settings
 
     settings = get_settings()

@@ -181,3 +181,30 @@ def test_one_digest_per_manager_with_context(engine: Engine) -> None:
     assert items[0]["phone"] == "*******5678"
     assert items[0]["outcome_url"].startswith("https://crm.example.test/r/")
     assert digest().total("digests") == 1 and len(_outbox(engine, "revisit_digest")) == 1
+
+
+def test_bad_contact_data_is_reported_not_fatal(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        _revisit(session, org, AS_OF, ContactChannel.EMAIL, email="bad address@example.test")
+        _revisit(session, org, AS_OF, ContactChannel.EMAIL, name="Eve\r\nBcc: x@evil.test")
+        good = _revisit(session, org, AS_OF, ContactChannel.EMAIL)
+        broken = make_org(session)
+        broken.account_manager.email = "not-an-address"
+        _revisit(session, broken, AS_OF)
+        good_id = good.id
+    care = queue_care_emails(engine, _ctx(engine), cap_days=7, run_id=None, dry_run=False)
+    assert care.total("care_skipped:invalid_email") == 2 and care.total("care_emails") == 1
+    assert [m.idempotency_key for m in _outbox(engine, "revisit_care")] == [
+        f"revisit_care:revisit:{good_id}"
+    ]
+    digests = queue_digests(
+        engine,
+        _ctx(engine),
+        staff=load_staff_addresses(engine),
+        outcome_url=_link,
+        run_id=None,
+        dry_run=False,
+    )
+    assert digests.total("digest_skipped:manager_without_email") == 1
+    assert digests.total("digests") == 1

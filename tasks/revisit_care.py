@@ -1,0 +1,193 @@
+"""IO shared by both places that send care emails: planning (for the email-channel revisits it
+creates, while it has them in hand) and ``queue_care_emails`` (for open ones left over, e.g.
+deferred by the contact cap).
+
+A care email goes to a customer with a deliverable address who has not opted out and has had no
+customer-facing email within the contact cap; queuing it completes the revisit and records the
+contact, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+
+from tasks.customer_context import as_utc_datetime
+from tasks.mail.message import is_valid_recipient
+from tasks.mail.outbox import NewMessage
+from tasks.mail.outbox_bulk import driver_timestamp, insert_statement
+from tasks.rules.revisits import within_contact_cap
+
+CARE_KIND = "revisit_care"
+DEFAULT_CONTACT_CAP_DAYS = 7
+
+_LAST_CUSTOMER_EMAIL = text(
+    """
+    SELECT customer_id, MAX(created_at) AS latest FROM email_outbox
+    WHERE customer_id IN :ids AND status IN ('pending', 'sending', 'sent')
+    GROUP BY customer_id
+    """
+).bindparams(bindparam("ids", expanding=True))
+
+# One statement per batch (not one per fact): the address, the last customer-facing email (for
+# the contact cap) and the last contact of any kind (for the email's text).
+_RECIPIENTS = text(
+    """
+    SELECT c.id, c.name, c.email, c.email_undeliverable, c.locale,
+           (SELECT MAX(o.created_at) FROM email_outbox o
+            WHERE o.customer_id = c.id AND o.status IN ('pending', 'sending', 'sent'))
+             AS last_email,
+           (SELECT MAX(h.occurred_at) FROM contact_history h WHERE h.customer_id = c.id)
+             AS last_contact
+    FROM customers c WHERE c.id IN :ids
+    """
+).bindparams(bindparam("ids", expanding=True))
+
+_STAFF_CONTACTS = text("SELECT id, name, phone FROM staff WHERE id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+_CONTACT_COLUMNS = (
+    "customer_id",
+    "staff_id",
+    "channel",
+    "outcome",
+    "occurred_at",
+    "revisit_id",
+    "notes",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CareRecipient:
+    customer_id: int
+    name: str
+    email: str | None
+    email_undeliverable: bool
+    locale: str | None
+    last_email: datetime | None = None
+    last_contact: datetime | None = None
+
+
+def last_customer_emails(conn: Connection, customer_ids: Sequence[int]) -> dict[int, datetime]:
+    """When each customer was last sent (or is about to be sent) a customer-facing email."""
+    if not customer_ids:
+        return {}
+    rows = conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": list(customer_ids)})
+    return {row.customer_id: as_utc_datetime(row.latest) for row in rows}
+
+
+def load_recipients(conn: Connection, customer_ids: Sequence[int]) -> dict[int, CareRecipient]:
+    if not customer_ids:
+        return {}
+    return {
+        row.id: CareRecipient(
+            row.id,
+            row.name,
+            row.email,
+            bool(row.email_undeliverable),
+            row.locale,
+            last_email=_moment(row.last_email),
+            last_contact=_moment(row.last_contact),
+        )
+        for row in conn.execute(_RECIPIENTS, {"ids": list(customer_ids)})
+    }
+
+
+def load_staff_contacts(
+    conn: Connection, staff_ids: Sequence[int]
+) -> dict[int, tuple[str, str | None]]:
+    """Name and phone of the managers signing the care emails."""
+    if not staff_ids:
+        return {}
+    rows = conn.execute(_STAFF_CONTACTS, {"ids": sorted(set(staff_ids))})
+    return {row.id: (row.name, row.phone) for row in rows}
+
+
+def care_skip_reason(
+    *,
+    opted_out: bool,
+    email: str | None,
+    name: str,
+    undeliverable: bool,
+    last_sent: datetime | None,
+    now: datetime,
+    cap_days: int,
+) -> str | None:
+    """Why no care email goes out now (``None``: send it)."""
+    if opted_out:
+        return "opted_out"
+    if not email or undeliverable:
+        return "no_email"
+    if not is_valid_recipient(email, name):
+        return "invalid_email"  # bad contact data: reported, never sent, the batch goes on
+    if not within_contact_cap(last_customer_email_at=last_sent, now=now, cap_days=cap_days):
+        return "contact_cap"
+    return None
+
+
+def care_message(
+    *,
+    revisit_id: int,
+    recipient: CareRecipient,
+    manager: tuple[str, str | None] | None,
+    last_contact_date: date | None,
+    last_issue: str | None,
+    run_id: int | None,
+) -> NewMessage:
+    assert recipient.email is not None  # care_skip_reason let it through
+    manager_name, manager_phone = manager or ("", None)
+    return NewMessage(
+        idempotency_key=f"{CARE_KIND}:revisit:{revisit_id}",
+        kind=CARE_KIND,
+        locale=recipient.locale or "zh-CN",
+        recipient_email=recipient.email,
+        recipient_name=recipient.name,
+        customer_id=recipient.customer_id,
+        staff_id=None,
+        context={
+            "customer_name": recipient.name,
+            "manager_name": manager_name or "",
+            "manager_phone": manager_phone,
+            "last_contact_date": last_contact_date.isoformat() if last_contact_date else None,
+            "last_issue": last_issue,
+            "feedback_url": None,
+        },
+        run_id=run_id,
+    )
+
+
+def record_care_contacts(
+    conn: Connection, sent: Sequence[tuple[int, int, int | None]], now: datetime
+) -> None:
+    """One completed email contact per ``(revisit_id, customer_id, staff_id)`` (driver-level
+    executemany: the contact history is the hottest insert of the run)."""
+    if not sent:
+        return
+    stamp = driver_timestamp(now, conn.dialect.name)
+    rows = [
+        (customer_id, staff_id, "email", "completed", stamp, revisit_id, "care email queued")
+        for revisit_id, customer_id, staff_id in sent
+    ]
+    conn.exec_driver_sql(insert_statement(conn, "contact_history", _CONTACT_COLUMNS, ""), rows)
+
+
+def _moment(value: Any) -> datetime | None:
+    return None if value is None else as_utc_datetime(value)
+
+
+__all__ = [
+    "CARE_KIND",
+    "DEFAULT_CONTACT_CAP_DAYS",
+    "CareRecipient",
+    "care_message",
+    "care_skip_reason",
+    "last_customer_emails",
+    "load_recipients",
+    "load_staff_contacts",
+    "record_care_contacts",
+]

@@ -1,0 +1,190 @@
+"""Care emails sent by planning itself (``plan_range(..., care_cap_days=...)``), against real
+databases: the same outcome as planning followed by ``queue_care_emails``, in one pass."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, func, select
+
+from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, OutboxStatus, RevisitStatus
+from crm_db.models import ContactHistory, OutboxMessage, Revisit
+from crm_db.session import session_scope
+from tasks.mail.outbox import NewMessage, enqueue
+from tasks.revisit_emails import queue_care_emails
+from tasks.revisit_planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.rules.calendar import WorkCalendar
+from tasks.rules.revisits import DEFAULT_CADENCES, Cadence
+from tests.factories import make_customer, make_org
+
+MONDAY = date(2026, 11, 23)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _ctx(engine: Engine, as_of: date) -> PlanningContext:
+    staff, branches = load_staff(engine)
+    return PlanningContext(
+        as_of=as_of,
+        now=datetime.combine(as_of, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1),
+        timezone=SHANGHAI,
+        calendar=WorkCalendar(),
+        cadences=DEFAULT_CADENCES,
+        staff=staff,
+        branch_managers=branches,
+    )
+
+
+def _plan(engine: Engine, ctx: PlanningContext, cap_days: int = 7) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for lo, hi in customer_id_ranges(engine, 2):
+        counts = plan_range(engine, ctx, lo, hi, run_id=None, dry_run=False, care_cap_days=cap_days)
+        for key in ("created", "care_emails", "due"):
+            totals[key] += counts.total(key)
+    return totals
+
+
+def _seed(engine: Engine) -> dict[str, int]:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        ids = {
+            "ok": make_customer(session, org, abc_class=AbcClass.C).id,
+            "no_email": make_customer(session, org, abc_class=AbcClass.C, email=None).id,
+            "capped": make_customer(session, org, abc_class=AbcClass.C).id,
+            "opted_out": make_customer(
+                session, org, abc_class=AbcClass.C, marketing_opt_out=True
+            ).id,
+            "visit": make_customer(session, org, abc_class=AbcClass.A).id,
+            "manager": org.account_manager.id,
+        }
+        capped = make_customer(session, org)  # only to hold the earlier email's address
+        enqueue(
+            session,
+            [
+                NewMessage(
+                    idempotency_key="earlier:care",
+                    kind="revisit_care",
+                    locale="zh-CN",
+                    recipient_email=capped.email or "",
+                    recipient_name=capped.name,
+                    customer_id=ids["capped"],
+                    staff_id=None,
+                    context={"customer_name": capped.name, "manager_name": "x"},
+                )
+            ],
+            now=datetime.combine(MONDAY, datetime.min.time(), tzinfo=UTC) - timedelta(days=2),
+        )
+    return ids
+
+
+def test_planning_sends_the_care_email_and_completes_the_revisit(engine: Engine) -> None:
+    ids = _seed(engine)
+    ctx = _ctx(engine, MONDAY)
+    counts = _plan(engine, ctx)
+    assert (counts["created"], counts["care_emails"]) == (4, 1)  # the opted-out one: none
+    with session_scope(engine) as session:
+        revisits = {r.customer_id: r for r in session.scalars(select(Revisit))}
+        done = revisits[ids["ok"]]
+        assert done.status is RevisitStatus.DONE and done.outcome == "email_sent"
+        assert done.completed_at == ctx.now and done.created_at == ctx.now
+        assert done.channel is ContactChannel.EMAIL and done.assignee_id == ids["manager"]
+        for key in ("no_email", "capped", "visit"):
+            assert revisits[ids[key]].status is RevisitStatus.OPEN
+        contact = session.scalars(
+            select(ContactHistory).where(ContactHistory.revisit_id == done.id)
+        ).one()
+        assert (contact.customer_id, contact.staff_id) == (ids["ok"], ids["manager"])
+        assert contact.outcome is ContactOutcome.COMPLETED and contact.occurred_at == ctx.now
+        mail = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key.like("revisit_care:%"))
+        ).one()
+        assert mail.idempotency_key == f"revisit_care:revisit:{done.id}"
+        assert mail.customer_id == ids["ok"] and mail.status is OutboxStatus.PENDING
+        assert mail.context["manager_name"] and mail.created_at == ctx.now
+    # The leftover pass finds only what planning left open, for the same reasons.
+    left = queue_care_emails(engine, ctx, cap_days=7, run_id=None, dry_run=False)
+    assert left.total("care_emails") == 0
+    assert left.total("care_skipped:no_email") == 1 == left.total("care_skipped:contact_cap")
+    # Again the same day: nothing twice.
+    assert _plan(engine, ctx)["created"] == 0
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+        assert session.scalar(select(func.count()).select_from(ContactHistory)) == 1
+    # Once the cap has passed, the deferred one goes out from the leftover pass.
+    later = _ctx(engine, MONDAY + timedelta(days=6))
+    assert (
+        queue_care_emails(engine, later, cap_days=7, run_id=None, dry_run=False).total(
+            "care_emails"
+        )
+        == 1
+    )
+
+
+def test_a_dry_run_counts_the_emails_and_writes_nothing(engine: Engine) -> None:
+    _seed(engine)
+    ctx = _ctx(engine, MONDAY)
+    totals: Counter[str] = Counter()
+    for lo, hi in customer_id_ranges(engine, 100):
+        counts = plan_range(engine, ctx, lo, hi, run_id=None, dry_run=True, care_cap_days=7)
+        totals.update({k: counts.total(k) for k in ("created", "care_emails")})
+    assert (totals["created"], totals["care_emails"]) == (4, 1)
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Revisit)) == 0
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_thirty_days_of_inline_care_emails_keep_the_invariants(engine: Engine) -> None:
+    """Email-channel customers on a short cadence: each round is created exactly once and sent
+    at most one care email per revisit, never two open revisits, the cap is respected."""
+    with session_scope(engine) as session:
+        org = make_org(session)
+        for i in range(12):
+            make_customer(
+                session,
+                org,
+                abc_class=AbcClass.C if i % 3 else AbcClass.A,
+                email=None if i == 5 else f"c{i}@example.test",
+                first_card_on=MONDAY - timedelta(days=200 + i),
+            )
+    short = {abc: Cadence(abc, 3, c.channel, 7) for abc, c in DEFAULT_CADENCES.items()}
+    start = MONDAY
+    for offset in range(30):
+        day = start + timedelta(days=offset)
+        ctx = replace(_ctx(engine, day), cadences=short)
+        for lo, hi in customer_id_ranges(engine, 5):
+            plan_range(engine, ctx, lo, hi, run_id=None, dry_run=False, care_cap_days=2)
+        queue_care_emails(engine, ctx, cap_days=2, run_id=None, dry_run=False)
+        with session_scope(engine) as session:
+            open_per_customer = Counter(
+                session.scalars(
+                    select(Revisit.customer_id).where(Revisit.status == RevisitStatus.OPEN)
+                )
+            )
+            assert max(open_per_customer.values(), default=0) <= 1
+    with session_scope(engine) as session:
+        mails = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "revisit_care")
+        ).all()
+        keys = [m.idempotency_key for m in mails]
+        assert len(keys) == len(set(keys)) > 12
+        emailed = {int(k.rsplit(":", 1)[1]) for k in keys}
+        done = {
+            r.id: r for r in session.scalars(select(Revisit).where(Revisit.outcome == "email_sent"))
+        }
+        assert emailed == set(done)
+        contacts = Counter(
+            session.scalars(
+                select(ContactHistory.revisit_id).where(ContactHistory.revisit_id.is_not(None))
+            )
+        )
+        assert set(contacts) == emailed and max(contacts.values()) == 1
+        # Per customer, consecutive care emails are at least the cap (2 days) apart.
+        sent: dict[int, list[datetime]] = {}
+        for m in mails:
+            assert m.customer_id is not None
+            sent.setdefault(m.customer_id, []).append(m.created_at)
+        for times in sent.values():
+            times.sort()
+            assert all(b - a >= timedelta(days=2) for a, b in zip(times, times[1:], strict=False))
