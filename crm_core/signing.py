@@ -24,7 +24,8 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(key: bytes, purpose: str, body: str) -> str:
-    return _b64(hmac.new(key, f"{purpose}.{body}".encode(), hashlib.sha256).digest())
+    message = f"{purpose}.{body}".encode("utf-8", "surrogatepass")
+    return _b64(hmac.new(key, message, hashlib.sha256).digest())
 
 
 def sign(key: bytes, purpose: str, payload: dict[str, Any], expires_at: datetime | None) -> str:
@@ -40,7 +41,10 @@ def sign(key: bytes, purpose: str, payload: dict[str, Any], expires_at: datetime
 def verify(key: bytes, purpose: str, token: str, now: datetime) -> dict[str, Any] | None:
     """The payload if ``token`` is authentic, for ``purpose``, and not expired at ``now``."""
     body, dot, mac = token.partition(".")
-    if not dot or not hmac.compare_digest(mac, _mac(key, purpose, body)):
+    # Compare bytes: compare_digest refuses non-ASCII str, and a token is untrusted input.
+    if not dot or not hmac.compare_digest(
+        mac.encode("utf-8", "surrogatepass"), _mac(key, purpose, body).encode()
+    ):
         return None
     try:
         claims: dict[str, Any] = json.loads(_unb64(body))

@@ -6,6 +6,7 @@ Sessions are opened inside (never passed in), and ``NO_CACHE`` because every cal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 
 from prefect import task
@@ -69,22 +70,25 @@ def _contact_cap_days(engine: Engine) -> int:
         return int(policies.setting(session, "contact.cap_days", DEFAULT_CONTACT_CAP_DAYS))
 
 
-def _outcome_links(now: datetime) -> tuple[bytes, str]:
+def _outcome_links(now: datetime) -> Callable[[int, int], str]:
+    """Builds the signed "record the outcome" link for a revisit and the staff member it is for."""
     settings = get_settings()
-    return settings.signing_key(), settings.public_base_url
+    key, base = settings.signing_key(), settings.public_base_url
+
+    def link(revisit_id: int, staff_id: int) -> str:
+        return revisit_outcome_url(revisit_id, staff_id=staff_id, key=key, base_url=base, now=now)
+
+    return link
 
 
 @task(name="escalate-overdue-revisits", cache_policy=NO_CACHE)
 def escalate(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
     engine = shared_engine()
-    key, base = _outcome_links(ctx.now)
     return escalate_overdue(
         engine,
         ctx,
         recipients=load_staff_addresses(engine),
-        outcome_url=lambda revisit_id, staff_id: revisit_outcome_url(
-            revisit_id, staff_id=staff_id, key=key, base_url=base, now=ctx.now
-        ),
+        outcome_url=_outcome_links(ctx.now),
         run_id=run_id,
         dry_run=dry_run,
     )
@@ -101,14 +105,11 @@ def care_emails(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> Rang
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE)
 def digests(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
     engine = shared_engine()
-    key, base = _outcome_links(ctx.now)
     return queue_digests(
         engine,
         ctx,
         staff=load_staff_addresses(engine),
-        outcome_url=lambda revisit_id, staff_id: revisit_outcome_url(
-            revisit_id, staff_id=staff_id, key=key, base_url=base, now=ctx.now
-        ),
+        outcome_url=_outcome_links(ctx.now),
         run_id=run_id,
         dry_run=dry_run,
     )
