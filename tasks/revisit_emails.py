@@ -196,6 +196,10 @@ def queue_digests(
     return counts
 
 
+def _as_day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
 def _digest_messages(
     groups: list[list[Any]],
     staff: dict[int, StaffAddress],
@@ -206,6 +210,9 @@ def _digest_messages(
     counts: RangeCounts,
 ) -> Iterator[NewMessage]:
     for group in groups:
+        for row in group:  # every open revisit past its due date, per customer's region
+            if _as_day(row.due_on) < ctx.as_of:
+                counts.add(row.region_code, "overdue")
         assignee = staff.get(group[0].assignee_id)
         region = group[0].region_code
         if assignee is None or not assignee.email:
@@ -214,7 +221,7 @@ def _digest_messages(
         items = []
         for row in group[:DIGEST_MAX_ITEMS]:
             info = context[row.customer_id]
-            due_on = row.due_on if isinstance(row.due_on, date) else date.fromisoformat(row.due_on)
+            due_on = _as_day(row.due_on)
             items.append(
                 {
                     "customer_name": row.customer_name,

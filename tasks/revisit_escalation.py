@@ -155,10 +155,10 @@ def escalate_overdue(
         if not dry_run and updates:
             conn.execute(_RECORD, updates)
             result = enqueue(session, messages, now=ctx.now)
-            counts.add("-", "emails_queued", result.inserted)
+            counts.add("-", "escalation_emails", result.inserted)
             session.commit()
         elif dry_run:
-            counts.add("-", "emails_queued", len(messages))
+            counts.add("-", "escalation_emails", len(messages))
     finally:
         session.close()
     return counts

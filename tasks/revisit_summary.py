@@ -9,11 +9,15 @@ from tasks.revisit_planning import RangeCounts
 COLUMNS = (
     ("due", "due"),
     ("created", "created"),
+    ("overdue", "overdue (open)"),
     ("escalated:branch", "escalated to branch"),
     ("escalated:region", "escalated to region"),
     ("care_emails", "care emails"),
     ("digests", "digests"),
+    ("escalation_emails", "escalation emails"),
 )
+# Emails a run adds to the outbox, summed into the "emails queued" column.
+EMAIL_KEYS = ("care_emails", "digests", "escalation_emails")
 
 
 def artifact_rows(counts: RangeCounts) -> list[dict[str, str | int]]:
@@ -32,6 +36,7 @@ def _row(region: str, counter: Counter[str]) -> dict[str, str | int]:
     row: dict[str, str | int] = {"region": region}
     for key, label in COLUMNS:
         row[label] = counter[key]
+    row["emails queued"] = sum(counter[key] for key in EMAIL_KEYS)
     skipped = sorted(
         (key, n) for key, n in counter.items() if ":" in key and not key.startswith("escalated:")
     )
