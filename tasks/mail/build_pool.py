@@ -52,11 +52,11 @@ class BuildJob(NamedTuple):
 
     kind: str
     locale: str
-    context: dict[str, Any]  # the row's context, unsubscribe_url already merged in
+    context: dict[str, Any]  # the row's context as queued
     message_id: str
     recipient_email: str
     recipient_name: str
-    unsubscribe_url: str | None
+    unsubscribe_customer: int | None  # sign an unsubscribe link for this customer
 
 
 class WorkerGone(RuntimeError):
@@ -79,14 +79,25 @@ def build_workers() -> int:
 # ---------------------------------------------------------------- the build itself (both sides)
 
 
-def build_one(job: BuildJob, *, sender: str, base_url: str, date: datetime) -> bytes | str:
+def build_one(
+    job: BuildJob, *, sender: str, base_url: str, date: datetime, key: bytes
+) -> bytes | str:
     """The message bytes, or the error text that fails this row (a bad template or context
-    fails the row, never the run)."""
-    from tasks.mail.message import build_message
+    fails the row, never the run). ``date`` is the Date header and the unsubscribe link's
+    signing time; ``key`` signs that link."""
+    from tasks.mail.links import unsubscribe_url
+    from tasks.mail.message import build_message, message_bytes
     from tasks.mail.render import render_email
 
+    unsubscribe: str | None = None
+    context = job.context
+    if job.unsubscribe_customer is not None:
+        unsubscribe = unsubscribe_url(
+            job.unsubscribe_customer, key=key, base_url=base_url, now=date
+        )
+        context = {**context, "unsubscribe_url": unsubscribe}
     try:
-        rendered = render_email(job.kind, job.locale, job.context, base_url=base_url)
+        rendered = render_email(job.kind, job.locale, context, base_url=base_url)
         message = build_message(
             message_id=job.message_id,
             sender=sender,
@@ -94,17 +105,17 @@ def build_one(job: BuildJob, *, sender: str, base_url: str, date: datetime) -> b
             recipient_name=job.recipient_name,
             rendered=rendered,
             date=date,
-            unsubscribe_url=job.unsubscribe_url,
+            unsubscribe_url=unsubscribe,
         )
-        return message.as_bytes()
+        return message_bytes(message)
     except Exception as exc:
         return f"render: {exc.__class__.__name__}: {exc}"
 
 
 def _build_chunk(
-    jobs: Sequence[BuildJob], sender: str, base_url: str, date: datetime
+    jobs: Sequence[BuildJob], sender: str, base_url: str, date: datetime, key: bytes
 ) -> list[bytes | str]:
-    return [build_one(job, sender=sender, base_url=base_url, date=date) for job in jobs]
+    return [build_one(job, sender=sender, base_url=base_url, date=date, key=key) for job in jobs]
 
 
 # ---------------------------------------------------------------- the worker process
@@ -146,8 +157,7 @@ def worker_main() -> None:
         request = _read_frame(channel_in)
         if request is None:
             return
-        jobs, sender, base_url, date = request
-        _write_frame(channel_out, _build_chunk(jobs, sender, base_url, date))
+        _write_frame(channel_out, _build_chunk(*request))
 
 
 # ---------------------------------------------------------------- the parent's side
@@ -233,7 +243,7 @@ class BuildPool:
         return any(w.ready for w in self._workers)
 
     def submit(
-        self, jobs: list[BuildJob], *, sender: str, base_url: str, date: datetime
+        self, jobs: list[BuildJob], *, sender: str, base_url: str, date: datetime, key: bytes
     ) -> asyncio.Future[list[bytes | str]] | None:
         """A future for the chunk's results (in ``jobs`` order), or None when no worker is
         ready with room (still starting, busy or gone): the caller builds in-process."""
@@ -243,7 +253,9 @@ class BuildPool:
         worker = min(ready, key=lambda w: len(w.pending))
         stdin = worker.proc.stdin
         assert stdin is not None
-        data = pickle.dumps((jobs, sender, base_url, date), protocol=pickle.HIGHEST_PROTOCOL)
+        # The signing key travels on the pipe (never argv or the environment).
+        request = (jobs, sender, base_url, date, key)
+        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         future: asyncio.Future[list[bytes | str]] = asyncio.get_running_loop().create_future()
         try:
             stdin.write(_HEADER.pack(len(data)) + data)

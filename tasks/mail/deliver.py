@@ -73,7 +73,6 @@ from tasks.mail.classify import (
     suppression_reason,
 )
 from tasks.mail.kinds import KINDS
-from tasks.mail.links import unsubscribe_url
 from tasks.mail.render import _settings_defaults
 from tasks.mail.settle import Settlement, UndeliverableAddress, apply_settlements
 from tasks.mail.smtp_pool import Accepted, SmtpConfigurationError, SmtpLane, SmtpTarget
@@ -424,16 +423,16 @@ class _Run:
         job = self.prepare(item, now)
         if isinstance(job, Settlement):
             return job
-        built = build_one(job, sender=self.sender, base_url=self.base_url, date=now)
+        built = build_one(job, sender=self.sender, base_url=self.base_url, date=now, key=self.key)
         return self._failed(item, now, built) if isinstance(built, str) else built
 
     def prepare(self, item: ClaimedMessage, now: datetime) -> BuildJob | Settlement:
-        """What to build (context with the unsubscribe link), or the settlement that replaces
+        """What to build (whether with an unsubscribe link), or the settlement that replaces
         building (unknown kind, suppressed): decisions that stay in this process."""
         kind = KINDS.get(item.kind)
         if kind is None:
             return self._failed(item, now, f"render: unknown email kind {item.kind!r}")
-        unsubscribe: str | None = None
+        unsubscribe: int | None = None
         if kind.audience == "customer":
             consent = item.consent
             reason = (
@@ -454,17 +453,11 @@ class _Run:
                     at=now,
                     last_error=f"suppressed: {reason}",
                 )
-            if item.customer_id is not None:
-                unsubscribe = unsubscribe_url(
-                    item.customer_id, key=self.key, base_url=self.base_url, now=now
-                )
-        context = item.context
-        if unsubscribe is not None:
-            context = {**context, "unsubscribe_url": unsubscribe}
+            unsubscribe = item.customer_id
         return BuildJob(
             item.kind,
             item.locale,
-            context,
+            item.context,
             item.message_id,
             item.recipient_email,
             item.recipient_name,
@@ -529,6 +522,14 @@ class _Run:
             return
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
+            # While the workers start (~0.5-1 s), the lanes build only what keeps them busy.
+            while (
+                not pool.any_ready
+                and pool.alive
+                and len(self.queue) > 2 * CHUNK
+                and not self.stopping
+            ):
+                await asyncio.sleep(0.01)
             now = self.clock.now()
             jobs: list[tuple[ClaimedMessage, BuildJob]] = []
             for row in chunk:
@@ -540,7 +541,11 @@ class _Run:
             future = None
             while jobs and pool.alive and not self.stopping:
                 future = pool.submit(
-                    [job for _, job in jobs], sender=self.sender, base_url=self.base_url, date=now
+                    [job for _, job in jobs],
+                    sender=self.sender,
+                    base_url=self.base_url,
+                    date=now,
+                    key=self.key,
                 )
                 if future is not None or not pool.any_ready:
                     break
@@ -564,10 +569,21 @@ class _Run:
         try:
             try:
                 results = await asyncio.wait_for(future, BUILD_TIMEOUT_S)
-            except (WorkerGone, TimeoutError):
+            except (WorkerGone, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError) and self.pool is not None:
+                    # A hung worker would keep its slots forever: end it (and with it the
+                    # pool, so the rest of the run builds in-process).
+                    log.warning("outbox: a build worker did not answer; stopping the workers")
+                    self.pool.kill()
                 for row, _ in jobs:
                     self.release(row, "build worker stopped before building; released unsent")
                 return
+            except asyncio.CancelledError:
+                # The run is being torn down: these rows were never sent; give them back now
+                # rather than leave them to their lease (the outcomes are written at the end).
+                for row, _ in jobs:
+                    self.release(row, "run ended before sending")
+                raise
             for (row, _), built in zip(jobs, results, strict=True):
                 if isinstance(built, str):
                     self.settle(row, self._failed(row, now, built))
@@ -577,6 +593,9 @@ class _Run:
             self.in_flight -= len(jobs)
             self.slot_freed.set()
             self.item_added.set()
+            # The producer waits on queued + in-flight rows; rows settled or released here
+            # never reach the queue, so wake it (it re-checks the level).
+            self.need_more.set()
 
     async def connect_with_retries(self, lane: SmtpLane) -> SendFailure | None:
         failure: SendFailure | None = None

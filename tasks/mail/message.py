@@ -12,7 +12,11 @@ The policy swaps in a few header classes, each for a measured reason:
   follow it);
 * speed: the stdlib builds a header class per header and re-parses/refolds every value
   (~1.7 ms per message with its defaults); caching the classes, writing short ASCII values
-  as they are, and composing our own MIME headers brings it to ~0.4 ms (CPU).
+  as they are, and composing our own MIME headers brings it to ~0.4 ms (CPU). Further, the
+  parse trees our own folders never read are not built, header objects that repeat (From,
+  the Date of a batch) and encoded words (CJK names and subjects) are cached, and
+  ``message_bytes`` writes each body in one piece instead of line by line: the same bytes as
+  ``as_bytes()`` for ~40% less CPU.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import re
 import secrets
 import unicodedata
 from datetime import datetime
+from email.generator import BytesGenerator
 from email.header import Header
 from email.headerregistry import (
     Address,
     AddressHeader,
     BaseHeader,
+    Group,
     HeaderRegistry,
     UnstructuredHeader,
 )
@@ -35,6 +41,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy, Policy
 from email.utils import parseaddr
 from functools import lru_cache
+from io import BytesIO
 from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -87,6 +94,7 @@ def _fast_path(email: str, name: str) -> tuple[str, str] | None:
         len(email) > 254
         or len(local) > 64
         or not _SIMPLE_ADDRESS.fullmatch(email)
+        or "--" in domain  # "xn--" punycode and the "ab--" rule: the full validator decides
         or not name.isprintable()  # any control or separator character: the full path decides
         or _special_use(domain.lower())
     ):
@@ -178,11 +186,17 @@ class _FastFoldHeader(BaseHeader):
 
 
 def _encoded_words(text: str, name: str, policy: Policy) -> str:
+    return _encoded_words_cached(text, name, policy.max_line_length, policy.linesep)
+
+
+@lru_cache(maxsize=4096)
+def _encoded_words_cached(text: str, name: str, max_line_length: int | None, linesep: str) -> str:
     # email.header.Header splits on character boundaries and picks the shorter of B and Q
-    # encoding; ~5x faster than the policy folder for CJK text.
-    encoded: str = Header(
-        text, "utf-8", maxlinelen=policy.max_line_length, header_name=name
-    ).encode(linesep=policy.linesep)
+    # encoding; ~5x faster than the policy folder for CJK text. Cached: names and subjects
+    # repeat across a run (the same customer names, the same subject per kind and locale).
+    encoded: str = Header(text, "utf-8", maxlinelen=max_line_length, header_name=name).encode(
+        linesep=linesep
+    )
     return encoded
 
 
@@ -210,7 +224,9 @@ class _LiteralSubject(UnstructuredHeader, _FastFoldHeader):
 
     @classmethod
     def parse(cls, value: str, kwds: dict[str, Any]) -> None:
-        super().parse(value, kwds)
+        # No parse tree: ``fold`` below never reads one (the stdlib's costs ~15 µs, more for
+        # CJK text), and the decoded value is the literal text anyway.
+        kwds["parse_tree"] = None
         kwds["decoded"] = value
 
     def fold(self, *, policy: Policy) -> str:
@@ -231,6 +247,20 @@ class _SingleAddress(AddressHeader, _FastFoldHeader):  # type: ignore[misc]
     A non-ASCII name (or one holding ``=?``) becomes RFC 2047 encoded words; an ASCII name is
     an atom phrase or a quoted string on one line (at most ~650 characters: within the 998
     limit, because names are capped at ``MAX_NAME_LENGTH``)."""
+
+    @classmethod
+    def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
+        if not isinstance(value, Address):
+            super().parse(value, kwds)
+            return
+        # One Address object (what build_message assigns): the same groups, defects and
+        # decoded text as the stdlib, without re-parsing that text into a tree that ``fold``
+        # never reads for a single address (~100 us for a CJK name).
+        group = Group(None, [value])
+        kwds["groups"] = [group]
+        kwds["defects"] = []
+        kwds["decoded"] = str(group)
+        kwds["parse_tree"] = None
 
     def fold(self, *, policy: Policy) -> str:
         addresses = self.addresses
@@ -298,7 +328,7 @@ class _CachedHeaderRegistry(HeaderRegistry):
         super().map_to_type(name, cls)
 
 
-def _make_policy() -> Policy:
+def _make_policy() -> _Policy:
     registry = _CachedHeaderRegistry()
     registry.map_to_type("subject", _LiteralSubject)
     registry.map_to_type("from", _SingleAddress)
@@ -333,6 +363,21 @@ def _text_part(body: str, subtype: str) -> EmailMessage:
 def _boundary() -> str:
     # Random, so no body can contain it (base64 and quoted-printable bodies never hold "==_").
     return f"==_{secrets.token_hex(16)}"
+
+
+@lru_cache(maxsize=16)
+def _sender_header(sender: str) -> BaseHeader:
+    # Header objects are immutable strings; the policy stores one whose name matches as it is.
+    header: BaseHeader = POLICY.header_factory("From", _sender_address(sender))
+    return header
+
+
+@lru_cache(maxsize=16)
+def _date_header(date: datetime, tzinfo: Any, fold: int) -> BaseHeader:
+    # Every message of a delivery batch carries the same Date: format and parse it once.
+    # (tzinfo and fold are in the key: equal instants in other zones print differently.)
+    header: BaseHeader = POLICY.header_factory("Date", date)
+    return header
 
 
 @lru_cache(maxsize=16)
@@ -375,9 +420,9 @@ def build_message(
 
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = subject
-    msg["From"] = _sender_address(sender)
+    msg["From"] = _sender_header(sender)
     msg["To"] = Address(display_name=name, username=username, domain=domain)
-    msg["Date"] = date
+    msg["Date"] = _date_header(date, date.tzinfo, date.fold)
     msg["Message-ID"] = _Verbatim(_message_id(message_id))
     if unsubscribe_url is not None:
         if not _HEADER_URL.fullmatch(unsubscribe_url) or len(unsubscribe_url) > _LINE_LIMIT - 40:
@@ -390,3 +435,25 @@ def build_message(
     msg["Content-Type"] = _Verbatim(f'multipart/alternative; boundary="{_boundary()}"')
     msg.set_payload([text_part, html_part])
     return msg
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # email.generator.NLCRE
+
+
+class _BytesGenerator(BytesGenerator):
+    """The stdlib generator, writing a body's lines in one call rather than two per line
+    (a 10 kB base64 body is ~300 calls): ``split`` then join with the line separator is
+    exactly ``sub``."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(_NEWLINE.sub(self._NL, lines))  # type: ignore[attr-defined]
+
+
+def message_bytes(message: EmailMessage) -> bytes:
+    """``message.as_bytes()``, byte for byte, for less CPU (see ``_BytesGenerator``)."""
+    buffer = BytesIO()
+    _BytesGenerator(buffer, mangle_from_=False, policy=message.policy).flatten(
+        message, unixfrom=False
+    )
+    return buffer.getvalue()
