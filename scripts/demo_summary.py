@@ -34,9 +34,7 @@ def main() -> int:
         kinds = conn.execute(
             select(OutboxMessage.kind, func.count()).group_by(OutboxMessage.kind)
         ).tuples()
-        runs = conn.execute(
-            select(FlowRun.flow_name, FlowRun.status).order_by(FlowRun.id)
-        ).tuples()
+        runs = conn.execute(select(FlowRun.flow_name, FlowRun.status).order_by(FlowRun.id)).tuples()
         print(f"  customers by class   {_pairs(classes)}")
         print(f"  revisits by status   {_pairs(revisits)}")
         print(f"  emails by kind       {_pairs(kinds)}")
