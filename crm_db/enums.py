@@ -52,6 +52,11 @@ class ContactOutcome(StrEnum):
     ISSUE_RAISED = "issue_raised"
 
 
+# Contact outcomes that mean the customer was reached: they close a revisit and restart the
+# cadence (no_answer and rescheduled are attempts). One rule for the CLI, web page and import.
+REACHED_OUTCOMES = frozenset({ContactOutcome.COMPLETED, ContactOutcome.ISSUE_RAISED})
+
+
 class RevisitStatus(StrEnum):
     OPEN = "open"
     DONE = "done"

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from crm_db.enums import ContactOutcome, RevisitStatus
+from crm_db.enums import REACHED_OUTCOMES, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
 
-REACHED = frozenset({ContactOutcome.COMPLETED, ContactOutcome.ISSUE_RAISED})
+REACHED = REACHED_OUTCOMES
 MAX_NOTES = 2000
 
 

@@ -22,7 +22,7 @@ from crm_db.csv_import.kinds.contacts import ContactRecord
 from crm_db.csv_import.kinds.customers import CustomerRecord
 from crm_db.csv_import.kinds.targets import TargetRecord
 from crm_db.csv_import.kinds.transactions import TransactionRecord
-from crm_db.enums import RevisitStatus
+from crm_db.enums import REACHED_OUTCOMES, RevisitStatus
 from crm_db.models import (
     Complaint,
     ComplaintEvent,
@@ -32,7 +32,6 @@ from crm_db.models import (
     Target,
     Transaction,
 )
-from tasks.revisit_completion import REACHED
 
 IMPORT_NOTE = "csv import"
 
@@ -250,7 +249,7 @@ def write_contacts(
     for record in records:  # file order
         if (
             record.revisit_id is not None
-            and record.outcome in REACHED
+            and record.outcome in REACHED_OUTCOMES
             and record.external_id in written_ids
         ):
             closing.setdefault(

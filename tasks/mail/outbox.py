@@ -69,7 +69,7 @@ def _printable(text: str) -> bool:
     return text.isprintable()
 
 
-def _checked_row(message: NewMessage, *, now: datetime, id_domain: str) -> dict[str, Any]:
+def checked_row(message: NewMessage, *, now: datetime, id_domain: str) -> dict[str, Any]:
     key = message.idempotency_key
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not _printable(key):
         shown = key[:MAX_KEY_LENGTH] if isinstance(key, str) else repr(key)
@@ -154,7 +154,7 @@ def enqueue(
     seen: set[str] = set()
     repeated = 0
     for message in messages:
-        row = _checked_row(message, now=now, id_domain=domain)
+        row = checked_row(message, now=now, id_domain=domain)
         if row["idempotency_key"] in seen:
             repeated += 1
             continue

@@ -23,7 +23,7 @@ from tasks.mail.outbox import (
     INSERT_CHUNK,
     EnqueueResult,
     NewMessage,
-    _checked_row,
+    checked_row,
     message_id_domain,
 )
 
@@ -109,7 +109,7 @@ def enqueue_bulk(
     seen: set[str] = set()
     repeated = 0
     for message in messages:
-        row = _checked_row(message, now=now, id_domain=domain)
+        row = checked_row(message, now=now, id_domain=domain)
         key = row["idempotency_key"]
         if key in seen:
             repeated += 1

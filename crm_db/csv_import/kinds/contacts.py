@@ -2,8 +2,8 @@
 their outcomes, e.g. the revisits a CRM completed, recorded in bulk.
 
 A row naming ``revisit_id`` with an outcome that reached the customer closes that revisit if it
-is still open (the writer applies ``tasks.revisit_completion``'s rule); this module only checks
-that the revisit exists and belongs to the row's customer.
+is still open (the writer applies ``crm_db.enums.REACHED_OUTCOMES``, the rule ``record_outcome``
+uses); this module only checks that the revisit exists and belongs to the row's customer.
 """
 
 from __future__ import annotations
