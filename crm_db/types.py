@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect
@@ -46,3 +46,22 @@ def utcnow() -> datetime:
 def as_json(value: Any) -> Any:
     """Identity helper documenting that a value is stored as JSON."""
     return value
+
+
+# Raw SQL (``text()``) results skip the column types: SQLite hands back text, PostgreSQL values.
+
+
+def raw_utc_datetime(value: Any) -> datetime | None:
+    """A timestamp column read by raw SQL, as an aware UTC datetime (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def raw_date(value: Any) -> date:
+    """A date column read by raw SQL."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

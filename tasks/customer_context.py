@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, text
+
+from crm_db.types import raw_utc_datetime
 
 LAST_ISSUE_CHARS = 200
 OPEN_COMPLAINT_STATES = ("new", "acknowledged", "in_progress", "waiting_on_customer")
@@ -26,14 +28,6 @@ class CustomerContext:
     last_issue: str | None = None  # the latest complaint, in brief
     last_survey_score: int | None = None
     trend_90d_pct: float | None = None
-
-
-def as_utc_datetime(value: Any) -> datetime:
-    """A raw timestamp column value: a datetime on PostgreSQL, naive-UTC text on SQLite."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 _LAST_CONTACT = text(
@@ -130,7 +124,8 @@ def _add_last_contact(
     conn: Connection, ids: list[int], timezone: ZoneInfo, fields: dict[int, dict[str, Any]]
 ) -> None:
     for row in conn.execute(_LAST_CONTACT, {"ids": ids}):
-        moment = as_utc_datetime(row.occurred_at)
+        moment = raw_utc_datetime(row.occurred_at)
+        assert moment is not None
         fields[row.customer_id]["last_contact_date"] = moment.astimezone(timezone).date()
         fields[row.customer_id]["last_contact_outcome"] = row.outcome
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from tasks.customer_context import as_utc_datetime
+from crm_db.bulk import driver_timestamp, insert_statement
+from crm_db.types import raw_utc_datetime
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
-from tasks.mail.outbox_bulk import driver_timestamp, insert_statement
 from tasks.rules.revisits import within_contact_cap
 
 CARE_KIND = "revisit_care"
@@ -73,12 +72,14 @@ class CareRecipient:
     last_contact: datetime | None = None
 
 
-def last_customer_emails(conn: Connection, customer_ids: Sequence[int]) -> dict[int, datetime]:
+def last_customer_emails(
+    conn: Connection, customer_ids: Sequence[int]
+) -> dict[int, datetime | None]:
     """When each customer was last sent (or is about to be sent) a customer-facing email."""
     if not customer_ids:
         return {}
     rows = conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": list(customer_ids)})
-    return {row.customer_id: as_utc_datetime(row.latest) for row in rows}
+    return {row.customer_id: raw_utc_datetime(row.latest) for row in rows}
 
 
 def load_recipients(conn: Connection, customer_ids: Sequence[int]) -> dict[int, CareRecipient]:
@@ -91,8 +92,8 @@ def load_recipients(conn: Connection, customer_ids: Sequence[int]) -> dict[int, 
             row.email,
             bool(row.email_undeliverable),
             row.locale,
-            last_email=_moment(row.last_email),
-            last_contact=_moment(row.last_contact),
+            last_email=raw_utc_datetime(row.last_email),
+            last_contact=raw_utc_datetime(row.last_contact),
         )
         for row in conn.execute(_RECIPIENTS, {"ids": list(customer_ids)})
     }
@@ -174,10 +175,6 @@ def record_care_contacts(
         for revisit_id, customer_id, staff_id in sent
     ]
     conn.exec_driver_sql(insert_statement(conn, "contact_history", _CONTACT_COLUMNS, ""), rows)
-
-
-def _moment(value: Any) -> datetime | None:
-    return None if value is None else as_utc_datetime(value)
 
 
 __all__ = [

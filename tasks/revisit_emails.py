@@ -18,10 +18,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from crm_core.masking import mask_phone
-from crm_db.types import UTCDateTime
+from crm_db.types import UTCDateTime, raw_date
 from tasks.customer_context import load_care_context, load_customer_context
-from tasks.mail.outbox import NewMessage
-from tasks.mail.outbox_bulk import enqueue_bulk
+from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_care import (
     CareRecipient,
     care_message,
@@ -116,7 +115,7 @@ def queue_care_emails(
                 counts.add(row.region_code, "care_emails")
             if not dry_run and sent:
                 # Bulk statements: the outbox rows, the contacts, one update of the revisits.
-                enqueue_bulk(conn, messages, now=ctx.now)
+                enqueue(conn, messages, now=ctx.now)
                 record_care_contacts(conn, sent, ctx.now)
                 conn.execute(_COMPLETE, {"ids": [s[0] for s in sent], "now": ctx.now})
     return counts
@@ -192,12 +191,8 @@ def queue_digests(
                 _digest_messages(groups, staff, context, outcome_url, ctx, run_id, counts)
             )
             if not dry_run and messages:
-                enqueue_bulk(conn, messages, now=ctx.now)
+                enqueue(conn, messages, now=ctx.now)
     return counts
-
-
-def _as_day(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _digest_messages(
@@ -211,7 +206,7 @@ def _digest_messages(
 ) -> Iterator[NewMessage]:
     for group in groups:
         for row in group:  # every open revisit past its due date, per customer's region
-            if _as_day(row.due_on) < ctx.as_of:
+            if raw_date(row.due_on) < ctx.as_of:
                 counts.add(row.region_code, "overdue")
         assignee = staff.get(group[0].assignee_id)
         region = group[0].region_code
@@ -221,7 +216,7 @@ def _digest_messages(
         items = []
         for row in group[:DIGEST_MAX_ITEMS]:
             info = context[row.customer_id]
-            due_on = _as_day(row.due_on)
+            due_on = raw_date(row.due_on)
             items.append(
                 {
                     "customer_name": row.customer_name,

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, bindparam, text
 
 from crm_db.enums import AbcClass, EscalationTier
 from crm_db.session import session_factory
-from crm_db.types import UTCDateTime
+from crm_db.types import UTCDateTime, raw_date
 from tasks.customer_context import load_customer_context
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_planning import PlanningContext, RangeCounts
@@ -87,7 +87,7 @@ def escalate_overdue(
         emails: dict[int, str] = {}
         for row in rows:
             cadence = ctx.cadences[AbcClass(row.abc_class)]
-            due_on = row.due_on if isinstance(row.due_on, date) else date.fromisoformat(row.due_on)
+            due_on = raw_date(row.due_on)
             tiers = overdue_tiers(
                 due_on=due_on,
                 as_of=ctx.as_of,

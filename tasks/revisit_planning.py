@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Date, Engine, bindparam, func, select, text
 
+from crm_db.bulk import driver_date, driver_timestamp, multi_row_insert
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import Customer, Staff
-from crm_db.types import UTCDateTime
+from crm_db.types import UTCDateTime, raw_date, raw_utc_datetime
 from tasks.customer_context import load_last_issues
-from tasks.mail.outbox import NewMessage
-from tasks.mail.outbox_bulk import driver_date, driver_timestamp, enqueue_bulk, multi_row_insert
+from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_care import (
     CareRecipient,
     care_message,
@@ -124,16 +124,6 @@ _DUE_CANDIDATES = text(
     *(bindparam(f"end_{abc.value}", type_=UTCDateTime()) for abc in AbcClass),
     *(bindparam(f"day_{abc.value}", type_=Date()) for abc in AbcClass),
 )
-
-
-def _last_completed(value: Any) -> datetime | None:
-    """Raw ``MAX(occurred_at)``: a datetime on PostgreSQL, naive-UTC text on SQLite."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def customer_id_ranges(engine: Engine, size: int) -> list[tuple[int, int]]:
@@ -251,10 +241,10 @@ def _plan_candidate(row: Any, ctx: PlanningContext, counts: RangeCounts) -> _Pla
     if assignment.skip is not None:
         counts.add(region, f"skipped:{assignment.skip.value}")
         return None
-    last = _last_completed(row.last_completed)
+    last = raw_utc_datetime(row.last_completed)
     natural = natural_due(
         last_completed=ctx.local_date(last) if last else None,
-        customer_since=_as_date(row.first_card_on),
+        customer_since=raw_date(row.first_card_on),
         cadence_days=cadence.cadence_days,
     )
     return _Planned(
@@ -335,7 +325,7 @@ class _CareBatch:
                 )
             )
             sent.append((revisit_id, item.customer_id, item.assignee_id))
-        enqueue_bulk(conn, messages, now=ctx.now)
+        enqueue(conn, messages, now=ctx.now)
         record_care_contacts(conn, sent, ctx.now)
 
 
@@ -387,10 +377,6 @@ def _insert_revisits(
         params = tuple(value for row in chunk for value in row)
         created.update(conn.exec_driver_sql(sql, params).tuples().all())
     return created
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def load_staff(engine: Engine) -> tuple[dict[int, StaffMember], dict[int, int | None]]:

@@ -1,5 +1,5 @@
-"""enqueue_bulk keeps enqueue's contract (values, validation, idempotency, the caller's
-transaction) on SQLite and PostgreSQL."""
+"""enqueue's driver-level rows keep the outbox contract (values, validation, idempotency,
+the caller's transaction) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from sqlalchemy import Engine, func, select, text
 from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxMessage
 from crm_db.session import session_scope
-from tasks.mail.outbox import InvalidOutboxMessage, enqueue
-from tasks.mail.outbox_bulk import enqueue_bulk
+from tasks.mail.outbox import InvalidOutboxMessage, checked_row, enqueue
 from tests.support.outbox_data import (
     care_message,
     digest_message,
@@ -45,7 +44,10 @@ def _count(engine: Engine) -> int:
         return int(session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
 
 
-def test_rows_are_stored_exactly_as_enqueue_stores_them(engine: Engine) -> None:
+def test_driver_level_rows_equal_what_the_column_types_store(engine: Engine) -> None:
+    """enqueue writes plain tuples to the driver; the same message added through the ORM (typed
+    columns: UTCDateTime, JSON, enums) must be stored identically, down to the timestamp text
+    SQLite compares in SQL (e.g. ``next_attempt_at <= :now`` when delivery claims)."""
     with session_scope(engine) as session:
         customer = make_customer(session, email="  Zhang.San@Example.TEST ", name=" 张  三 ")
         staff = make_staff(session)
@@ -53,8 +55,10 @@ def test_rows_are_stored_exactly_as_enqueue_stores_them(engine: Engine) -> None:
             (care_message(customer, key="a:care"), care_message(customer, key="b:care")),
             (digest_message(staff, key="a:digest"), digest_message(staff, key="b:digest")),
         ]
-        assert enqueue(session, [a for a, _ in pairs], now=NOW).inserted == 2
-        result = enqueue_bulk(session, [b for _, b in pairs], now=NOW)
+        for reference, _ in pairs:
+            session.add(OutboxMessage(**checked_row(reference, now=NOW, id_domain="example.test")))
+        session.flush()
+        result = enqueue(session, [b for _, b in pairs], now=NOW)
     assert (result.inserted, result.existing) == (2, 0)
     by_key = {row.idempotency_key: row for row in outbox_rows(engine)}
     for first, second in (("a:care", "b:care"), ("a:digest", "b:digest")):
@@ -63,12 +67,10 @@ def test_rows_are_stored_exactly_as_enqueue_stores_them(engine: Engine) -> None:
         assert b.status is OutboxStatus.PENDING and b.created_at == NOW
         assert b.message_id.endswith("@example.test>") and b.message_id != a.message_id
     assert by_key["b:care"].recipient_email == "Zhang.San@example.test"
-    # Byte for byte in the database too (SQLite keeps timestamps as text: same format needed
-    # for comparisons in SQL, e.g. "next_attempt_at <= :now" when delivery claims messages).
     with engine.connect() as conn:
         stored = conn.execute(
             text(
-                "SELECT idempotency_key, next_attempt_at, created_at FROM email_outbox "
+                "SELECT idempotency_key, next_attempt_at, created_at, context FROM email_outbox "
                 "WHERE idempotency_key IN ('a:care', 'b:care') ORDER BY idempotency_key"
             )
         ).all()
@@ -79,12 +81,12 @@ def test_existing_and_repeated_keys_are_no_ops(engine: Engine) -> None:
     with session_scope(engine) as session:
         customer = make_customer(session)
         first = care_message(customer, key="care:1")
-        assert enqueue_bulk(session, [first], now=NOW).inserted == 1
+        assert enqueue(session, [first], now=NOW).inserted == 1
     before = outbox_rows(engine)[0]
     with session_scope(engine) as session:
         again = care_message(customer, key="care:1", locale="en")
         other = care_message(customer, key="care:2")
-        result = enqueue_bulk(session, [again, again, other], now=NOW + timedelta(hours=4))
+        result = enqueue(session, [again, again, other], now=NOW + timedelta(hours=4))
     assert (result.inserted, result.existing) == (1, 2)
     rows = outbox_rows(engine)
     assert [r.idempotency_key for r in rows] == ["care:1", "care:2"]
@@ -99,7 +101,7 @@ def test_a_bad_message_names_key_and_field_and_inserts_nothing(engine: Engine) -
             care_message(bad, key="care:bad", recipient_email="victim@example.test\r\nBcc: x@y"),
         ]
         with pytest.raises(InvalidOutboxMessage) as caught:
-            enqueue_bulk(session, messages, now=NOW)
+            enqueue(session, messages, now=NOW)
     assert (caught.value.idempotency_key, caught.value.field) == ("care:bad", "recipient_email")
     assert "victim" not in str(caught.value)
     assert _count(engine) == 0
@@ -109,7 +111,7 @@ def test_naive_now_is_refused(engine: Engine) -> None:
     with session_scope(engine) as session:
         customer = make_customer(session)
         with pytest.raises(ValueError, match="timezone-aware"):
-            enqueue_bulk(session, [care_message(customer)], now=NOW.replace(tzinfo=None))
+            enqueue(session, [care_message(customer)], now=NOW.replace(tzinfo=None))
 
 
 def test_rows_commit_or_roll_back_with_the_callers_transaction(engine: Engine) -> None:
@@ -123,7 +125,7 @@ def test_rows_commit_or_roll_back_with_the_callers_transaction(engine: Engine) -
         with session_scope(engine) as session:
             customer = session.get_one(Customer, customer_id)
             message = care_message(customer)
-        assert enqueue_bulk(conn, [message], now=NOW).inserted == 1
+        assert enqueue(conn, [message], now=NOW).inserted == 1
         raise FlowFailed
     assert _count(engine) == 0
 
@@ -132,8 +134,8 @@ def test_more_than_one_chunk_counts_every_row(engine: Engine) -> None:
     with session_scope(engine) as session:
         staff = make_staff(session)
         messages = [digest_message(staff, key=f"digest:{i}") for i in range(2001)]
-        assert enqueue_bulk(session, messages[:10], now=NOW).inserted == 10
-        result = enqueue_bulk(session, messages, now=NOW)
+        assert enqueue(session, messages[:10], now=NOW).inserted == 10
+        result = enqueue(session, messages, now=NOW)
     assert (result.inserted, result.existing) == (1991, 10)
     with session_scope(engine) as session:
         distinct = session.scalar(select(func.count(func.distinct(OutboxMessage.message_id))))
