@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -61,6 +62,93 @@ def insert_statement(conn: Connection, table: str, columns: Iterable[str], suffi
     """``INSERT INTO table (columns) VALUES (placeholders) suffix`` for ``executemany``, in the
     driver's paramstyle (``?`` for sqlite3, ``%s`` for psycopg)."""
     return multi_row_insert(conn, table, columns, 1, suffix)
+
+
+# Rows per statement. SQLite binds at most 32,766 parameters per statement; PostgreSQL takes one
+# array per column, so its chunks only bound the memory of one statement.
+SQLITE_CHUNK_ROWS = 1000
+POSTGRES_CHUNK_ROWS = 10_000
+
+
+def insert_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    suffix: str = "",
+) -> int:
+    """Insert driver-level ``rows`` (one value per column, converted as ``driver_timestamp`` and
+    ``driver_date`` do; JSON columns as JSON text); returns how many rows were inserted, so an
+    ``ON CONFLICT DO NOTHING`` suffix makes skipped rows visible.
+
+    SQLite: one ``executemany`` per chunk. PostgreSQL: one ``INSERT ... SELECT FROM unnest()``
+    per chunk, one array parameter per column - a VALUES list would be re-parsed by the driver
+    on every call (psycopg cannot cache a statement with thousands of placeholders), and an
+    ``executemany`` pays a protocol round per row."""
+    inserted = 0
+    if conn.dialect.name == "postgresql":
+        for chunk in _chunks(rows, POSTGRES_CHUNK_ROWS):
+            sql, params = _unnest_insert(table, columns, chunk, suffix)
+            inserted += max(conn.exec_driver_sql(sql, params).rowcount, 0)
+        return inserted
+    sql = insert_statement(conn, table, columns, suffix)
+    for chunk in _chunks(rows, SQLITE_CHUNK_ROWS):
+        # sqlite3 sums the rows each execution changed; a row a conflict skipped changes none.
+        inserted += max(conn.exec_driver_sql(sql, list(chunk)).rowcount, 0)
+    return inserted
+
+
+def insert_rows_returning(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    suffix: str,
+) -> list[tuple[Any, ...]]:
+    """Like ``insert_rows``, with a ``suffix`` ending in ``RETURNING ...``: the returned rows of
+    every chunk (``executemany`` cannot return rows, so SQLite gets multi-row VALUES)."""
+    returned: list[tuple[Any, ...]] = []
+    if conn.dialect.name == "postgresql":
+        for chunk in _chunks(rows, POSTGRES_CHUNK_ROWS):
+            sql, params = _unnest_insert(table, columns, chunk, suffix)
+            returned.extend(conn.exec_driver_sql(sql, params).tuples().all())
+        return returned
+    for chunk in _chunks(rows, SQLITE_CHUNK_ROWS):
+        sql = multi_row_insert(conn, table, columns, len(chunk), suffix)
+        flat = tuple(value for row in chunk for value in row)
+        returned.extend(conn.exec_driver_sql(sql, flat).tuples().all())
+    return returned
+
+
+def _chunks(rows: Sequence[Sequence[Any]], size: int) -> Iterable[Sequence[Sequence[Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _unnest_insert(
+    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str
+) -> tuple[str, tuple[list[Any], ...]]:
+    types = _postgres_array_types(table, tuple(columns))
+    if any(len(row) != len(types) for row in rows):
+        raise ValueError(f"{table}: every row needs one value per column {tuple(columns)}")
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {suffix}"
+    return sql, tuple(list(values) for values in zip(*rows, strict=True))
+
+
+@cache
+def _postgres_array_types(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The element type of each column's array parameter, from the models. Strings travel as
+    ``text`` (not ``varchar(n)``: an explicit cast would silently truncate; the INSERT's own
+    assignment then refuses a value that is too long)."""
+    from crm_db.models import Base
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    types = []
+    for name in columns:
+        compiled = Base.metadata.tables[table].c[name].type.compile(dialect=dialect).lower()
+        types.append("text" if compiled.startswith(("varchar", "char", "text")) else compiled)
+    return tuple(types)
 
 
 def multi_row_insert(

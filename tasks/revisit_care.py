@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, bindparam, text
 
-from crm_db.bulk import driver_timestamp, insert_statement
+from crm_db.bulk import driver_timestamp, insert_rows
 from crm_db.types import raw_utc_datetime
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
@@ -166,7 +166,7 @@ def record_care_contacts(
     conn: Connection, sent: Sequence[tuple[int, int, int | None]], now: datetime
 ) -> None:
     """One completed email contact per ``(revisit_id, customer_id, staff_id)`` (driver-level
-    executemany: the contact history is the hottest insert of the run)."""
+    bulk insert: the contact history is the hottest insert of the run)."""
     if not sent:
         return
     stamp = driver_timestamp(now, conn.dialect.name)
@@ -174,7 +174,7 @@ def record_care_contacts(
         (customer_id, staff_id, "email", "completed", stamp, revisit_id, "care email queued")
         for revisit_id, customer_id, staff_id in sent
     ]
-    conn.exec_driver_sql(insert_statement(conn, "contact_history", _CONTACT_COLUMNS, ""), rows)
+    insert_rows(conn, "contact_history", _CONTACT_COLUMNS, rows)
 
 
 __all__ = [

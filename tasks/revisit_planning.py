@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Date, Engine, bindparam, func, select, text
 
-from crm_db.bulk import driver_date, driver_timestamp, multi_row_insert
+from crm_db.bulk import driver_date, driver_timestamp, insert_rows_returning
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import Customer, Staff
 from crm_db.types import UTCDateTime, raw_date, raw_utc_datetime
@@ -149,8 +149,6 @@ _REVISIT_COLUMNS = (
     "outcome",
     "completed_at",
 )
-# Rows per multi-row INSERT (12 parameters each: well under SQLite's 32,766 variables).
-_INSERT_ROWS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +337,8 @@ def _insert_revisits(
     """Insert the planned revisits (those getting a care email now: already done); returns
     customer id -> revisit id for the rows inserted, skipping any a unique key refused.
 
-    Multi-row ``INSERT ... RETURNING`` with the values converted as the column types would (the
-    typed per-row path costs more than the selection itself at a million customers)."""
+    A driver-level bulk ``INSERT ... RETURNING`` with the values converted as the column types
+    would (the typed per-row path costs more than the selection itself at a million customers)."""
     dialect = conn.dialect.name
     stamp = driver_timestamp(ctx.now, dialect)
     rows = []
@@ -362,21 +360,16 @@ def _insert_revisits(
                 stamp if emailed else None,
             )
         )
-    created: dict[int, int] = {}
-    for start in range(0, len(rows), _INSERT_ROWS):
-        chunk = rows[start : start + _INSERT_ROWS]
-        sql = multi_row_insert(
-            conn,
-            "revisits",
-            _REVISIT_COLUMNS,
-            len(chunk),
-            # No conflict target: skip rows colliding with ANY unique key, including the
-            # partial "one open revisit per customer" index.
-            "ON CONFLICT DO NOTHING RETURNING customer_id, id",
-        )
-        params = tuple(value for row in chunk for value in row)
-        created.update(conn.exec_driver_sql(sql, params).tuples().all())
-    return created
+    # No conflict target: skip rows colliding with ANY unique key, including the partial "one
+    # open revisit per customer" index.
+    returned = insert_rows_returning(
+        conn,
+        "revisits",
+        _REVISIT_COLUMNS,
+        rows,
+        "ON CONFLICT DO NOTHING RETURNING customer_id, id",
+    )
+    return dict(returned)
 
 
 def load_staff(engine: Engine) -> tuple[dict[int, StaffMember], dict[int, int | None]]:

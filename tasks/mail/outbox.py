@@ -21,13 +21,11 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from crm_core.settings import get_settings
-from crm_db.bulk import driver_timestamp, insert_statement
+from crm_db.bulk import driver_timestamp, insert_rows
 from crm_db.enums import OutboxStatus
 from tasks.mail.kinds import UnknownEmailKind, get_kind
 from tasks.mail.message import InvalidRecipient, validate_address
 
-# Rows per INSERT statement: large enough to amortise round trips, small enough to stream.
-INSERT_CHUNK = 1000
 MAX_KEY_LENGTH = 200
 MAX_LOCALE_LENGTH = 10
 _COLUMNS = (
@@ -154,8 +152,8 @@ def enqueue(
     ``InvalidOutboxMessage`` (naming its idempotency key and field) and inserts nothing. Keys
     already in the outbox, or repeated within ``messages``, are counted as ``existing``.
 
-    Rows go to the driver as plain tuples, one ``executemany`` per chunk: flows queue tens of
-    thousands of messages a run, and typed per-row binding would cost ~20 us a row.
+    Rows go to the driver as plain tuples in chunks (``crm_db.bulk.insert_rows``): flows queue
+    tens of thousands of messages a run, and typed per-row binding would cost ~20 us a row.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -193,14 +191,10 @@ def enqueue(
                 stamp,
             )
         )
-    sql = insert_statement(
-        conn, "email_outbox", _COLUMNS, "ON CONFLICT (idempotency_key) DO NOTHING"
+    # A key that exists inserts nothing, so it is not counted as inserted.
+    inserted = insert_rows(
+        conn, "email_outbox", _COLUMNS, rows, "ON CONFLICT (idempotency_key) DO NOTHING"
     )
-    inserted = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
-        # The drivers sum the rows each statement changed; a key that exists changes none.
-        result = conn.exec_driver_sql(sql, rows[start : start + INSERT_CHUNK])
-        inserted += max(result.rowcount, 0)
     return EnqueueResult(inserted=inserted, existing=len(rows) - inserted + repeated)
 
 
