@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import BigInteger, BindParameter, Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -38,6 +38,15 @@ def insert_ignoring_conflicts(
     key = list(table.primary_key.columns)[0]
     result = conn.execute(statement.returning(key), list(rows))
     return len(result.all())
+
+
+def id_list(name: str) -> BindParameter[int]:
+    """An ``IN :name`` parameter for a list of integer ids, rendered as literal integers.
+
+    Bound, thousands of ids are thousands of placeholders, which psycopg re-parses on every call
+    (it cannot cache long statements; 2.5x slower at 5,000 ids) and SQLite caps at 32,766.
+    Integers rendered by their column type cannot inject anything."""
+    return bindparam(name, expanding=True, literal_execute=True, type_=BigInteger())
 
 
 def driver_timestamp(value: datetime | None, dialect: str) -> Any:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, text
 
+from crm_db.bulk import id_list
 from crm_db.types import raw_utc_datetime
 
 LAST_ISSUE_CHARS = 200
@@ -38,7 +39,7 @@ _LAST_CONTACT = text(
           WHERE customer_id IN :ids GROUP BY customer_id) m
       ON m.customer_id = h.customer_id AND m.latest = h.occurred_at
     """
-).bindparams(bindparam("ids", expanding=True))
+).bindparams(id_list("ids"))
 
 _COMPLAINTS = text(
     """
@@ -47,7 +48,7 @@ _COMPLAINTS = text(
            MAX(received_at) AS latest
     FROM complaints WHERE customer_id IN :ids GROUP BY customer_id
     """
-).bindparams(bindparam("ids", expanding=True), bindparam("open_states", expanding=True))
+).bindparams(id_list("ids"), bindparam("open_states", expanding=True))
 
 _LATEST_COMPLAINT = text(
     """
@@ -56,7 +57,7 @@ _LATEST_COMPLAINT = text(
           WHERE customer_id IN :ids GROUP BY customer_id) m
       ON m.customer_id = c.customer_id AND m.latest = c.received_at
     """
-).bindparams(bindparam("ids", expanding=True))
+).bindparams(id_list("ids"))
 
 _LAST_SURVEY = text(
     """
@@ -67,7 +68,7 @@ _LAST_SURVEY = text(
           WHERE i2.customer_id IN :ids GROUP BY i2.customer_id) m
       ON m.customer_id = i.customer_id AND m.latest = r.responded_at
     """
-).bindparams(bindparam("ids", expanding=True))
+).bindparams(id_list("ids"))
 
 _TREND = text(
     """
@@ -79,7 +80,7 @@ _TREND = text(
       AND occurred_on <= :as_of
     GROUP BY customer_id
     """
-).bindparams(bindparam("ids", expanding=True))
+).bindparams(id_list("ids"))
 
 
 def trend_pct(recent: int, previous: int) -> float | None:

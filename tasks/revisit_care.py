@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 
-from crm_db.bulk import driver_timestamp, insert_rows
+from crm_db.bulk import driver_timestamp, id_list, insert_rows
 from crm_db.types import raw_utc_datetime
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
@@ -30,7 +30,7 @@ _LAST_CUSTOMER_EMAIL = text(
     WHERE customer_id IN :ids AND status IN ('pending', 'sending', 'sent')
     GROUP BY customer_id
     """
-).bindparams(bindparam("ids", expanding=True))
+).bindparams(id_list("ids"))
 
 # One statement per batch (not one per fact): the address, the last customer-facing email (for
 # the contact cap) and the last contact of any kind (for the email's text).
@@ -44,10 +44,10 @@ _RECIPIENTS = text(
              AS last_contact
     FROM customers c WHERE c.id IN :ids
     """
-).bindparams(bindparam("ids", expanding=True))
+).bindparams(id_list("ids"))
 
 _STAFF_CONTACTS = text("SELECT id, name, phone FROM staff WHERE id IN :ids").bindparams(
-    bindparam("ids", expanding=True)
+    id_list("ids")
 )
 
 _CONTACT_COLUMNS = (

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from crm_core.masking import mask_phone
+from crm_db.bulk import id_list
 from crm_db.types import UTCDateTime, raw_date
 from tasks.customer_context import load_care_context, load_customer_context
 from tasks.mail.outbox import NewMessage, enqueue
@@ -58,7 +59,7 @@ _DUE_EMAIL_REVISITS = text(
 _COMPLETE = text(
     "UPDATE revisits SET status = 'done', outcome = 'email_sent', completed_at = :now "
     "WHERE id IN :ids AND status = 'open'"
-).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("ids", expanding=True))
+).bindparams(bindparam("now", type_=UTCDateTime()), id_list("ids"))
 
 
 def queue_care_emails(
@@ -145,7 +146,7 @@ _DIGEST_REVISITS = text(
     WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IN :assignees
     ORDER BY v.assignee_id, v.due_on, v.id
     """
-).bindparams(bindparam("assignees", expanding=True))
+).bindparams(id_list("assignees"))
 
 
 def _assignee_batches(conn: Connection, as_of: date, max_rows: int) -> list[list[int]]:

@@ -11,7 +11,7 @@ An email-channel revisit's care email can be queued in the same pass (see ``plan
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Date, Engine, bindparam, func, select, text
 from crm_db.bulk import driver_date, driver_timestamp, insert_rows_returning
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import Customer, Staff
-from crm_db.types import UTCDateTime, raw_date, raw_utc_datetime
+from crm_db.types import UTCDateTime
 from tasks.customer_context import load_last_issues
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_care import (
@@ -35,11 +35,11 @@ from tasks.revisit_care import (
 )
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.revisits import (
+    Assignment,
     Cadence,
     SkipReason,
     StaffMember,
     assign,
-    natural_due,
     planning_cutoff,
     scheduled_due,
 )
@@ -60,6 +60,14 @@ class PlanningContext:
     @property
     def cutoff(self) -> date:
         return planning_cutoff(self.as_of, self.calendar)
+
+    @property
+    def due_on(self) -> date:
+        """The due date of every revisit planned in this run. The selection takes exactly the
+        customers whose natural due date is on or before the cut-off, and the cut-off is never
+        after ``as_of``; ``scheduled_due`` gives all of them the same day (the next working day
+        from ``as_of``), so it is computed once, not per customer."""
+        return scheduled_due(natural=self.cutoff, as_of=self.as_of, calendar=self.calendar)
 
     def local_date(self, moment: datetime) -> date:
         return moment.astimezone(self.timezone).date()
@@ -95,9 +103,9 @@ class RangeCounts:
 
 _DUE_CANDIDATES = text(
     """
-    SELECT c.id, c.abc_class, c.branch_id, c.account_manager_id, c.first_card_on,
-           c.marketing_opt_out, c.unsubscribed_at,
-           COALESCE(r.code, '-') AS region_code, lc.last_completed
+    SELECT c.id, c.abc_class, c.branch_id, c.account_manager_id,
+           c.marketing_opt_out OR c.unsubscribed_at IS NOT NULL AS opted_out,
+           COALESCE(r.code, '-') AS region_code
     FROM customers c
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
@@ -187,13 +195,9 @@ def plan_range(
     """
     counts = RangeCounts()
     params = {"lo": lo, "hi": hi, **ctx.threshold_params()}
-    planned: list[_Planned] = []
     with engine.connect() as conn:
-        candidates = conn.execute(_DUE_CANDIDATES, params).all()
-        for row in candidates:
-            item = _plan_candidate(row, ctx, counts)
-            if item is not None:
-                planned.append(item)
+        candidates = conn.execute(_DUE_CANDIDATES, params).tuples().all()
+        planned = _plan_candidates(candidates, ctx, counts)
         care = (
             _CareBatch.load(conn, ctx, planned, care_cap_days)
             if care_cap_days is not None
@@ -220,38 +224,56 @@ def plan_range(
     return counts
 
 
-def _plan_candidate(row: Any, ctx: PlanningContext, counts: RangeCounts) -> _Planned | None:
-    region = row.region_code
-    counts.add(region, "due")
-    cadence = ctx.cadences[AbcClass(row.abc_class)]
-    if cadence.channel is ContactChannel.EMAIL and (
-        row.marketing_opt_out or row.unsubscribed_at is not None
-    ):
-        # An email-channel revisit is a care email; an opted-out customer gets none.
-        counts.add(region, f"skipped:{SkipReason.OPTED_OUT.value}")
-        return None
-    manager_id = ctx.branch_managers.get(row.branch_id) if row.branch_id else None
-    assignment = assign(
-        account_manager=ctx.staff.get(row.account_manager_id),
-        branch_manager=ctx.staff.get(manager_id) if manager_id else None,
-        has_branch=row.branch_id is not None,
-    )
-    if assignment.skip is not None:
-        counts.add(region, f"skipped:{assignment.skip.value}")
-        return None
-    last = raw_utc_datetime(row.last_completed)
-    natural = natural_due(
-        last_completed=ctx.local_date(last) if last else None,
-        customer_since=raw_date(row.first_card_on),
-        cadence_days=cadence.cadence_days,
-    )
-    return _Planned(
-        customer_id=row.id,
-        assignee_id=assignment.assignee_id,
-        cadence=cadence,
-        due_on=scheduled_due(natural=natural, as_of=ctx.as_of, calendar=ctx.calendar),
-        needs_reassignment=assignment.needs_reassignment,
-        region=region,
+def _plan_candidates(
+    candidates: Sequence[tuple[Any, ...]], ctx: PlanningContext, counts: RangeCounts
+) -> list[_Planned]:
+    """The revisits to create for a range's due customers (the others counted as skipped).
+
+    Tens of thousands of rows a run go through here, so the per-row work is a few lookups: the
+    due date is the run's (``PlanningContext.due_on``) and an assignment is decided once per
+    (account manager, branch) pair."""
+    due_on = ctx.due_on
+    cadences = {abc.value: cadence for abc, cadence in ctx.cadences.items()}
+    assignments: dict[tuple[int | None, int | None], Assignment] = {}
+    tally: Counter[tuple[str, str]] = Counter()
+    planned: list[_Planned] = []
+    for customer_id, abc_class, branch_id, manager_id, opted_out, region in candidates:
+        tally[region, "due"] += 1
+        cadence = cadences[abc_class]
+        if opted_out and cadence.channel is ContactChannel.EMAIL:
+            # An email-channel revisit is a care email; an opted-out customer gets none.
+            tally[region, _SKIPPED_OPTED_OUT] += 1
+            continue
+        assignment = assignments.get((manager_id, branch_id))
+        if assignment is None:
+            assignment = assignments[manager_id, branch_id] = _assign(ctx, manager_id, branch_id)
+        if assignment.skip is not None:
+            tally[region, f"skipped:{assignment.skip.value}"] += 1
+            continue
+        planned.append(
+            _Planned(
+                customer_id=customer_id,
+                assignee_id=assignment.assignee_id,
+                cadence=cadence,
+                due_on=due_on,
+                needs_reassignment=assignment.needs_reassignment,
+                region=region,
+            )
+        )
+    for (region, key), n in tally.items():
+        counts.add(region, key, n)
+    return planned
+
+
+_SKIPPED_OPTED_OUT = f"skipped:{SkipReason.OPTED_OUT.value}"
+
+
+def _assign(ctx: PlanningContext, manager_id: int | None, branch_id: int | None) -> Assignment:
+    branch_manager_id = ctx.branch_managers.get(branch_id) if branch_id else None
+    return assign(
+        account_manager=ctx.staff.get(manager_id) if manager_id else None,
+        branch_manager=ctx.staff.get(branch_manager_id) if branch_manager_id else None,
+        has_branch=branch_id is not None,
     )
 
 

@@ -6,12 +6,12 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import Engine, event, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 from crm_db import bulk
-from crm_db.bulk import driver_date, driver_timestamp, insert_rows, insert_rows_returning
+from crm_db.bulk import driver_date, driver_timestamp, id_list, insert_rows, insert_rows_returning
 from crm_db.models import OutboxMessage, Revisit
 from tests.factories import make_customer, make_org
 
@@ -134,3 +134,18 @@ def test_postgres_uses_one_statement_per_chunk(
 def test_insert_rows_rejects_rows_of_the_wrong_width(pg_engine: Engine) -> None:
     with pytest.raises(ValueError, match="one value per column"), pg_engine.begin() as conn:
         insert_rows(conn, "email_outbox", _OUTBOX, [("k", "revisit_digest")])
+
+
+def test_id_list_renders_integers_and_refuses_anything_else(engine: Engine) -> None:
+    query = text("SELECT id FROM customers WHERE id IN :ids ORDER BY id").bindparams(id_list("ids"))
+    with Session(engine) as session:
+        org = make_org(session)
+        ids = [make_customer(session, org).id for _ in range(3)]
+        session.commit()
+    with engine.connect() as conn:
+        assert conn.execute(query, {"ids": [ids[0], ids[2], 10**12]}).scalars().all() == [
+            ids[0],
+            ids[2],
+        ]
+        with pytest.raises(StatementError):
+            conn.execute(query, {"ids": ["1) OR (1=1"]})
