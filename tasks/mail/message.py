@@ -79,13 +79,18 @@ _SIMPLE_ADDRESS = re.compile(
 
 
 # Special-use names (RFC 6761) the full validator refuses; ``.test`` is allowed, as there.
-_SPECIAL_USE = tuple(d for d in SPECIAL_USE_DOMAIN_NAMES if d != "test")
+_SPECIAL_USE = frozenset(d for d in SPECIAL_USE_DOMAIN_NAMES if d != "test")
 
 
 def _special_use(domain: str) -> bool:
-    return any(domain == d or domain.endswith("." + d) for d in _SPECIAL_USE)
+    """Whether ``domain`` is, or is under, a special-use name (a set lookup per suffix)."""
+    labels = domain.split(".")
+    return any(".".join(labels[i:]) in _SPECIAL_USE for i in range(len(labels)))
 
 
+# Memoised: a flow checks an address when it decides to email (``is_valid_recipient``) and the
+# outbox checks it again when queuing, a few hundred rows later. Pure, so caching is safe.
+@lru_cache(maxsize=8192)
 def _fast_path(email: str, name: str) -> tuple[str, str] | None:
     """The common case decided cheaply, or None to take the full path (which also gives the
     precise error message)."""

@@ -81,6 +81,13 @@ def _printable(text: str) -> bool:
 
 
 def checked_row(message: NewMessage, *, now: datetime, id_domain: str) -> dict[str, Any]:
+    """The ``email_outbox`` row for ``message`` (ORM field names), or ``InvalidOutboxMessage``."""
+    return _checked(message, now=now, id_domain=id_domain)[0]
+
+
+def _checked(message: NewMessage, *, now: datetime, id_domain: str) -> tuple[dict[str, Any], str]:
+    """The checked row and its context as JSON text (serialised once: checking it is JSON
+    already costs the serialisation)."""
     key = message.idempotency_key
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not _printable(key):
         shown = key[:MAX_KEY_LENGTH] if isinstance(key, str) else repr(key)
@@ -108,7 +115,7 @@ def checked_row(message: NewMessage, *, now: datetime, id_domain: str) -> dict[s
     if not isinstance(message.context, dict):
         raise InvalidOutboxMessage(key, "context", "must be a dict")
     try:
-        json.dumps(message.context, allow_nan=False)
+        context_json = json.dumps(message.context, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidOutboxMessage(key, "context", f"is not JSON-serialisable ({exc})") from None
     return {
@@ -126,7 +133,7 @@ def checked_row(message: NewMessage, *, now: datetime, id_domain: str) -> dict[s
         "message_id": new_message_id(id_domain),
         "run_id": message.run_id,
         "created_at": now,
-    }
+    }, context_json
 
 
 def new_message_id(domain: str) -> str:
@@ -160,14 +167,12 @@ def enqueue(
     conn = target.connection() if isinstance(target, Session) else target
     dialect = conn.dialect.name
     domain = id_domain or message_id_domain(get_settings().mail_from)
-    # The serializer the JSON column would use (SQLAlchemy's default is json.dumps).
-    dumps = getattr(conn.dialect, "_json_serializer", None) or json.dumps
     stamp = driver_timestamp(now, dialect)
     rows: list[tuple[Any, ...]] = []
     seen: set[str] = set()
     repeated = 0
     for message in messages:
-        row = checked_row(message, now=now, id_domain=domain)
+        row, context_json = _checked(message, now=now, id_domain=domain)
         key = row["idempotency_key"]
         if key in seen:
             repeated += 1
@@ -182,7 +187,7 @@ def enqueue(
                 row["recipient_name"],
                 row["customer_id"],
                 row["staff_id"],
-                dumps(row["context"]),
+                context_json,  # json.dumps, as the JSON column would store it
                 row["status"].value,
                 row["attempts"],
                 stamp,

@@ -114,3 +114,18 @@ def test_safe_url_output_is_always_an_inert_link(text: str) -> None:
             continue
         assert url.lower().startswith("https://") or url.startswith(BASE)
         assert not any(ch in url for ch in "\"'<> \r\n\t\\`")
+
+
+@given(st.text(max_size=40), st.sampled_from([BASE, BASE + "/", "https://crm.example.test/app"]))
+def test_signed_url_output_always_passes_the_gate(token: str, base: str) -> None:
+    try:
+        url = signed_url(base, "r", token)
+    except UnsafeURL:
+        return
+    assert safe_url(url, base) == url
+
+
+@pytest.mark.parametrize("base", ["javascript:alert(1)", "http://user@evil.test", "http://"])
+def test_signed_url_refuses_a_bad_base(base: str) -> None:
+    with pytest.raises(UnsafeURL):
+        signed_url(base, "u", "abc.def")
