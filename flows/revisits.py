@@ -6,19 +6,27 @@ and one digest per account manager. Outcomes and their emails commit together (o
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from crm_db.enums import RunStatus
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import artifact_key, publish_summary
-from tasks.revisit_planning import RangeCounts
+from tasks.revisit_planning import PlanningContext, RangeCounts
 from tasks.revisit_summary import artifact_rows, ledger_counts
-from tasks.revisit_tasks import care_emails, digests, escalate, id_ranges, load_context
+from tasks.revisit_tasks import (
+    care_emails,
+    digest_assignee_batches,
+    digests,
+    escalate,
+    id_ranges,
+    load_context,
+)
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
 from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import error_text, finish_run, start_run
@@ -68,17 +76,28 @@ def revisits(
                 f"{len(looped)} staff members are in a cyclic management chain "
                 "(escalations stop where the chain loops); fix staff.manager_id"
             )
+        # quote(): the context is passed as is. Prefect would otherwise walk it (the whole staff
+        # directory) looking for futures, twice per task run - ~25 ms a task at 400 staff.
+        # Prefect unwraps it before calling the task, hence the cast.
+        shared = cast(PlanningContext, quote(ctx))
         counts = RangeCounts()
-        counts.merge(escalate(ctx, run_id, dry_run))
+        counts.merge(escalate(shared, run_id, dry_run))
         futures = [
-            plan_range_task.submit(ctx, lo, hi, run_id, dry_run) for lo, hi in id_ranges(range_size)
+            plan_range_task.submit(shared, lo, hi, run_id, dry_run)
+            for lo, hi in id_ranges(range_size)
         ]
         for future in futures:
             counts.merge(future.result())
         # Planning queued the care emails it could; this sends the open ones left over (e.g.
         # deferred by the contact cap on an earlier day).
-        counts.merge(care_emails(ctx, run_id, dry_run))
-        counts.merge(digests(ctx, run_id, dry_run))
+        counts.merge(care_emails(shared, run_id, dry_run))
+        # One digest per assignee, in batches queued concurrently (each its own transaction).
+        batches = [
+            digests.submit(shared, assignees, run_id, dry_run)
+            for assignees in digest_assignee_batches(run_date)
+        ]
+        for future in batches:
+            counts.merge(future.result())
         key = artifact_key(FLOW_NAME)
         publish_summary(
             key,

@@ -170,6 +170,39 @@ def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> lis
     return list(groups.values())
 
 
+def digest_batches(engine: Engine, as_of: date, max_rows: int = 5000) -> list[list[int]]:
+    """The assignees to send a digest to, in batches of about ``max_rows`` revisits (the unit
+    of a task: batches are independent, so a flow can queue them concurrently)."""
+    with engine.connect() as conn:
+        return _assignee_batches(conn, as_of, max_rows)
+
+
+def queue_digest_batch(
+    engine: Engine,
+    ctx: PlanningContext,
+    assignees: list[int],
+    *,
+    staff: dict[int, StaffAddress],
+    outcome_url: Callable[[int, int], str],
+    run_id: int | None,
+    dry_run: bool,
+) -> RangeCounts:
+    """One digest per assignee in ``assignees``, queued in one transaction.
+
+    Reads and the write are separate transactions (as in planning), so batches can run side by
+    side: a read snapshot is never upgraded to a write after another batch has committed."""
+    counts = RangeCounts()
+    with engine.connect() as conn:
+        groups = _assignee_groups(conn, ctx.as_of, assignees)
+        ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
+        context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
+    messages = list(_digest_messages(groups, staff, context, outcome_url, ctx, run_id, counts))
+    if not dry_run and messages:
+        with engine.begin() as conn:
+            enqueue(conn, messages, now=ctx.now)
+    return counts
+
+
 def queue_digests(
     engine: Engine,
     ctx: PlanningContext,
@@ -180,19 +213,20 @@ def queue_digests(
     dry_run: bool,
     batch_rows: int = 5000,
 ) -> RangeCounts:
+    """Every digest of the day, batch after batch (the flow runs the batches as tasks)."""
     counts = RangeCounts()
-    with engine.connect() as conn:
-        batches = _assignee_batches(conn, ctx.as_of, batch_rows)
-    for assignees in batches:
-        with engine.begin() as conn:
-            groups = _assignee_groups(conn, ctx.as_of, assignees)
-            ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
-            context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
-            messages = list(
-                _digest_messages(groups, staff, context, outcome_url, ctx, run_id, counts)
+    for assignees in digest_batches(engine, ctx.as_of, batch_rows):
+        counts.merge(
+            queue_digest_batch(
+                engine,
+                ctx,
+                assignees,
+                staff=staff,
+                outcome_url=outcome_url,
+                run_id=run_id,
+                dry_run=dry_run,
             )
-            if not dry_run and messages:
-                enqueue(conn, messages, now=ctx.now)
+        )
     return counts
 
 
@@ -253,4 +287,10 @@ def _digest_messages(
         )
 
 
-__all__ = ["DIGEST_MAX_ITEMS", "queue_care_emails", "queue_digests"]
+__all__ = [
+    "DIGEST_MAX_ITEMS",
+    "digest_batches",
+    "queue_care_emails",
+    "queue_digest_batch",
+    "queue_digests",
+]

@@ -18,7 +18,7 @@ from crm_db.session import session_scope, shared_engine
 from tasks import policies
 from tasks.mail.links import revisit_outcome_url
 from tasks.revisit_care import DEFAULT_CONTACT_CAP_DAYS
-from tasks.revisit_emails import queue_care_emails, queue_digests
+from tasks.revisit_emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisit_escalation import escalate_overdue
 from tasks.revisit_planning import (
     PlanningContext,
@@ -102,12 +102,22 @@ def care_emails(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> Rang
     )
 
 
-@task(name="queue-revisit-digests", cache_policy=NO_CACHE)
-def digests(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+@task(name="revisit-digest-batches", cache_policy=NO_CACHE)
+def digest_assignee_batches(as_of: date) -> list[list[int]]:
+    return digest_batches(shared_engine(), as_of)
+
+
+@task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def digests(
+    ctx: PlanningContext, assignees: list[int], run_id: int | None, dry_run: bool
+) -> RangeCounts:
+    # Safe to retry: a batch commits in one transaction, and a digest's idempotency key
+    # (kind, date, assignee) makes a second attempt queue nothing twice.
     engine = shared_engine()
-    return queue_digests(
+    return queue_digest_batch(
         engine,
         ctx,
+        assignees,
         staff=load_staff_addresses(engine),
         outcome_url=_outcome_links(ctx.now),
         run_id=run_id,

@@ -10,9 +10,14 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import ContactHistory, OutboxMessage, Revisit
 from crm_db.session import session_scope
-from tasks.revisit_emails import queue_care_emails, queue_digests
+from tasks.revisit_emails import (
+    digest_batches,
+    queue_care_emails,
+    queue_digest_batch,
+    queue_digests,
+)
 from tasks.revisit_escalation import escalate_overdue
-from tasks.revisit_planning import PlanningContext, load_staff
+from tasks.revisit_planning import PlanningContext, RangeCounts, load_staff
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.revisits import DEFAULT_CADENCES
 from tasks.staff_directory import load_staff_addresses
@@ -181,6 +186,36 @@ def test_one_digest_per_manager_with_context(engine: Engine) -> None:
     assert items[0]["phone"] == "*******5678"
     assert items[0]["outcome_url"].startswith("https://crm.example.test/r/")
     assert digest().total("digests") == 1 and len(_outbox(engine, "revisit_digest")) == 1
+
+
+def test_digest_batches_split_assignees_and_together_send_each_digest_once(
+    engine: Engine,
+) -> None:
+    with session_scope(engine) as session:
+        orgs = [make_org(session) for _ in range(3)]
+        for n, org in enumerate(orgs):
+            for _ in range(n + 1):
+                _revisit(session, org, AS_OF)
+    batches = digest_batches(engine, AS_OF, max_rows=2)
+    # Three assignees with 1, 2 and 3 due revisits: no batch mixes past two rows unless alone.
+    assert sorted(len(b) for b in batches) == [1, 1, 1]
+    assert sorted(a for b in batches for a in b) == sorted(o.account_manager.id for o in orgs)
+    counts = RangeCounts()
+    for batch in batches:
+        counts.merge(
+            queue_digest_batch(
+                engine,
+                _ctx(engine),
+                batch,
+                staff=load_staff_addresses(engine),
+                outcome_url=_link,
+                run_id=None,
+                dry_run=False,
+            )
+        )
+    assert counts.total("digests") == 3
+    mails = _outbox(engine, "revisit_digest")
+    assert sorted(len(m.context["items"]) for m in mails) == [1, 2, 3]
 
 
 def test_bad_contact_data_is_reported_not_fatal(engine: Engine) -> None:
