@@ -140,7 +140,9 @@ def _unnest_insert(
     types = _postgres_array_types(table, tuple(columns))
     if any(len(row) != len(types) for row in rows):
         raise ValueError(f"{table}: every row needs one value per column {tuple(columns)}")
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    # %b: arrays travel in binary. The text format quotes every element with a regex in Python
+    # (3.7x slower for a 10,000-row chunk).
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {suffix}"
     return sql, tuple(list(values) for values in zip(*rows, strict=True))
 
