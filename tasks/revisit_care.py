@@ -133,7 +133,7 @@ def care_skip_reason(
 
 def care_message(
     *,
-    revisit_id: int,
+    as_of: date,
     recipient: CareRecipient,
     manager: tuple[str, str | None] | None,
     last_contact_date: date | None,
@@ -143,7 +143,9 @@ def care_message(
     assert recipient.email is not None  # care_skip_reason let it through
     manager_name, manager_phone = manager or ("", None)
     return NewMessage(
-        idempotency_key=f"{CARE_KIND}:revisit:{revisit_id}",
+        # kind:period:entity - one care email per customer and day (the contact cap allows one
+        # a week anyway). Not keyed by revisit: planning builds it before the revisit has an id.
+        idempotency_key=f"{CARE_KIND}:{as_of.isoformat()}:customer:{recipient.customer_id}",
         kind=CARE_KIND,
         locale=recipient.locale or "zh-CN",
         recipient_email=recipient.email,

@@ -104,7 +104,7 @@ def queue_care_emails(
                 recipient = CareRecipient(row.customer_id, row.name, row.email, False, row.locale)
                 messages.append(
                     care_message(
-                        revisit_id=row.id,
+                        as_of=ctx.as_of,
                         recipient=recipient,
                         manager=(row.manager_name, row.manager_phone),
                         last_contact_date=context[row.customer_id].last_contact_date,

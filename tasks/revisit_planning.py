@@ -24,7 +24,7 @@ from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import Customer, Staff
 from crm_db.types import UTCDateTime
 from tasks.customer_context import load_last_issues
-from tasks.mail.outbox import NewMessage, enqueue
+from tasks.mail.outbox import NewMessage, PreparedMessages, prepare
 from tasks.revisit_care import (
     CareRecipient,
     care_message,
@@ -210,9 +210,12 @@ def plan_range(
         for item in planned:
             counts.add(item.region, "created")
         return counts
+    # Messages are built and checked before the write transaction: on SQLite the write lock is
+    # the one thing concurrent ranges queue for, so it is held for the inserts only.
+    emails = care.prepare(ctx, planned, run_id, engine.dialect.name)
     with engine.begin() as conn:
         created = _insert_revisits(conn, ctx, planned, care, run_id)
-        care.queue(conn, ctx, planned, created, run_id)
+        care.queue(conn, ctx, planned, created, emails)
     if len(created) == len(planned):
         for item in planned:
             counts.add(item.region, "created")
@@ -316,27 +319,21 @@ class _CareBatch:
             managers=load_staff_contacts(conn, assignees),
         )
 
-    def queue(
-        self,
-        conn: Connection,
-        ctx: PlanningContext,
-        planned: list[_Planned],
-        created: dict[int, int],
-        run_id: int | None,
-    ) -> None:
-        """Queue the emails of the revisits this run created (customer id -> revisit id)."""
+    def prepare(
+        self, ctx: PlanningContext, planned: list[_Planned], run_id: int | None, dialect: str
+    ) -> PreparedMessages:
+        """The care emails, checked and ready to insert (keyed by customer and date, so they do
+        not wait for the revisit ids)."""
         messages: list[NewMessage] = []
-        sent: list[tuple[int, int, int | None]] = []
         for item in planned:
             recipient = self.recipients.get(item.customer_id)
-            revisit_id = created.get(item.customer_id)
-            if recipient is None or revisit_id is None:
+            if recipient is None:
                 continue
             manager = self.managers.get(item.assignee_id) if item.assignee_id else None
             last_contact = recipient.last_contact
             messages.append(
                 care_message(
-                    revisit_id=revisit_id,
+                    as_of=ctx.as_of,
                     recipient=recipient,
                     manager=manager,
                     last_contact_date=ctx.local_date(last_contact) if last_contact else None,
@@ -344,8 +341,26 @@ class _CareBatch:
                     run_id=run_id,
                 )
             )
-            sent.append((revisit_id, item.customer_id, item.assignee_id))
-        enqueue(conn, messages, now=ctx.now)
+        return prepare(messages, now=ctx.now, dialect=dialect)
+
+    def queue(
+        self,
+        conn: Connection,
+        ctx: PlanningContext,
+        planned: list[_Planned],
+        created: dict[int, int],
+        emails: PreparedMessages,
+    ) -> None:
+        """Queue the emails of the revisits this run created (customer id -> revisit id) and
+        record each as a contact."""
+        sent = [
+            (created[item.customer_id], item.customer_id, item.assignee_id)
+            for item in planned
+            if item.customer_id in self.recipients and item.customer_id in created
+        ]
+        if len(sent) < len(emails.rows):  # a concurrent run created some of the revisits
+            emails = emails.for_customers(created)
+        emails.insert(conn)
         record_care_contacts(conn, sent, ctx.now)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -162,10 +162,44 @@ def enqueue(
     Rows go to the driver as plain tuples in chunks (``crm_db.bulk.insert_rows``): flows queue
     tens of thousands of messages a run, and typed per-row binding would cost ~20 us a row.
     """
+    conn = target.connection() if isinstance(target, Session) else target
+    return prepare(messages, now=now, dialect=conn.dialect.name, id_domain=id_domain).insert(conn)
+
+
+@dataclass(frozen=True)
+class PreparedMessages:
+    """Messages validated and converted to outbox rows, ready to insert. Preparing is the
+    Python half of ``enqueue``: a flow can do it before opening its write transaction, so the
+    write lock is held for the inserts only."""
+
+    rows: list[tuple[Any, ...]]
+    repeated: int = 0  # keys repeated within the messages (dropped)
+
+    def for_customers(self, customer_ids: Container[int]) -> PreparedMessages:
+        """Only the rows for these customers (e.g. those whose revisit this run created)."""
+        customer = _COLUMNS.index("customer_id")
+        kept = [row for row in self.rows if row[customer] in customer_ids]
+        return PreparedMessages(kept, self.repeated)
+
+    def insert(self, conn: Connection) -> EnqueueResult:
+        # A key that exists inserts nothing, so it is not counted as inserted.
+        inserted = insert_rows(
+            conn, "email_outbox", _COLUMNS, self.rows, "ON CONFLICT (idempotency_key) DO NOTHING"
+        )
+        return EnqueueResult(inserted=inserted, existing=len(self.rows) - inserted + self.repeated)
+
+
+def prepare(
+    messages: Iterable[NewMessage],
+    *,
+    now: datetime,
+    dialect: str,
+    id_domain: str | None = None,
+) -> PreparedMessages:
+    """Validate ``messages`` (``InvalidOutboxMessage`` on the first bad one) and build their rows
+    for ``dialect``; the Message-ID of each is fixed here."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    conn = target.connection() if isinstance(target, Session) else target
-    dialect = conn.dialect.name
     domain = id_domain or message_id_domain(get_settings().mail_from)
     stamp = driver_timestamp(now, dialect)
     rows: list[tuple[Any, ...]] = []
@@ -196,18 +230,16 @@ def enqueue(
                 stamp,
             )
         )
-    # A key that exists inserts nothing, so it is not counted as inserted.
-    inserted = insert_rows(
-        conn, "email_outbox", _COLUMNS, rows, "ON CONFLICT (idempotency_key) DO NOTHING"
-    )
-    return EnqueueResult(inserted=inserted, existing=len(rows) - inserted + repeated)
+    return PreparedMessages(rows, repeated)
 
 
 __all__ = [
     "EnqueueResult",
     "InvalidOutboxMessage",
     "NewMessage",
+    "PreparedMessages",
     "enqueue",
+    "prepare",
     "message_id_domain",
     "new_message_id",
 ]

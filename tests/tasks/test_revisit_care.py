@@ -100,7 +100,7 @@ def test_planning_sends_the_care_email_and_completes_the_revisit(engine: Engine)
         mail = session.scalars(
             select(OutboxMessage).where(OutboxMessage.idempotency_key.like("revisit_care:%"))
         ).one()
-        assert mail.idempotency_key == f"revisit_care:revisit:{done.id}"
+        assert mail.idempotency_key == f"revisit_care:{ctx.as_of}:customer:{ids['ok']}"
         assert mail.customer_id == ids["ok"] and mail.status is OutboxStatus.PENDING
         assert mail.context["manager_name"] and mail.created_at == ctx.now
     # The leftover pass finds only what planning left open, for the same reasons.
@@ -169,17 +169,23 @@ def test_thirty_days_of_inline_care_emails_keep_the_invariants(engine: Engine) -
         ).all()
         keys = [m.idempotency_key for m in mails]
         assert len(keys) == len(set(keys)) > 12
-        emailed = {int(k.rsplit(":", 1)[1]) for k in keys}
+        # Keys are revisit_care:<as_of>:customer:<id>; each run's clock is 01:00 UTC on as_of.
+        emailed = {(k.split(":")[1], int(k.rsplit(":", 1)[1])) for k in keys}
         done = {
             r.id: r for r in session.scalars(select(Revisit).where(Revisit.outcome == "email_sent"))
         }
-        assert emailed == set(done)
+        assert {
+            (r.completed_at.date().isoformat(), r.customer_id)
+            for r in done.values()
+            if r.completed_at is not None
+        } == emailed
+        assert len(done) == len(emailed)
         contacts = Counter(
             session.scalars(
                 select(ContactHistory.revisit_id).where(ContactHistory.revisit_id.is_not(None))
             )
         )
-        assert set(contacts) == emailed and max(contacts.values()) == 1
+        assert set(contacts) == set(done) and max(contacts.values()) == 1
         # Per customer, consecutive care emails are at least the cap (2 days) apart.
         sent: dict[int, list[datetime]] = {}
         for m in mails:

@@ -132,6 +132,7 @@ def test_care_emails_respect_consent_address_and_cap(engine: Engine) -> None:
             )
         )
         ids = (ok.id, no_email.id, capped.id)
+        ok_customer = ok.customer_id
     counts = queue_care_emails(engine, _ctx(engine), cap_days=7, run_id=None, dry_run=False)
     assert counts.total("care_emails") == 1
     assert counts.total("care_skipped:no_email") == 1
@@ -146,7 +147,7 @@ def test_care_emails_respect_consent_address_and_cap(engine: Engine) -> None:
     }
     assert contacts == 1
     assert [m.idempotency_key for m in _outbox(engine, "revisit_care")][-1] == (
-        f"revisit_care:revisit:{ids[0]}"
+        f"revisit_care:{AS_OF}:customer:{ok_customer}"
     )
     again = queue_care_emails(engine, _ctx(engine), cap_days=7, run_id=None, dry_run=False)
     assert again.total("care_emails") == 0
@@ -227,11 +228,11 @@ def test_bad_contact_data_is_reported_not_fatal(engine: Engine) -> None:
         broken = make_org(session)
         broken.account_manager.email = "not-an-address"
         _revisit(session, broken, AS_OF)
-        good_id = good.id
+        good_customer = good.customer_id
     care = queue_care_emails(engine, _ctx(engine), cap_days=7, run_id=None, dry_run=False)
     assert care.total("care_skipped:invalid_email") == 2 and care.total("care_emails") == 1
     assert [m.idempotency_key for m in _outbox(engine, "revisit_care")] == [
-        f"revisit_care:revisit:{good_id}"
+        f"revisit_care:{AS_OF}:customer:{good_customer}"
     ]
     digests = queue_digests(
         engine,

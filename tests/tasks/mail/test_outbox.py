@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxMessage
 from crm_db.session import session_scope
-from tasks.mail.outbox import InvalidOutboxMessage, enqueue, message_id_domain
+from tasks.mail.outbox import InvalidOutboxMessage, enqueue, message_id_domain, prepare
 from tests.support.outbox_data import (
     care_message,
     digest_message,
@@ -167,3 +167,27 @@ def test_naive_now_is_refused(engine: Engine) -> None:
         customer = make_customer(session)
         with pytest.raises(ValueError, match="timezone-aware"):
             enqueue(session, [care_message(customer)], now=datetime(2026, 3, 2))
+
+
+def test_prepared_messages_are_checked_before_any_transaction_and_can_be_narrowed(
+    engine: Engine,
+) -> None:
+    with session_scope(engine) as session:
+        customers = [make_customer(session) for _ in range(3)]
+        messages = [care_message(c) for c in customers]
+        ids = [c.id for c in customers]
+    with pytest.raises(InvalidOutboxMessage):
+        prepare(
+            [*messages, care_message(customers[0], key="bad", recipient_email="a@b\r\nBcc: x")],
+            now=NOW,
+            dialect=engine.dialect.name,
+        )
+    prepared = prepare(messages, now=NOW, dialect=engine.dialect.name)
+    narrowed = prepared.for_customers({ids[0], ids[2]})
+    with engine.begin() as conn:
+        result = narrowed.insert(conn)
+    assert (result.inserted, result.existing) == (2, 0)
+    assert sorted(r.customer_id for r in outbox_rows(engine)) == [ids[0], ids[2]]
+    with engine.begin() as conn:  # inserting the full batch now adds only the missing one
+        again = prepared.insert(conn)
+    assert (again.inserted, again.existing) == (1, 2)
