@@ -6,7 +6,8 @@ Builds a synthetic CRM (regions, branches, staff, customers classed A/B/C with o
 contact each, ~3 % of them due on the as-of date), then in the same run measures:
 
 - baseline: a plain script that selects the same due set with one SQL statement and bulk-inserts
-  the revisit rows (no digests, no emails, no Prefect);
+  the revisit rows with the fastest insert we have (no digests, no emails, no Prefect); best of
+  three runs;
 - flow: the ``revisits`` Prefect flow for the same date (escalations, planning per id range, care
   emails and digests into the outbox, ledger row, artifact), Prefect API start-up excluded. Its
   time is the run time Prefect records (Running to Completed); the wall time of the call, which
@@ -186,8 +187,9 @@ def build_dataset(url: str, customers: int, seed: int) -> None:
 
 def baseline(url: str) -> tuple[float, int]:
     """The same due set with one SQL statement, then one bulk insert of the revisit rows."""
-    from sqlalchemy import delete, func, insert, select
+    from sqlalchemy import delete, func, select
 
+    from crm_db.bulk import driver_date, driver_timestamp, insert_rows
     from crm_db.models import Customer, Revisit
     from crm_db.session import make_engine
     from tasks.revisit_planning import _DUE_CANDIDATES, PlanningContext
@@ -206,21 +208,20 @@ def baseline(url: str) -> tuple[float, int]:
     )
     with engine.connect() as conn:
         hi = conn.execute(select(func.max(Customer.id))).scalar_one()
+    dialect = engine.dialect.name
     started = time.perf_counter()
     with engine.begin() as conn:
         rows = conn.execute(_DUE_CANDIDATES, {"lo": 1, "hi": hi, **ctx.threshold_params()}).all()
-        conn.execute(
-            insert(Revisit),
+        # The fastest bulk insert we know (the one the flow uses): a baseline on SQLAlchemy's
+        # typed executemany would add ~3 s on PostgreSQL at this size and flatter the ratio.
+        stamp, due_on = driver_timestamp(ctx.now, dialect), driver_date(AS_OF, dialect)
+        insert_rows(
+            conn,
+            "revisits",
+            _BASELINE_COLUMNS,
             [
-                {
-                    "customer_id": r.id,
-                    "assignee_id": r.account_manager_id,
-                    "abc_class": r.abc_class,
-                    "channel": CHANNEL[r.abc_class],
-                    "due_on": AS_OF,
-                    "status": "open",
-                    "created_at": ctx.now,
-                }
+                (r.id, r.account_manager_id, r.abc_class, CHANNEL[r.abc_class], due_on, "open")
+                + (False, 0, stamp)
                 for r in rows
             ],
         )
@@ -229,6 +230,19 @@ def baseline(url: str) -> tuple[float, int]:
         conn.execute(delete(Revisit))
     engine.dispose()
     return elapsed, len(rows)
+
+
+_BASELINE_COLUMNS = (
+    "customer_id",
+    "assignee_id",
+    "abc_class",
+    "channel",
+    "due_on",
+    "status",
+    "needs_reassignment",
+    "escalation_level",
+    "created_at",
+)
 
 
 def _tz() -> ZoneInfo:
@@ -295,8 +309,15 @@ def main() -> None:
     build_dataset(url, args.customers, args.seed)
     print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
 
-    baseline_s, due = baseline(url)
-    print(f"baseline: {due:,} due revisits selected and inserted in {baseline_s:.2f} s", flush=True)
+    # The best of three: the baseline is cheap to repeat, and its fastest run is the fairest
+    # yardstick on a machine whose speed wanders.
+    runs = [baseline(url) for _ in range(3)]
+    baseline_s, due = min(runs)
+    print(
+        f"baseline: {due:,} due revisits selected and inserted in {baseline_s:.2f} s "
+        f"(best of {', '.join(f'{s:.2f}' for s, _ in runs)})",
+        flush=True,
+    )
     flow_s, wall_s, counts, task_runs = run_flow(args.range_size)
     ratio = flow_s / baseline_s if baseline_s else float("inf")
     print(f"flow:     {flow_s:.2f} s run time ({wall_s:.2f} s wall, call to return)  {counts=}")
