@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, sync_playwright
+from playwright.sync_api import Browser
 from sqlalchemy import Engine
 
 from crm_web.app import create_app
+from tests.crm_web.browser import check_screenshots, launch_chromium, open_page
 from tests.crm_web.factories import (
     NOW,
     Clock,
@@ -21,34 +21,12 @@ from tests.crm_web.factories import (
 )
 from tests.crm_web.live_server import live_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        reason = (
-            f"{CHROMIUM} is missing: install Debian's chromium "
-            "(apt-get install -y chromium); never `playwright install`"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run on CI: {reason}")
-        pytest.skip(f"browser test skipped: {reason}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    yield from launch_chromium()
 
 
 @pytest.mark.parametrize(
@@ -74,14 +52,10 @@ def test_unsubscribe_in_chromium(
     app = create_app(engine, web_settings(), clock=clock)
     console: list[str] = []
 
-    with live_server(app) as base_url:
-        context = browser.new_context(locale=locale, viewport={"width": 800, "height": 600})
-        page = context.new_page()
-
-        def record(message: ConsoleMessage) -> None:
-            console.append(f"{message.type}: {message.text}")
-
-        page.on("console", record)
+    with (
+        live_server(app) as base_url,
+        open_page(browser, locale=locale, height=600, console=console) as page,
+    ):
         response = page.goto(f"{base_url}/u/{token}")
         assert response is not None and response.status == 200
         assert response.headers["x-frame-options"] == "DENY"
@@ -100,16 +74,10 @@ def test_unsubscribe_in_chromium(
         page.get_by_role("heading", name=done).wait_for()
         assert "2026-11-23" in page.locator("main").inner_text()
         page.screenshot(path=tmp_path / "done.png", full_page=True)
-        context.close()
 
     assert unsubscribed_at(engine, customer) == NOW
     assert unsubscribed_at(engine, bystander) is None
     assert not [line for line in console if "Content Security Policy" in line], console
-    for name in ("confirm.png", "done.png"):
-        image = (tmp_path / name).read_bytes()
-        assert image.startswith(PNG_SIGNATURE) and len(image) > 5_000, name
-    screenshot_dir = os.environ.get("CRM_WEB_SCREENSHOT_DIR")
-    if screenshot_dir:  # to look at the pages by eye
-        for name in ("confirm.png", "done.png"):
-            target = Path(screenshot_dir) / f"{locale}-{engine.dialect.name}-{name}"
-            target.write_bytes((tmp_path / name).read_bytes())
+    check_screenshots(
+        tmp_path, ("confirm.png", "done.png"), keep_as=f"{locale}-{engine.dialect.name}"
+    )

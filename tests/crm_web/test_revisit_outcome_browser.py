@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, sync_playwright
+from playwright.sync_api import Browser
 from sqlalchemy import Engine
 
 from crm_db.enums import ContactOutcome, RevisitStatus
 from crm_web.app import create_app
+from tests.crm_web.browser import check_screenshots, launch_chromium, open_page
 from tests.crm_web.factories import NOW, Clock, web_settings
 from tests.crm_web.live_server import live_server
-from tests.crm_web.test_browser import CHROMIUM, CHROMIUM_ARGS, PNG_SIGNATURE
 from tests.crm_web.test_revisit_outcome import (
     RevisitState,
     contacts,
@@ -28,18 +27,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        reason = (
-            f"{CHROMIUM} is missing: install Debian's chromium "
-            "(apt-get install -y chromium); never `playwright install`"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run on CI: {reason}")
-        pytest.skip(f"browser test skipped: {reason}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    yield from launch_chromium()
 
 
 @pytest.mark.parametrize(
@@ -69,19 +57,15 @@ def test_record_an_outcome_in_chromium(
     note = "换了新卡 <b>ok</b>\n下月再访"
     console: list[str] = []
 
-    with live_server(app) as base_url:
-        context = browser.new_context(locale=locale, viewport={"width": 800, "height": 900})
-        page = context.new_page()
-
-        def record(message: ConsoleMessage) -> None:
-            console.append(f"{message.type}: {message.text}")
-
-        page.on("console", record)
+    with (
+        live_server(app) as base_url,
+        open_page(browser, locale=locale, height=900, console=console) as page,
+    ):
         response = page.goto(f"{base_url}/r/{token}")
         assert response is not None and response.status == 200
         assert page.get_by_role("heading", level=1).inner_text() == heading
         assert "李四 <车队>" in page.locator("dl.facts").inner_text()
-        # The inline stylesheets are allowed by our CSP and really applied (base and page's own).
+        # The inline stylesheets (base and page's own) are allowed by our CSP and applied.
         background = page.get_by_role("button", name=button).evaluate(
             "b => getComputedStyle(b).backgroundColor"
         )
@@ -103,7 +87,6 @@ def test_record_an_outcome_in_chromium(
         page.get_by_role("heading", name=saved).wait_for()
         assert note.replace("\n", "") in page.locator("p.notes").inner_text().replace("\n", "")
         page.screenshot(path=tmp_path / "saved.png", full_page=True)
-        context.close()
 
     assert revisit_state(engine, row.revisit_id) == RevisitState(
         RevisitStatus.DONE, "completed", NOW, note
@@ -111,11 +94,6 @@ def test_record_an_outcome_in_chromium(
     assert contacts(engine, row.revisit_id) == [(ContactOutcome.COMPLETED, row.assignee_id, note)]
     assert revisit_state(engine, bystander.revisit_id).status is RevisitStatus.OPEN
     assert not [line for line in console if "Content Security Policy" in line], console
-    for name in ("form.png", "saved.png"):
-        image = (tmp_path / name).read_bytes()
-        assert image.startswith(PNG_SIGNATURE) and len(image) > 5_000, name
-    screenshot_dir = os.environ.get("CRM_WEB_SCREENSHOT_DIR")
-    if screenshot_dir:  # to look at the pages by eye
-        for name in ("form.png", "saved.png"):
-            target = Path(screenshot_dir) / f"revisit-{locale}-{engine.dialect.name}-{name}"
-            target.write_bytes((tmp_path / name).read_bytes())
+    check_screenshots(
+        tmp_path, ("form.png", "saved.png"), keep_as=f"revisit-{locale}-{engine.dialect.name}"
+    )
