@@ -8,13 +8,12 @@ from datetime import date
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from crm_db.enums import RunStatus
 from crm_db.session import shared_engine
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import artifact_key, publish_summary
 from tasks.customer_classification import ClassificationCounts, classify_all
-from tasks.run_ledger import error_text, finish_run, start_run
+from tasks.run_ledger import ledger_run
 
 FLOW_NAME = "classify_customers"
 
@@ -41,10 +40,9 @@ def classify_customers(as_of: date | None = None, dry_run: bool = False) -> Flow
     """
     logger = get_run_logger()
     run_date = resolve_as_of(as_of)
-    run_id = None if dry_run else start_run(FLOW_NAME, run_date, dry_run, {"as_of": run_date})
     key = artifact_key(FLOW_NAME)
-    try:
-        counts = classify_task(run_date, run_id, dry_run)
+    with ledger_run(FLOW_NAME, run_date, {"as_of": run_date}, dry_run=dry_run) as ledger:
+        counts = classify_task(run_date, ledger.id, dry_run)
         rows: list[dict[str, str | int]] = [
             {"measure": f"class {k}", "customers": v} for k, v in sorted(counts.by_class.items())
         ]
@@ -60,18 +58,13 @@ def classify_customers(as_of: date | None = None, dry_run: bool = False) -> Flow
         publish_summary(
             key, rows, description=f"Classification {run_date}{' (dry run)' if dry_run else ''}"
         )
-    except Exception as exc:
-        if run_id is not None:
-            finish_run(run_id, RunStatus.FAILED, {}, error_text(exc))
-        raise
-    totals = {
-        "customers": counts.customers,
-        "changed": counts.changed,
-        "pinned_kept": counts.pinned_kept,
-        **{f"class_{k}": v for k, v in counts.by_class.items()},
-    }
-    if run_id is not None:
-        finish_run(run_id, RunStatus.COMPLETED, totals)
+        totals = {
+            "customers": counts.customers,
+            "changed": counts.changed,
+            "pinned_kept": counts.pinned_kept,
+            **{f"class_{k}": v for k, v in counts.by_class.items()},
+        }
+        ledger.complete(totals)
     logger.info("classified %s customers, %s changed", counts.customers, counts.changed)
     return FlowSummary(
         flow=FLOW_NAME,
@@ -80,6 +73,6 @@ def classify_customers(as_of: date | None = None, dry_run: bool = False) -> Flow
         status="ok",
         counts=totals,
         warnings=[],
-        ledger_run_id=run_id,
+        ledger_run_id=ledger.id,
         artifact_key=key,
     )

@@ -20,14 +20,13 @@ from pydantic import Field
 
 from crm_core.masking import mask_text
 from crm_core.settings import get_settings
-from crm_db.enums import RunStatus
 from crm_db.session import shared_engine
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import Cell, artifact_key, publish_summary
 from tasks.mail.claim import count_due
 from tasks.mail.deliver import DeliveryReport, deliver_due
-from tasks.run_ledger import error_text, finish_run, start_run
+from tasks.run_ledger import ledger_run
 
 FLOW_NAME = "deliver_outbox"
 OUTCOMES = ("sent", "retried", "failed", "suppressed", "released")
@@ -136,8 +135,8 @@ def deliver_outbox(
             artifact_key=key,
         )
 
-    run_id = start_run(FLOW_NAME, run_date, False, {"as_of": run_date, "limit": limit})
-    try:
+    parameters = {"as_of": run_date, "limit": limit}
+    with ledger_run(FLOW_NAME, run_date, parameters, dry_run=False) as ledger:
         counts, by_kind, stopped = _drain_with_report(limit)
         warnings = []
         if stopped:
@@ -151,10 +150,7 @@ def deliver_outbox(
             f"{counts['failed']} failed, {counts['suppressed']} suppressed"
             + (f"; stopped: {stopped}" if stopped else ""),
         )
-    except Exception as exc:
-        finish_run(run_id, RunStatus.FAILED, {}, error_text(exc))
-        raise
-    finish_run(run_id, RunStatus.COMPLETED, counts)
+        ledger.complete(counts)
     for text in warnings:
         logger.warning(text)
     return FlowSummary(
@@ -164,6 +160,6 @@ def deliver_outbox(
         status="warning" if warnings else "ok",
         counts=counts,
         warnings=warnings,
-        ledger_run_id=run_id,
+        ledger_run_id=ledger.id,
         artifact_key=key,
     )

@@ -15,7 +15,6 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 
-from crm_db.enums import RunStatus
 from flows.healthcheck_probes import check_database, check_smtp
 from flows.healthcheck_rules import (
     database_is_usable,
@@ -27,7 +26,7 @@ from flows.healthcheck_rules import (
 )
 from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import artifact_key, publish_summary
-from tasks.run_ledger import error_text, finish_run, start_run
+from tasks.run_ledger import ledger_run
 
 FLOW_NAME = "healthcheck"
 
@@ -59,8 +58,7 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
             f"the CRM database ({database.backend} {database.location}) has no schema "
             f"(revision {database.revision or 'none'}): run `crm db upgrade`"
         )
-    run_id = None if dry_run else start_run(FLOW_NAME, run_date, dry_run, {"as_of": run_date})
-    try:
+    with ledger_run(FLOW_NAME, run_date, {"as_of": run_date}, dry_run=dry_run) as ledger:
         smtp = check_smtp()
         warnings = database_warnings(database) + smtp_warnings(smtp)
         counts = summary_counts(database, smtp, warnings)
@@ -70,12 +68,7 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
             description=f"Healthcheck for {run_date.isoformat()}"
             f"{' (dry run)' if dry_run else ''}: {health_status(warnings)}",
         )
-    except Exception as exc:
-        if run_id is not None:
-            finish_run(run_id, RunStatus.FAILED, {}, error_text(exc))
-        raise
-    if run_id is not None:
-        finish_run(run_id, RunStatus.COMPLETED, counts)
+        ledger.complete(counts)
 
     logger.info(
         "database %s %s at revision %s (head %s); customers=%s; smtp %s tls=%s reachable=%s",
@@ -97,6 +90,6 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
         status=health_status(warnings),
         counts=counts,
         warnings=warnings,
-        ledger_run_id=run_id,
+        ledger_run_id=ledger.id,
         artifact_key=key,
     )

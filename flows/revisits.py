@@ -13,7 +13,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from crm_db.enums import RunStatus
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import artifact_key, publish_summary
@@ -29,7 +28,7 @@ from tasks.revisit_tasks import (
 )
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
 from tasks.rules.revisits import staff_in_cycles
-from tasks.run_ledger import error_text, finish_run, start_run
+from tasks.run_ledger import ledger_run
 
 FLOW_NAME = "revisits"
 # Id ranges planned at once. Each range reads on its own connection (SQLite readers run in
@@ -63,12 +62,9 @@ def revisits(
     logger = get_run_logger()
     run_date = resolve_as_of(as_of)
     warnings: list[str] = []
-    run_id = (
-        None
-        if dry_run
-        else start_run(FLOW_NAME, run_date, dry_run, {"as_of": run_date, "range_size": range_size})
-    )
-    try:
+    parameters = {"as_of": run_date, "range_size": range_size}
+    with ledger_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as ledger:
+        run_id = ledger.id
         ctx = load_context(run_date, utcnow())
         looped = staff_in_cycles({sid: m.manager_id for sid, m in ctx.staff.items()})
         if looped:
@@ -104,15 +100,10 @@ def revisits(
             artifact_rows(counts),
             description=f"Revisits for {run_date.isoformat()}{' (dry run)' if dry_run else ''}",
         )
-    except Exception as exc:
-        if run_id is not None:
-            finish_run(run_id, RunStatus.FAILED, {}, error_text(exc))
-        raise
-    totals = ledger_counts(counts)
-    if looped:
-        totals["staff_in_manager_cycle"] = len(looped)
-    if run_id is not None:
-        finish_run(run_id, RunStatus.COMPLETED, totals)
+        totals = ledger_counts(counts)
+        if looped:
+            totals["staff_in_manager_cycle"] = len(looped)
+        ledger.complete(totals)
     for warning in warnings:
         logger.warning(warning)
     logger.info(

@@ -12,7 +12,9 @@ write is never skipped as "already done".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 
@@ -119,3 +121,30 @@ def finish_run(
             row.finished_at = utcnow()
     finally:
         engine.dispose()
+
+
+@dataclass
+class LedgerRun:
+    """The ledger row of one flow run; ``id`` is None for a dry run, which records nothing."""
+
+    id: int | None
+
+    def complete(self, counts: Counts) -> None:
+        if self.id is not None:
+            finish_run(self.id, RunStatus.COMPLETED, counts)
+
+
+@contextmanager
+def ledger_run(
+    flow_name: str, as_of: date, parameters: Mapping[str, object], *, dry_run: bool
+) -> Iterator[LedgerRun]:
+    """Every flow's ledger bracket: opens a ``running`` row (none for a dry run); an exception
+    inside closes it as ``failed`` with the masked error and propagates. The flow calls
+    ``complete`` with its counts once its work is done."""
+    run = LedgerRun(None if dry_run else start_run(flow_name, as_of, dry_run, parameters))
+    try:
+        yield run
+    except Exception as exc:
+        if run.id is not None:
+            finish_run(run.id, RunStatus.FAILED, {}, error_text(exc))
+        raise

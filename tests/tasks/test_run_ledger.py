@@ -15,7 +15,7 @@ from crm_core.settings import reset_settings_cache
 from crm_db.enums import RunStatus
 from crm_db.models import FlowRun
 from crm_db.session import session_scope
-from tasks.run_ledger import error_text, finish_run, ledger_parameters, start_run
+from tasks.run_ledger import error_text, finish_run, ledger_parameters, ledger_run, start_run
 
 AS_OF = date(2026, 3, 31)
 
@@ -141,3 +141,43 @@ def test_rows_link_to_the_prefect_flow_run(ledger_engine: Engine) -> None:
     assert row.prefect_flow_run_id == str(state.state_details.flow_run_id)
     assert row.status == RunStatus.COMPLETED
     assert row.counts == {"n": 1}
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+@flow
+def _bracketed_flow(fail: bool, dry_run: bool) -> int | None:
+    with ledger_run("probe", AS_OF, {"as_of": AS_OF}, dry_run=dry_run) as ledger:
+        if fail:
+            raise _Boom("SMTP refused li.si@example.com")
+        ledger.complete({"n": 2})
+    return ledger.id
+
+
+def _rows(engine: Engine) -> list[FlowRun]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(FlowRun).order_by(FlowRun.id)))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_ledger_run_brackets_a_flow_completed_failed_or_dry(ledger_engine: Engine) -> None:
+    run_id = _bracketed_flow(fail=False, dry_run=False)
+    assert run_id is not None
+    assert (load(ledger_engine, run_id).status, load(ledger_engine, run_id).counts) == (
+        RunStatus.COMPLETED,
+        {"n": 2},
+    )
+
+    state = _bracketed_flow(fail=True, dry_run=False, return_state=True)
+    assert state.is_failed()
+    failed = _rows(ledger_engine)[-1]
+    assert failed.status == RunStatus.FAILED and failed.counts == {}
+    assert failed.error is not None and failed.error.startswith("_Boom: SMTP refused")
+    assert "li.si@example.com" not in failed.error  # masked
+
+    before = len(_rows(ledger_engine))
+    assert _bracketed_flow(fail=False, dry_run=True) is None
+    assert _bracketed_flow(fail=True, dry_run=True, return_state=True).is_failed()
+    assert len(_rows(ledger_engine)) == before  # a dry run records nothing
