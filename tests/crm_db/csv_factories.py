@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -260,3 +261,35 @@ def make_revisit(
                 .returning(Revisit.id)
             ).scalar_one()
         )
+
+
+@contextmanager
+def insert_fails_for(engine: Engine, table: str, external_id: str) -> Iterator[None]:
+    """A real database failure mid-import: a trigger that rejects the insert of one row of
+    ``table`` (by external id), on SQLite or PostgreSQL; removed afterwards."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER forced_failure BEFORE INSERT ON {table} "
+                f"WHEN NEW.external_id = '{external_id}' "
+                "BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION forced_failure() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.external_id = '{external_id}' THEN RAISE EXCEPTION 'forced failure'; "
+                "END IF; RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER forced_failure BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION forced_failure()"
+            )
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("DROP TRIGGER forced_failure")
+            else:
+                conn.exec_driver_sql(f"DROP TRIGGER forced_failure ON {table}")
+                conn.exec_driver_sql("DROP FUNCTION forced_failure()")

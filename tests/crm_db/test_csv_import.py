@@ -30,6 +30,7 @@ from tests.crm_db.csv_factories import (
     Org,
     complaint_row,
     customer_row,
+    insert_fails_for,
     make_org,
     target_row,
     transaction_row,
@@ -554,31 +555,8 @@ def test_malformed_csv_is_reported_not_raised(
 @pytest.fixture
 def failing_transaction_insert(engine: Engine) -> Iterator[str]:
     """A real database failure: a trigger that rejects one row's insert."""
-    doomed = "T0045"
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql(
-                "CREATE TRIGGER forced_failure BEFORE INSERT ON transactions "
-                f"WHEN NEW.external_id = '{doomed}' "
-                "BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
-            )
-        else:
-            conn.exec_driver_sql(
-                "CREATE FUNCTION forced_failure() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                f"IF NEW.external_id = '{doomed}' THEN RAISE EXCEPTION 'forced failure'; END IF; "
-                "RETURN NEW; END $$"
-            )
-            conn.exec_driver_sql(
-                "CREATE TRIGGER forced_failure BEFORE INSERT ON transactions "
-                "FOR EACH ROW EXECUTE FUNCTION forced_failure()"
-            )
-    yield doomed
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER forced_failure")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER forced_failure ON transactions")
-            conn.exec_driver_sql("DROP FUNCTION forced_failure()")
+    with insert_fails_for(engine, "transactions", "T0045"):
+        yield "T0045"
 
 
 def test_failure_mid_way_writes_nothing(

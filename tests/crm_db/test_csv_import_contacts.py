@@ -28,6 +28,7 @@ from tests.crm_db.csv_factories import (
     CONTACT_HEADER,
     Org,
     contact_row,
+    insert_fails_for,
     make_org,
     make_revisit,
     write_csv,
@@ -331,31 +332,8 @@ def test_dry_run_rolls_back_contacts_and_revisit_closures(
 @pytest.fixture
 def failing_contact_insert(engine: Engine) -> Iterator[str]:
     """A real database failure: a trigger that rejects one contact's insert."""
-    doomed = "H0007"
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql(
-                "CREATE TRIGGER forced_failure BEFORE INSERT ON contact_history "
-                f"WHEN NEW.external_id = '{doomed}' "
-                "BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
-            )
-        else:
-            conn.exec_driver_sql(
-                "CREATE FUNCTION forced_failure() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                f"IF NEW.external_id = '{doomed}' THEN RAISE EXCEPTION 'forced failure'; END IF; "
-                "RETURN NEW; END $$"
-            )
-            conn.exec_driver_sql(
-                "CREATE TRIGGER forced_failure BEFORE INSERT ON contact_history "
-                "FOR EACH ROW EXECUTE FUNCTION forced_failure()"
-            )
-    yield doomed
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER forced_failure")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER forced_failure ON contact_history")
-            conn.exec_driver_sql("DROP FUNCTION forced_failure()")
+    with insert_fails_for(engine, "contact_history", "H0007"):
+        yield "H0007"
 
 
 def test_a_failure_after_a_revisit_closed_rolls_the_closure_back(
