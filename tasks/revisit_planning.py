@@ -164,7 +164,6 @@ class _Planned:
     customer_id: int
     assignee_id: int | None
     cadence: Cadence
-    due_on: date
     needs_reassignment: bool
     region: str
 
@@ -235,7 +234,6 @@ def _plan_candidates(
     Tens of thousands of rows a run go through here, so the per-row work is a few lookups: the
     due date is the run's (``PlanningContext.due_on``) and an assignment is decided once per
     (account manager, branch) pair."""
-    due_on = ctx.due_on
     cadences = {abc.value: cadence for abc, cadence in ctx.cadences.items()}
     assignments: dict[tuple[int | None, int | None], Assignment] = {}
     tally: Counter[tuple[str, str]] = Counter()
@@ -258,7 +256,6 @@ def _plan_candidates(
                 customer_id=customer_id,
                 assignee_id=assignment.assignee_id,
                 cadence=cadence,
-                due_on=due_on,
                 needs_reassignment=assignment.needs_reassignment,
                 region=region,
             )
@@ -378,6 +375,7 @@ def _insert_revisits(
     would (the typed per-row path costs more than the selection itself at a million customers)."""
     dialect = conn.dialect.name
     stamp = driver_timestamp(ctx.now, dialect)
+    due_on = driver_date(ctx.due_on, dialect)  # the same for every revisit of the run
     rows = []
     for item in planned:
         emailed = item.customer_id in care.recipients
@@ -387,7 +385,7 @@ def _insert_revisits(
                 item.assignee_id,
                 item.cadence.abc_class.value,
                 item.cadence.channel.value,
-                driver_date(item.due_on, dialect),
+                due_on,
                 RevisitStatus.DONE.value if emailed else RevisitStatus.OPEN.value,
                 item.needs_reassignment,
                 0,
