@@ -50,6 +50,7 @@ _STAFF_CONTACTS = text("SELECT id, name, phone FROM staff WHERE id IN :ids").bin
     id_list("ids")
 )
 
+CARE_CONTACT_NOTE = "care email queued"  # on the contact a care email records
 _CONTACT_COLUMNS = (
     "customer_id",
     "staff_id",
@@ -173,13 +174,14 @@ def record_care_contacts(
         return
     stamp = driver_timestamp(now, conn.dialect.name)
     rows = [
-        (customer_id, staff_id, "email", "completed", stamp, revisit_id, "care email queued")
+        (customer_id, staff_id, "email", "completed", stamp, revisit_id, CARE_CONTACT_NOTE)
         for revisit_id, customer_id, staff_id in sent
     ]
     insert_rows(conn, "contact_history", _CONTACT_COLUMNS, rows)
 
 
 __all__ = [
+    "CARE_CONTACT_NOTE",
     "CARE_KIND",
     "DEFAULT_CONTACT_CAP_DAYS",
     "CareRecipient",

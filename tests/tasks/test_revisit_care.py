@@ -8,8 +8,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine, func, select
 
+import tasks.revisit_planning
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, OutboxStatus, RevisitStatus
 from crm_db.models import ContactHistory, OutboxMessage, Revisit
 from crm_db.session import session_scope
@@ -194,3 +196,47 @@ def test_thirty_days_of_inline_care_emails_keep_the_invariants(engine: Engine) -
         for times in sent.values():
             times.sort()
             assert all(b - a >= timedelta(days=2) for a, b in zip(times, times[1:], strict=False))
+
+
+def test_a_revisit_another_run_created_meanwhile_is_skipped_with_its_email(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a range's selection and its insert another run commits a revisit for one of the
+    customers (simulated by committing it as the messages are prepared): that customer gets
+    no second revisit, no care email and no contact, and the counts say so."""
+    ids = _seed(engine)
+    rival = {"ok": ids["ok"], "visit": ids["visit"]}
+    prepare = tasks.revisit_planning._CareBatch.prepare
+
+    def prepare_while_another_run_commits(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with session_scope(engine) as session:
+            for customer_id in rival.values():
+                session.add(
+                    Revisit(
+                        customer_id=customer_id,
+                        assignee_id=ids["manager"],
+                        abc_class=AbcClass.C,
+                        channel=ContactChannel.EMAIL,
+                        due_on=MONDAY,
+                        status=RevisitStatus.OPEN,
+                        created_at=datetime(2026, 11, 23, 0, 30, tzinfo=UTC),
+                    )
+                )
+        return prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(
+        tasks.revisit_planning._CareBatch, "prepare", prepare_while_another_run_commits
+    )
+    ctx = _ctx(engine, MONDAY)
+    counts = plan_range(engine, ctx, 1, 10**9, run_id=None, dry_run=False, care_cap_days=7)
+    assert (counts.total("created"), counts.total("care_emails")) == (2, 0)
+    with session_scope(engine) as session:
+        per_customer = Counter(session.scalars(select(Revisit.customer_id)))
+        assert set(per_customer.values()) == {1} and len(per_customer) == 4
+        ours = session.scalars(select(Revisit).where(Revisit.created_at == ctx.now)).all()
+        assert {r.customer_id for r in ours} == {ids["no_email"], ids["capped"]}
+        assert session.scalar(select(func.count()).select_from(ContactHistory)) == 0
+        care = session.scalars(
+            select(OutboxMessage.idempotency_key).where(OutboxMessage.kind == "revisit_care")
+        ).all()
+        assert care == ["earlier:care"]
