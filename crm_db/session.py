@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_core.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_WAL_CHECKPOINT_PAGES = 10_000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -23,6 +24,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint the WAL every ~40 MB instead of every ~4 MB: a planning run writes tens of MB,
+    # and each checkpoint ends in an fsync on the committing writer's clock (with the default,
+    # commits took 8x longer at a million customers).
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}")
     cursor.close()
 
 
@@ -77,6 +82,15 @@ def shared_engine(url: str | None = None) -> Engine:
     if key not in _SHARED:
         _SHARED[key] = make_engine(key)
     return _SHARED[key]
+
+
+def close_shared_connections() -> None:
+    """Close the pooled connections of every shared engine (the engines stay usable and open
+    new connections when next asked). Done before forking worker processes: SQLite keeps
+    per-process state about the files its connections have open (locks, the WAL index), and a
+    child that inherited it would share a lock it does not actually hold."""
+    for engine in _SHARED.values():
+        engine.dispose(close=True)
 
 
 def dispose_shared_engines() -> None:

@@ -29,12 +29,15 @@ from tasks.revisit_tasks import (
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
 from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import ledger_run
+from tasks.worker_processes import MAX_AUTO_PROCESSES, WorkerPool
 
 FLOW_NAME = "revisits"
-# Id ranges planned at once. Each range reads on its own connection (SQLite readers run in
-# parallel under WAL; the short writes queue on the write lock), so this uses both cores of a
-# small machine. Bounded well below the connection pool (CRM_DB_POOL_SIZE, default 5).
-PLANNING_CONCURRENCY = 2
+# Id ranges (and digest batches) in flight at once. Each task hands its range to a worker
+# process (``CRM_FLOW_PROCESSES``, see tasks/worker_processes.py) and waits; SQLite readers run
+# in parallel under WAL and the short writes queue on the write lock. Without worker processes
+# the ranges run in these threads, each on its own connection: bounded below the connection
+# pool (CRM_DB_POOL_SIZE, default 5, plus as many overflow connections).
+PLANNING_CONCURRENCY = MAX_AUTO_PROCESSES
 _TASK_RUNNER: Any = ThreadPoolTaskRunner(max_workers=PLANNING_CONCURRENCY)
 
 
@@ -50,7 +53,7 @@ def revisits(
     dry_run: bool = False,
     range_size: Annotated[
         int, Field(ge=1_000, le=1_000_000, description="customer ids per planning task")
-    ] = 50_000,
+    ] = 100_000,
 ) -> FlowSummary:
     """Daily revisit planning.
 
@@ -78,22 +81,23 @@ def revisits(
         shared = cast(PlanningContext, quote(ctx))
         counts = RangeCounts()
         counts.merge(escalate(shared, run_id, dry_run))
-        futures = [
-            plan_range_task.submit(shared, lo, hi, run_id, dry_run)
-            for lo, hi in id_ranges(range_size)
-        ]
-        for future in futures:
-            counts.merge(future.result())
-        # Planning queued the care emails it could; this sends the open ones left over (e.g.
-        # deferred by the contact cap on an earlier day).
-        counts.merge(care_emails(shared, run_id, dry_run))
-        # One digest per assignee, in batches queued concurrently (each its own transaction).
-        batches = [
-            digests.submit(shared, assignees, run_id, dry_run)
-            for assignees in digest_assignee_batches(run_date)
-        ]
-        for future in batches:
-            counts.merge(future.result())
+        with WorkerPool() as workers:
+            futures = [
+                plan_range_task.submit(shared, lo, hi, run_id, dry_run, workers)
+                for lo, hi in id_ranges(range_size)
+            ]
+            for future in futures:
+                counts.merge(future.result())
+            # Planning queued the care emails it could; this sends the open ones left over
+            # (e.g. deferred by the contact cap on an earlier day).
+            counts.merge(care_emails(shared, run_id, dry_run))
+            # One digest per assignee, in batches queued concurrently (each its own transaction).
+            batches = [
+                digests.submit(shared, assignees, run_id, dry_run, workers)
+                for assignees in digest_assignee_batches(run_date)
+            ]
+            for future in batches:
+                counts.merge(future.result())
         key = artifact_key(FLOW_NAME)
         publish_summary(
             key,

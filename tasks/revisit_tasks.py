@@ -28,6 +28,7 @@ from tasks.revisit_planning import (
     plan_range,
 )
 from tasks.staff_directory import load_staff_addresses
+from tasks.worker_processes import WorkerPool, engine_for
 
 
 @task(name="load-revisit-context", cache_policy=NO_CACHE)
@@ -55,11 +56,24 @@ def id_ranges(size: int) -> list[tuple[int, int]]:
 
 @task(name="plan-revisits-range", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def plan_revisits_range(
-    ctx: PlanningContext, lo: int, hi: int, run_id: int | None, dry_run: bool
+    ctx: PlanningContext,
+    lo: int,
+    hi: int,
+    run_id: int | None,
+    dry_run: bool,
+    workers: WorkerPool,
 ) -> RangeCounts:
     # Safe to retry: a range commits in one transaction (revisits, care emails, contacts), and
     # inserts ignore rows that a previous attempt already committed.
-    engine = shared_engine()
+    url = get_settings().database_url
+    return workers.run(_plan_range, url, ctx, lo, hi, run_id, dry_run)
+
+
+def _plan_range(
+    url: str, ctx: PlanningContext, lo: int, hi: int, run_id: int | None, dry_run: bool
+) -> RangeCounts:
+    """A range's planning, in a worker process (or the task's thread: see ``WorkerPool``)."""
+    engine = engine_for(url)
     return plan_range(
         engine, ctx, lo, hi, run_id=run_id, dry_run=dry_run, care_cap_days=_contact_cap_days(engine)
     )
@@ -109,11 +123,23 @@ def digest_assignee_batches(as_of: date) -> list[list[int]]:
 
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def digests(
-    ctx: PlanningContext, assignees: list[int], run_id: int | None, dry_run: bool
+    ctx: PlanningContext,
+    assignees: list[int],
+    run_id: int | None,
+    dry_run: bool,
+    workers: WorkerPool,
 ) -> RangeCounts:
     # Safe to retry: a batch commits in one transaction, and a digest's idempotency key
     # (kind, date, assignee) makes a second attempt queue nothing twice.
-    engine = shared_engine()
+    url = get_settings().database_url
+    return workers.run(_digest_batch, url, ctx, assignees, run_id, dry_run)
+
+
+def _digest_batch(
+    url: str, ctx: PlanningContext, assignees: list[int], run_id: int | None, dry_run: bool
+) -> RangeCounts:
+    """A batch of digests, in a worker process (or the task's thread: see ``WorkerPool``)."""
+    engine = engine_for(url)
     return queue_digest_batch(
         engine,
         ctx,

@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, BinaryIO, NamedTuple
 
+from crm_core.process_count import process_count
+
 log = logging.getLogger(__name__)
 
 # Rows per round trip: big enough that framing and wake-ups are noise, small enough that the
@@ -65,15 +67,7 @@ class WorkerGone(RuntimeError):
 
 def build_workers() -> int:
     """Worker processes to use (``CRM_BUILD_WORKERS``; see the module docstring)."""
-    raw = os.environ.get(WORKERS_ENV, "auto").strip().lower()
-    if raw in ("", "auto"):
-        return 1 if (os.cpu_count() or 1) >= 2 else 0
-    try:
-        count = int(raw)
-    except ValueError:
-        log.warning("outbox: ignoring %s=%r (not a number)", WORKERS_ENV, raw)
-        return 0
-    return max(0, min(count, 8))
+    return process_count(WORKERS_ENV, auto=1 if (os.cpu_count() or 1) >= 2 else 0, maximum=8)
 
 
 # ---------------------------------------------------------------- the build itself (both sides)

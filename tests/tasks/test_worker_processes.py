@@ -1,0 +1,82 @@
+"""The flow's worker processes: real forked workers, compared with running inline."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+from sqlalchemy import Engine, text
+
+from crm_db.session import shared_engine
+from tasks.worker_processes import (
+    FORK_IS_SAFE,
+    PROCESSES_ENV,
+    WorkerPool,
+    engine_for,
+    flow_processes,
+)
+
+needs_fork = pytest.mark.skipif(not FORK_IS_SAFE, reason="worker processes are Linux-only")
+
+
+def _where_and_count(url: str) -> tuple[int, bool, int, int]:
+    """Runs in a worker: its pid, whether it uses the shared engine, a query through the engine
+    it uses and the connections that engine has opened so far."""
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM customers")).scalar_one()
+    return os.getpid(), engine is shared_engine(url), count, engine.pool.checkedin()  # type: ignore[attr-defined]
+
+
+def _die() -> None:
+    os._exit(3)
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+@needs_fork
+def test_a_forked_worker_keeps_its_own_engine_and_connection(
+    sqlite_url: str, sqlite_engine: Engine
+) -> None:
+    with shared_engine(sqlite_url).connect() as conn:  # leaves a pooled connection open
+        conn.execute(text("SELECT 1"))
+    assert shared_engine(sqlite_url).pool.checkedin() == 1  # type: ignore[attr-defined]
+    with WorkerPool(processes=1) as workers:
+        # Forked with no database connection open in the parent.
+        assert shared_engine(sqlite_url).pool.checkedin() == 0  # type: ignore[attr-defined]
+        first = workers.run(_where_and_count, sqlite_url)
+        second = workers.run(_where_and_count, sqlite_url)
+    assert first[0] == second[0] != os.getpid()
+    assert first[1:] == second[1:] == (False, 0, 1)  # its own engine, one connection, reused
+    # The same function inline runs here, on the shared engine.
+    with WorkerPool(processes=0) as inline:
+        pid, shared, count, _ = inline.run(_where_and_count, sqlite_url)
+    assert (pid, shared, count) == (os.getpid(), True, 0)
+
+
+@needs_fork
+def test_a_dead_worker_fails_the_call_and_the_next_call_gets_a_new_pool() -> None:
+    with WorkerPool(processes=1) as workers:
+        with pytest.raises(BrokenProcessPool):
+            workers.run(_die)
+        assert workers.run(_pid) != os.getpid()
+
+
+def test_no_processes_means_the_calling_thread() -> None:
+    with WorkerPool(processes=0) as workers:
+        assert workers.run(_pid) == os.getpid()
+
+
+@pytest.mark.parametrize(
+    ("value", "cpus", "expected"),
+    [("auto", 2, 2), ("", 16, 4), ("auto", 1, 0), ("0", 8, 0), ("3", 1, 3), ("many", 8, 0)],
+)
+def test_flow_processes_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, cpus: int, expected: int
+) -> None:
+    monkeypatch.setenv(PROCESSES_ENV, value)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert flow_processes() == expected
