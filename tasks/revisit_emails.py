@@ -11,6 +11,7 @@ Digest: one email per assignee per day with every open revisit due or overdue, w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
@@ -150,15 +151,19 @@ _DIGEST_REVISITS = text(
 
 
 def _assignee_batches(conn: Connection, as_of: date, max_rows: int) -> list[list[int]]:
-    """Assignees with due revisits, grouped so a batch holds about ``max_rows`` revisits."""
-    batches: list[list[int]] = [[]]
-    size = 0
-    for assignee_id, n in conn.execute(_DIGEST_LOAD, {"as_of": as_of}).tuples():
-        if batches[-1] and size + n > max_rows:
-            batches.append([])
-            size = 0
-        batches[-1].append(assignee_id)
-        size += n
+    """Assignees with due revisits in as few batches of at most about ``max_rows`` revisits as
+    will do, and of about equal size: batches run side by side, so the largest one sets the
+    time (greedy filling would leave a small last batch, and a large one before it)."""
+    sizes = conn.execute(_DIGEST_LOAD, {"as_of": as_of}).tuples().all()
+    total = sum(n for _, n in sizes)
+    count = max(1, math.ceil(total / max(1, max_rows)))
+    share = max(1, total) / count
+    batches: list[list[int]] = [[] for _ in range(count)]
+    done = 0
+    for assignee_id, n in sizes:
+        # An assignee goes to the batch holding the middle of its revisits.
+        batches[min(count - 1, int((done + n / 2) / share))].append(assignee_id)
+        done += n
     return [batch for batch in batches if batch]
 
 
@@ -170,7 +175,7 @@ def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> lis
     return list(groups.values())
 
 
-def digest_batches(engine: Engine, as_of: date, max_rows: int = 5000) -> list[list[int]]:
+def digest_batches(engine: Engine, as_of: date, max_rows: int = 4000) -> list[list[int]]:
     """The assignees to send a digest to, in batches of about ``max_rows`` revisits (the unit
     of a task: batches are independent, so a flow can queue them concurrently)."""
     with engine.connect() as conn:
