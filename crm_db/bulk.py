@@ -9,13 +9,14 @@ exactly as the column types would store them - ``driver_timestamp`` and ``driver
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, BindParameter, Connection, Table, bindparam
+from sqlalchemy import BindParameter, Connection, Dialect, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import UserDefinedType
 
 
 def insert_ignoring_conflicts(
@@ -40,13 +41,32 @@ def insert_ignoring_conflicts(
     return len(result.all())
 
 
-def id_list(name: str) -> BindParameter[int]:
+class _IdList(UserDefinedType[list[int]]):
+    """A list of integer ids rendered into the statement as one ``(1,2,3)`` literal."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:  # never a column; required by the base class
+        return "BIGINT[]"
+
+    def literal_processor(self, dialect: Dialect) -> Callable[[list[int]], str]:
+        def render(ids: list[int]) -> str:
+            # int() on every value: only integers can reach the SQL text.
+            rendered = ",".join(map(str, map(int, ids)))
+            return f"({rendered})" if rendered else "(NULL)"  # IN (NULL) matches nothing
+
+        return render
+
+
+def id_list(name: str) -> BindParameter[list[int]]:
     """An ``IN :name`` parameter for a list of integer ids, rendered as literal integers.
 
     Bound, thousands of ids are thousands of placeholders, which psycopg re-parses on every call
     (it cannot cache long statements; 2.5x slower at 5,000 ids) and SQLite caps at 32,766.
-    Integers rendered by their column type cannot inject anything."""
-    return bindparam(name, expanding=True, literal_execute=True, type_=BigInteger())
+    Rendered as one literal, not per value (SQLAlchemy's per-value rendering cost 2 us an id:
+    0.1 s for a million customers' digests). Never use it with ``NOT IN``: an empty list
+    renders as ``(NULL)``."""
+    return bindparam(name, literal_execute=True, type_=_IdList())
 
 
 def driver_timestamp(value: datetime | None, dialect: str) -> Any:

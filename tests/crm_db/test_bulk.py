@@ -149,3 +149,17 @@ def test_id_list_renders_integers_and_refuses_anything_else(engine: Engine) -> N
         ]
         with pytest.raises(StatementError):
             conn.execute(query, {"ids": ["1) OR (1=1"]})
+        assert conn.execute(query, {"ids": []}).scalars().all() == []  # matches nothing
+    # The ids reach the database as one literal list (no placeholders to re-parse).
+    sent: list[str] = []
+
+    def record(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with engine.connect() as conn:
+            conn.execute(query, {"ids": [ids[1], ids[0]]}).all()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert f"IN ({ids[1]},{ids[0]})" in sent[-1]
