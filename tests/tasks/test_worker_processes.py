@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -80,3 +84,54 @@ def test_flow_processes_reads_the_environment(
     monkeypatch.setenv(PROCESSES_ENV, value)
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     assert flow_processes() == expected
+
+
+_HOLDS_WORKERS = """
+import sys, time
+from tasks.worker_processes import WorkerPool
+with WorkerPool(processes=2) as workers:
+    print("ready", flush=True)
+    workers.run(time.sleep, 120)
+"""
+
+
+@needs_fork
+def test_a_killed_run_leaves_no_worker_behind(tmp_path: Path) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _HOLDS_WORKERS],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        workers = _children(parent.pid)
+        assert len(workers) == 2
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; its parent (init) reaps it
