@@ -9,6 +9,7 @@ from datetime import date
 from typing import Annotated, Any, cast
 
 from prefect import flow, get_run_logger
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import Field
@@ -29,7 +30,7 @@ from tasks.revisit_tasks import (
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
 from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import ledger_run
-from tasks.worker_processes import MAX_AUTO_PROCESSES, WorkerPool
+from tasks.worker_processes import MAX_PROCESSES, WorkerPool
 
 FLOW_NAME = "revisits"
 # Id ranges (and digest batches) in flight at once. Each task hands its range to a worker
@@ -37,7 +38,7 @@ FLOW_NAME = "revisits"
 # in parallel under WAL and the short writes queue on the write lock. Without worker processes
 # the ranges run in these threads, each on its own connection: bounded below the connection
 # pool (CRM_DB_POOL_SIZE, default 5, plus as many overflow connections).
-PLANNING_CONCURRENCY = MAX_AUTO_PROCESSES
+PLANNING_CONCURRENCY = MAX_PROCESSES
 _TASK_RUNNER: Any = ThreadPoolTaskRunner(max_workers=PLANNING_CONCURRENCY)
 
 
@@ -86,6 +87,9 @@ def revisits(
                 plan_range_task.submit(shared, lo, hi, run_id, dry_run, workers)
                 for lo, hi in id_ranges(range_size)
             ]
+            # Every range ends (completed or failed) before a failure leaves the block: closing
+            # the pool under running ranges would cancel them mid-call.
+            wait(futures)
             for future in futures:
                 counts.merge(future.result())
             # Planning queued the care emails it could; this sends the open ones left over
@@ -96,6 +100,7 @@ def revisits(
                 digests.submit(shared, assignees, run_id, dry_run, workers)
                 for assignees in digest_assignee_batches(run_date)
             ]
+            wait(batches)
             for future in batches:
                 counts.merge(future.result())
         key = artifact_key(FLOW_NAME)

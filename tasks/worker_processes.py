@@ -13,15 +13,15 @@ through Prefect (the run's log shipper is a thread of the parent); it returns co
 
 Workers are forked when the flow enters ``with WorkerPool()``, and die with the thread that
 forked them (Linux ``PR_SET_PDEATHSIG``), so a flow run that is killed leaves no process
-behind; a range a dying worker was writing rolls back and is planned again by the next run (its
-inserts skip what exists).
+behind; a range a dying worker was writing rolls back and is planned again by the task's retry
+(in the flow's threads) or the next run (its inserts skip what exists).
 
 Delivery's message builders (tasks/mail/build_pool.py) are started differently on purpose: they
 serve an asyncio loop over pipes for the whole run and are cheap to spawn once; these run a few
 seconds-long synchronous calls, where a 2 s spawn would cost more than it saves.
 
-``CRM_FLOW_PROCESSES`` (environment, read per run): ``auto`` (default) = one per CPU, at most
-4, and none on a one-CPU machine; ``0`` = none; ``N``. Without processes - and on macOS and
+``CRM_FLOW_PROCESSES`` (environment, read per run): ``auto`` (default) = one per CPU, and none
+on a one-CPU machine; ``0`` = none; ``N``; never more than 4. Without processes - and on macOS and
 Windows, where fork is not safe in a process with threads - the steps run in the calling
 thread: same code, same results.
 """
@@ -33,14 +33,16 @@ import gc
 import multiprocessing
 import multiprocessing.util
 import os
+import pickle
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
@@ -53,19 +55,29 @@ R = TypeVar("R")
 
 FORK_IS_SAFE = sys.platform.startswith("linux")
 PROCESSES_ENV = "CRM_FLOW_PROCESSES"
-MAX_AUTO_PROCESSES = 4
+# At most this many: the revisits flow runs this many tasks at a time (its ThreadPoolTaskRunner),
+# so more workers would only sit idle.
+MAX_PROCESSES = 4
 _PR_SET_PDEATHSIG = 1
+_IN_WORKER = False  # set by _start_worker in the forked processes
+
+
+class WorkerError(RuntimeError):
+    """An exception raised in a worker that could not travel back as itself (its class cannot
+    be rebuilt from a pickle): its class name, message and the worker's traceback."""
 
 
 def flow_processes() -> int:
     """Worker processes a flow run may use (``CRM_FLOW_PROCESSES``; see the module docstring)."""
     cpus = os.cpu_count() or 1
-    auto = min(cpus, MAX_AUTO_PROCESSES) if cpus >= 2 else 0
-    return process_count(PROCESSES_ENV, auto=auto, maximum=64)
+    auto = min(cpus, MAX_PROCESSES) if cpus >= 2 else 0
+    return process_count(PROCESSES_ENV, auto=auto, maximum=MAX_PROCESSES)
 
 
 def _start_worker() -> None:
     """Worker start-up: be killed when the forking thread ends (the run was killed)."""
+    global _IN_WORKER
+    _IN_WORKER = True
     parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -77,25 +89,51 @@ def _start_worker() -> None:
     gc.freeze()
 
 
+def _call_in_worker(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    """Runs ``fn`` in the worker. An exception that would not unpickle in the parent (one whose
+    ``__init__`` takes extra arguments) would break the whole pool there - every range in flight
+    failing with BrokenProcessPool - so it comes back as a WorkerError carrying its text."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            detail = "".join(traceback.format_exception(exc))
+            raise WorkerError(f"{type(exc).__name__}: {exc}\n(in worker)\n{detail}") from None
+        raise
+
+
 class WorkerPool:
     """``processes`` forked workers for one flow run (a context manager); ``run`` calls a
     module-level function in one of them and returns its result. With 0 processes, or where
-    fork is unsafe, ``run`` calls it in the calling thread."""
+    fork is unsafe, ``run`` calls it in the calling thread.
+
+    The workers are forked once, on entering the block. If one dies, the call that was using it
+    fails (BrokenProcessPool) and the pool runs every later call - a task's retry included - in
+    the calling thread: forking again from a task thread could copy open connections and held
+    locks into the child. After the block, ``run`` refuses."""
 
     def __init__(self, processes: int | None = None) -> None:
         wanted = flow_processes() if processes is None else processes
         self.processes = wanted if FORK_IS_SAFE else 0
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def __enter__(self) -> WorkerPool:
         if self.processes:
             # Fork now, from the thread entering the block (the flow's): a worker dies with the
             # thread that forked it, and the flow's thread outlives every task using the pool.
-            # (Forking on a task thread's first call could also race two threads into two pools.)
             # No database connection may be open across the fork (see close_shared_connections).
             close_shared_connections()
-            self._start().submit(os.getpid).result()
+            self._executor = ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_worker,
+            )
+            # With "fork" the executor starts all its processes on the first submit.
+            self._executor.submit(os.getpid).result()
         return self
 
     def __exit__(
@@ -107,32 +145,25 @@ class WorkerPool:
         self.close()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def _start(self) -> ProcessPoolExecutor:
         with self._lock:
-            if self._executor is None:
-                # With "fork" the executor starts all its processes on the first submit.
-                self._executor = ProcessPoolExecutor(
-                    self.processes,
-                    mp_context=multiprocessing.get_context("fork"),
-                    initializer=_start_worker,
-                )
-            return self._executor
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)`` in a worker process (arguments and result are pickled)."""
-        if self.processes == 0:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the flow's worker pool is closed (the run is ending)")
+            executor = self._executor
+        if executor is None:  # no processes, or a worker died earlier in this run
             return fn(*args, **kwargs)
-        executor = self._executor or self._start()
         try:
-            return executor.submit(fn, *args, **kwargs).result()
+            return executor.submit(_call_in_worker, fn, args, kwargs).result()
         except BrokenProcessPool:
-            # A worker died (killed, out of memory). Start afresh next time, so a task retry
-            # gets a working pool (forked from the retrying task's thread); this call still
-            # fails, loudly.
+            # A worker died (killed, out of memory): this call fails, loudly; the rest of the
+            # run, this task's retry included, works in the flow's threads.
             with self._lock:
                 if self._executor is executor:
                     self._executor = None
@@ -153,7 +184,7 @@ def engine_for(url: str) -> Engine:
     in a worker process one of its own, whose connections live as long as the worker (a new
     PostgreSQL connection costs its server a process and cold catalog caches, tens of ms of
     CPU; a new SQLite one rebuilds the WAL index) and are closed when it exits."""
-    if multiprocessing.parent_process() is None:
+    if not _IN_WORKER:
         return shared_engine(url)
     engine = _WORKER_ENGINES.get(url)
     if engine is None:
@@ -164,4 +195,12 @@ def engine_for(url: str) -> Engine:
     return engine
 
 
-__all__ = ["FORK_IS_SAFE", "PROCESSES_ENV", "WorkerPool", "engine_for", "flow_processes"]
+__all__ = [
+    "FORK_IS_SAFE",
+    "MAX_PROCESSES",
+    "PROCESSES_ENV",
+    "WorkerError",
+    "WorkerPool",
+    "engine_for",
+    "flow_processes",
+]

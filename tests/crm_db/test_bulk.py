@@ -147,8 +147,9 @@ def test_id_list_renders_integers_and_refuses_anything_else(engine: Engine) -> N
             ids[0],
             ids[2],
         ]
-        with pytest.raises(StatementError):
-            conn.execute(query, {"ids": ["1) OR (1=1"]})
+        for bad in (["1) OR (1=1"], [1.5], "123"):
+            with pytest.raises(StatementError):
+                conn.execute(query, {"ids": bad})
         assert conn.execute(query, {"ids": []}).scalars().all() == []  # matches nothing
     # The ids reach the database as one literal list (no placeholders to re-parse).
     sent: list[str] = []

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
 from sqlalchemy import Engine, func, select
 
+import flows.revisits
 from crm_core.settings import reset_settings_cache
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RunStatus, StaffRole
 from crm_db.models import ContactHistory, FlowRun, OutboxMessage, Revisit
 from crm_db.session import dispose_shared_engines, session_scope
 from flows.classify_customers import classify_customers
 from flows.revisits import revisits
+from tasks import revisit_tasks
+from tasks.revisit_tasks import plan_revisits_range
 from tests.factories import make_customer, make_org, make_purchase, make_staff
 
 AS_OF = date(2026, 11, 23)
@@ -100,3 +105,50 @@ def test_classify_then_plan_revisits(crm_db: Engine) -> None:
     assert again["counts"].get("created", 0) == 0
     assert _count(crm_db, Revisit) == counts["created"]
     assert _count(crm_db, OutboxMessage) == queued
+
+
+def test_a_range_that_fails_in_its_worker_fails_the_run_with_its_reason(
+    crm_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad data met inside a worker process: the run fails naming the problem (even for an
+    exception class that cannot travel between processes as itself), the ledger says failed,
+    nothing of the range is written, and no worker process outlives the run."""
+    _seed(crm_db)
+    classify_customers(as_of=AS_OF)
+
+    class BadRecord(Exception):
+        def __init__(self, record: str, field: str) -> None:
+            super().__init__(f"{record}: {field} is not a locale")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise BadRecord("customer 3", "locale")
+
+    # Inherited by the workers: they are forked when the flow enters its WorkerPool block.
+    monkeypatch.setattr(revisit_tasks, "plan_range", broken)
+    no_retries = plan_revisits_range.with_options(retries=0)
+    monkeypatch.setattr(flows.revisits, "plan_range_task", no_retries)
+    before = set(_child_pids())
+    state = revisits(as_of=AS_OF, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(Exception, match="BadRecord: customer 3: locale is not a locale"):
+        state.result()
+    assert _count(crm_db, Revisit) == 0
+    with session_scope(crm_db) as session:
+        ledger = session.scalars(select(FlowRun).where(FlowRun.flow_name == "revisits")).one()
+        assert ledger.status is RunStatus.FAILED
+    assert set(_child_pids()) <= before
+
+
+def _child_pids() -> list[int]:
+    me = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == me and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found

@@ -16,6 +16,7 @@ from crm_db.session import shared_engine
 from tasks.worker_processes import (
     FORK_IS_SAFE,
     PROCESSES_ENV,
+    WorkerError,
     WorkerPool,
     engine_for,
     flow_processes,
@@ -62,11 +63,45 @@ def test_a_forked_worker_keeps_its_own_engine_and_connection(
 
 
 @needs_fork
-def test_a_dead_worker_fails_the_call_and_the_next_call_gets_a_new_pool() -> None:
+def test_a_dead_worker_fails_its_call_and_the_rest_of_the_run_works_inline() -> None:
     with WorkerPool(processes=1) as workers:
         with pytest.raises(BrokenProcessPool):
             workers.run(_die)
-        assert workers.run(_pid) != os.getpid()
+        # No new fork from whichever thread asks next: the calls run in the caller.
+        assert workers.run(_pid) == os.getpid()
+
+
+class _NeedsTwoArguments(Exception):
+    def __init__(self, record: str, field: str) -> None:
+        super().__init__(f"{record}: {field} is wrong")
+
+
+def _raise_unpicklable() -> None:
+    raise _NeedsTwoArguments("customer 7", "locale")
+
+
+def _raise_plain() -> None:
+    raise ValueError("range 1-100: bad threshold")
+
+
+@needs_fork
+def test_a_worker_exception_comes_back_with_its_text_and_the_pool_survives() -> None:
+    with WorkerPool(processes=1) as workers:
+        with pytest.raises(ValueError, match="range 1-100: bad threshold"):
+            workers.run(_raise_plain)
+        # Its class cannot be rebuilt from a pickle (two __init__ arguments): without care the
+        # parent would declare the whole pool broken.
+        with pytest.raises(WorkerError, match="_NeedsTwoArguments: customer 7: locale is wrong"):
+            workers.run(_raise_unpicklable)
+        assert workers.run(_pid) != os.getpid()  # still the worker: the pool is intact
+
+
+@needs_fork
+def test_the_pool_refuses_work_once_closed() -> None:
+    with WorkerPool(processes=1) as workers:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        workers.run(_pid)
 
 
 def test_no_processes_means_the_calling_thread() -> None:
@@ -76,7 +111,15 @@ def test_no_processes_means_the_calling_thread() -> None:
 
 @pytest.mark.parametrize(
     ("value", "cpus", "expected"),
-    [("auto", 2, 2), ("", 16, 4), ("auto", 1, 0), ("0", 8, 0), ("3", 1, 3), ("many", 8, 0)],
+    [
+        ("auto", 2, 2),
+        ("", 16, 4),
+        ("auto", 1, 0),
+        ("0", 8, 0),
+        ("3", 1, 3),
+        ("9", 16, 4),
+        ("many", 8, 0),
+    ],
 )
 def test_flow_processes_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch, value: str, cpus: int, expected: int
