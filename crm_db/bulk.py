@@ -131,28 +131,6 @@ def insert_rows(
     return inserted
 
 
-def insert_rows_returning(
-    conn: Connection,
-    table: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    suffix: str,
-) -> list[tuple[Any, ...]]:
-    """Like ``insert_rows``, with a ``suffix`` ending in ``RETURNING ...``: the returned rows of
-    every chunk (``executemany`` cannot return rows, so SQLite gets multi-row VALUES)."""
-    returned: list[tuple[Any, ...]] = []
-    if conn.dialect.name == "postgresql":
-        for chunk in _chunks(rows, POSTGRES_CHUNK_ROWS):
-            sql, params = _unnest_insert(table, columns, chunk, suffix)
-            returned.extend(conn.exec_driver_sql(sql, params).tuples().all())
-        return returned
-    for chunk in _chunks(rows, SQLITE_CHUNK_ROWS):
-        sql = multi_row_insert(conn, table, columns, len(chunk), suffix)
-        flat = tuple(value for row in chunk for value in row)
-        returned.extend(conn.exec_driver_sql(sql, flat).tuples().all())
-    return returned
-
-
 def _chunks(rows: Sequence[Sequence[Any]], size: int) -> Iterable[Sequence[Sequence[Any]]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
@@ -189,8 +167,8 @@ def _postgres_array_types(table: str, columns: tuple[str, ...]) -> tuple[str, ..
 def multi_row_insert(
     conn: Connection, table: str, columns: Iterable[str], rows: int, suffix: str
 ) -> str:
-    """One ``INSERT`` of ``rows`` rows (parameters flattened row by row), e.g. to use RETURNING,
-    which ``executemany`` cannot. A ``context`` column is cast to jsonb on PostgreSQL."""
+    """One ``INSERT`` of ``rows`` rows (parameters flattened row by row). A ``context`` column is
+    cast to jsonb on PostgreSQL."""
     if conn.dialect.name not in ("sqlite", "postgresql"):
         raise NotImplementedError(f"bulk inserts support sqlite and postgresql, not {conn.dialect}")
     names = list(columns)

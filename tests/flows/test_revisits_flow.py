@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -21,6 +20,7 @@ from flows.revisits import revisits
 from tasks import revisit_tasks
 from tasks.revisit_tasks import plan_revisits_range
 from tests.factories import make_customer, make_org, make_purchase, make_staff
+from tests.support.processes import live_children
 
 AS_OF = date(2026, 11, 23)
 PINNED = {"abc_pinned": True, "abc_pinned_reason": "test: keep the class through classification"}
@@ -127,7 +127,7 @@ def test_a_range_that_fails_in_its_worker_fails_the_run_with_its_reason(
     monkeypatch.setattr(revisit_tasks, "plan_range", broken)
     no_retries = plan_revisits_range.with_options(retries=0)
     monkeypatch.setattr(flows.revisits, "plan_range_task", no_retries)
-    before = set(_child_pids())
+    before = set(live_children(os.getpid()))
     state = revisits(as_of=AS_OF, return_state=True)
     assert state.is_failed()
     with pytest.raises(Exception, match="BadRecord: customer 3: locale is not a locale"):
@@ -136,19 +136,4 @@ def test_a_range_that_fails_in_its_worker_fails_the_run_with_its_reason(
     with session_scope(crm_db) as session:
         ledger = session.scalars(select(FlowRun).where(FlowRun.flow_name == "revisits")).one()
         assert ledger.status is RunStatus.FAILED
-    assert set(_child_pids()) <= before
-
-
-def _child_pids() -> list[int]:
-    me = os.getpid()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == me and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+    assert set(live_children(os.getpid())) <= before

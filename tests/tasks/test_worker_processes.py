@@ -21,6 +21,7 @@ from tasks.worker_processes import (
     engine_for,
     flow_processes,
 )
+from tests.support.processes import is_alive, live_children
 
 needs_fork = pytest.mark.skipif(not FORK_IS_SAFE, reason="worker processes are Linux-only")
 
@@ -139,7 +140,7 @@ with WorkerPool(processes=2) as workers:
 
 
 @needs_fork
-def test_a_killed_run_leaves_no_worker_behind(tmp_path: Path) -> None:
+def test_a_killed_run_leaves_no_worker_behind() -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", _HOLDS_WORKERS],
         stdout=subprocess.PIPE,
@@ -148,33 +149,12 @@ def test_a_killed_run_leaves_no_worker_behind(tmp_path: Path) -> None:
     )
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
-        workers = _children(parent.pid)
+        workers = live_children(parent.pid)
         assert len(workers) == 2
     finally:
         parent.kill()
         parent.wait()
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(is_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [pid for pid in workers if _alive(pid)]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited; its parent (init) reaps it
+    assert not [pid for pid in workers if is_alive(pid)]
