@@ -28,6 +28,7 @@ thread: same code, same results.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import gc
 import multiprocessing
@@ -38,7 +39,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
@@ -92,7 +93,13 @@ def _start_worker() -> None:
 def _call_in_worker(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
     """Runs ``fn`` in the worker. An exception that would not unpickle in the parent (one whose
     ``__init__`` takes extra arguments) would break the whole pool there - every range in flight
-    failing with BrokenProcessPool - so it comes back as a WorkerError carrying its text."""
+    failing with BrokenProcessPool - so it comes back as a WorkerError carrying its text.
+
+    The collector is off for the call: a range allocates a few hundred thousand short-lived
+    tuples and no reference cycles worth collecting, and the passes those allocations trigger
+    cost ~0.1 s of a 0.25-million-customer range's ~0.25 s of Python (measured on PostgreSQL).
+    It is back on between calls, so whatever a call left in cycles is collected then."""
+    gc.disable()
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
@@ -102,6 +109,8 @@ def _call_in_worker(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[st
             detail = "".join(traceback.format_exception(exc))
             raise WorkerError(f"{type(exc).__name__}: {exc}\n(in worker)\n{detail}") from None
         raise
+    finally:
+        gc.enable()
 
 
 class WorkerPool:
@@ -169,6 +178,25 @@ class WorkerPool:
                     self._executor = None
             executor.shutdown(wait=False, cancel_futures=True)
             raise
+
+    def run_all(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]) -> list[R]:
+        """``fn(*args)`` for every ``args`` in ``calls``, spread over the workers; the results in
+        the order of ``calls``. Every call ends (completed or failed) before the first failure
+        is raised. Without processes: one after another in the calling thread."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the flow's worker pool is closed (the run is ending)")
+            executor = self._executor
+        if executor is None:
+            return [fn(*args) for args in calls]
+        futures = [executor.submit(_call_in_worker, fn, args, {}) for args in calls]
+        concurrent.futures.wait(futures)
+        if any(isinstance(f.exception(), BrokenProcessPool) for f in futures):
+            with self._lock:
+                if self._executor is executor:
+                    self._executor = None
+            executor.shutdown(wait=False, cancel_futures=True)
+        return [f.result() for f in futures]
 
     def __repr__(self) -> str:  # shown by Prefect among a task's inputs
         return f"WorkerPool(processes={self.processes})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from tasks.worker_processes import (
     PROCESSES_ENV,
     WorkerError,
     WorkerPool,
+    _call_in_worker,
     engine_for,
     flow_processes,
 )
@@ -108,6 +110,58 @@ def test_the_pool_refuses_work_once_closed() -> None:
 def test_no_processes_means_the_calling_thread() -> None:
     with WorkerPool(processes=0) as workers:
         assert workers.run(_pid) == os.getpid()
+        me = os.getpid()
+        assert workers.run_all(_pid_and_value, [(1,), (2,)]) == [(me, 1), (me, 2)]
+
+
+def _pid_and_value(value: int) -> tuple[int, int]:
+    time.sleep(0.2)  # long enough that one worker cannot take every call
+    return os.getpid(), value
+
+
+def _collector_enabled() -> tuple[bool, int]:
+    return gc.isenabled(), os.getpid()
+
+
+def _fail_on(value: int) -> int:
+    if value == 2:
+        raise ValueError(f"batch {value}: bad assignee")
+    return value
+
+
+@needs_fork
+def test_run_all_spreads_calls_over_the_workers_and_keeps_their_order() -> None:
+    with WorkerPool(processes=2) as workers:
+        results = workers.run_all(_pid_and_value, [(n,) for n in range(4)])
+    assert [value for _, value in results] == [0, 1, 2, 3]
+    pids = {pid for pid, _ in results}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+@needs_fork
+def test_run_all_lets_every_call_end_then_raises_the_first_failure() -> None:
+    with WorkerPool(processes=2) as workers:
+        with pytest.raises(ValueError, match="batch 2: bad assignee"):
+            workers.run_all(_fail_on, [(1,), (2,), (3,)])
+        assert workers.run(_pid) != os.getpid()  # the pool is intact
+
+
+@needs_fork
+def test_a_worker_call_runs_without_the_cyclic_collector() -> None:
+    with WorkerPool(processes=1) as workers:
+        enabled, pid = workers.run(_collector_enabled)
+    assert pid != os.getpid()
+    assert enabled is False
+
+
+def test_the_collector_is_back_on_after_a_worker_call_even_a_failed_one() -> None:
+    # _call_in_worker is what a worker runs each call through; here it runs in the test.
+    assert gc.isenabled()
+    assert _call_in_worker(gc.isenabled, (), {}) is False
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="batch 2"):
+        _call_in_worker(_fail_on, (2,), {})
+    assert gc.isenabled()
 
 
 @pytest.mark.parametrize(
