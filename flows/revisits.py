@@ -19,21 +19,14 @@ from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import artifact_key, publish_summary
 from tasks.revisit_planning import PlanningContext, RangeCounts
 from tasks.revisit_summary import artifact_rows, ledger_counts
-from tasks.revisit_tasks import (
-    care_emails,
-    digest_assignee_batches,
-    digests,
-    escalate,
-    id_ranges,
-    load_context,
-)
+from tasks.revisit_tasks import care_emails, digests, escalate, load_context
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
 from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import ledger_run
 from tasks.worker_processes import MAX_PROCESSES, WorkerPool
 
 FLOW_NAME = "revisits"
-# Id ranges (and digest batches) in flight at once. Each task hands its range to a worker
+# Id ranges (and the escalation step) in flight at once. Each range task hands its range to a worker
 # process (``CRM_FLOW_PROCESSES``, see tasks/worker_processes.py) and waits; SQLite readers run
 # in parallel under WAL and the short writes queue on the write lock. Without worker processes
 # the ranges run in these threads, each on its own connection: bounded below the connection
@@ -54,7 +47,7 @@ def revisits(
     dry_run: bool = False,
     range_size: Annotated[
         int, Field(ge=1_000, le=1_000_000, description="customer ids per planning task")
-    ] = 100_000,
+    ] = 250_000,
 ) -> FlowSummary:
     """Daily revisit planning.
 
@@ -69,7 +62,8 @@ def revisits(
     parameters = {"as_of": run_date, "range_size": range_size}
     with ledger_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as ledger:
         run_id = ledger.id
-        ctx = load_context(run_date, utcnow())
+        inputs = load_context(run_date, utcnow(), range_size)
+        ctx = inputs.context
         looped = staff_in_cycles({sid: m.manager_id for sid, m in ctx.staff.items()})
         if looped:
             warnings.append(
@@ -81,28 +75,23 @@ def revisits(
         # Prefect unwraps it before calling the task, hence the cast.
         shared = cast(PlanningContext, quote(ctx))
         counts = RangeCounts()
-        counts.merge(escalate(shared, run_id, dry_run))
         with WorkerPool() as workers:
-            futures = [
+            # Escalation touches only revisits already open and overdue, planning only customers
+            # without an open revisit: independent, so escalation runs beside the first ranges.
+            steps = [escalate.submit(shared, run_id, dry_run)] + [
                 plan_range_task.submit(shared, lo, hi, run_id, dry_run, workers)
-                for lo, hi in id_ranges(range_size)
+                for lo, hi in inputs.ranges
             ]
-            # Every range ends (completed or failed) before a failure leaves the block: closing
+            # Every step ends (completed or failed) before a failure leaves the block: closing
             # the pool under running ranges would cancel them mid-call.
-            wait(futures)
-            for future in futures:
+            wait(steps)
+            for future in steps:
                 counts.merge(future.result())
             # Planning queued the care emails it could; this sends the open ones left over
             # (e.g. deferred by the contact cap on an earlier day).
             counts.merge(care_emails(shared, run_id, dry_run))
-            # One digest per assignee, in batches queued concurrently (each its own transaction).
-            batches = [
-                digests.submit(shared, assignees, run_id, dry_run, workers)
-                for assignees in digest_assignee_batches(run_date)
-            ]
-            wait(batches)
-            for future in batches:
-                counts.merge(future.result())
+            # One digest per assignee, in batches spread over the worker processes.
+            counts.merge(digests(shared, run_id, dry_run, workers))
         key = artifact_key(FLOW_NAME)
         publish_summary(
             key,

@@ -7,6 +7,7 @@ Sessions are opened inside (never passed in), and ``NO_CACHE`` because every cal
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from prefect import task
@@ -31,14 +32,23 @@ from tasks.staff_directory import load_staff_addresses
 from tasks.worker_processes import WorkerPool, engine_for
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What a revisits run starts from: the shared context and the customer id ranges to plan."""
+
+    context: PlanningContext
+    ranges: list[tuple[int, int]]
+
+
 @task(name="load-revisit-context", cache_policy=NO_CACHE)
-def load_context(as_of: date, now: datetime) -> PlanningContext:
+def load_context(as_of: date, now: datetime, range_size: int) -> RunInputs:
+    """Policies, calendar, staff directory, and the id ranges (one planning task each)."""
     engine = shared_engine()
     with session_scope(engine) as session:
         calendar = policies.work_calendar(session)
         cadences = policies.cadences(session)
     staff, branch_managers = load_staff(engine)
-    return PlanningContext(
+    context = PlanningContext(
         as_of=as_of,
         now=now,
         timezone=get_settings().tz,
@@ -47,11 +57,7 @@ def load_context(as_of: date, now: datetime) -> PlanningContext:
         staff=staff,
         branch_managers=branch_managers,
     )
-
-
-@task(name="revisit-id-ranges", cache_policy=NO_CACHE)
-def id_ranges(size: int) -> list[tuple[int, int]]:
-    return customer_id_ranges(shared_engine(), size)
+    return RunInputs(context, customer_id_ranges(engine, range_size))
 
 
 @task(name="plan-revisits-range", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -116,23 +122,23 @@ def care_emails(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> Rang
     )
 
 
-@task(name="revisit-digest-batches", cache_policy=NO_CACHE)
-def digest_assignee_batches(as_of: date) -> list[list[int]]:
-    return digest_batches(shared_engine(), as_of)
-
-
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def digests(
-    ctx: PlanningContext,
-    assignees: list[int],
-    run_id: int | None,
-    dry_run: bool,
-    workers: WorkerPool,
+    ctx: PlanningContext, run_id: int | None, dry_run: bool, workers: WorkerPool
 ) -> RangeCounts:
+    """One digest per assignee with due revisits: batches of assignees spread over the worker
+    processes (one task run for them all - each batch is a second of work, less than Prefect's
+    own cost of tracking it as a task)."""
     # Safe to retry: a batch commits in one transaction, and a digest's idempotency key
     # (kind, date, assignee) makes a second attempt queue nothing twice.
     url = get_settings().database_url
-    return workers.run(_digest_batch, url, ctx, assignees, run_id, dry_run)
+    batches = digest_batches(shared_engine(), ctx.as_of)
+    counts = RangeCounts()
+    for batch_counts in workers.run_all(
+        _digest_batch, [(url, ctx, assignees, run_id, dry_run) for assignees in batches]
+    ):
+        counts.merge(batch_counts)
+    return counts
 
 
 def _digest_batch(
