@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -22,17 +24,50 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
+    with _migration(engine) as config:
         command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
+    with _migration(engine) as config:
         command.downgrade(config, revision)
+
+
+@contextmanager
+def _migration(engine: Engine) -> Iterator[Config]:
+    """An Alembic config whose migrations run in one transaction on one connection.
+
+    On SQLite, foreign keys are off while the migrations run: a constraint change rebuilds the
+    table (copy, drop, rename), and dropping a table that other rows reference would fail, or
+    cascade. The pragma only takes effect outside a transaction, so it is set before and reset
+    after; before the commit, ``foreign_key_check`` proves the rebuilt tables still hold
+    together (a violation rolls everything back). SQLite's transaction is begun explicitly:
+    Python's sqlite3 would otherwise commit each DDL statement on its own, and a failed
+    migration would leave half-rebuilt tables behind."""
+    config = alembic_config(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # ends SQLAlchemy's autobegun (empty) transaction
+        try:
+            with connection.begin():
+                if sqlite:
+                    connection.exec_driver_sql("BEGIN")
+                config.attributes["connection"] = connection
+                yield config
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        table, rowid, parent, _ = broken[0]
+                        raise RuntimeError(
+                            f"migration left {len(broken)} rows pointing at missing rows, "
+                            f"e.g. {table} row {rowid} -> {parent}: rolled back"
+                        )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -75,7 +75,9 @@ class Revisit(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(40))
     notes: Mapped[str | None] = mapped_column(Text)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id"))
+    # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
+    # (see migration 0002).
+    run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -110,5 +110,7 @@ class ComplaintEscalation(Base):
     tier: Mapped[EscalationTier] = mapped_column(str_enum(EscalationTier, "tier"))
     notified_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     elapsed_minutes: Mapped[int] = mapped_column(Integer)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id"))
+    # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
+    # (see migration 0002).
+    run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

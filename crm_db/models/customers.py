@@ -119,5 +119,7 @@ class CustomerClassChange(Base):
     old_quadrant: Mapped[str | None] = mapped_column(String(10))
     new_quadrant: Mapped[str | None] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(String(500))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id"))
+    # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
+    # (see migration 0002).
+    run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -66,7 +66,9 @@ class OutboxMessage(Base):
     message_id: Mapped[str] = mapped_column(String(250), unique=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     smtp_response: Mapped[str | None] = mapped_column(String(500))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id"))
+    # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
+    # (see migration 0002).
+    run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

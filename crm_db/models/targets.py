@@ -36,7 +36,9 @@ class ReconciliationSnapshot(Base):
     kind: Mapped[str] = mapped_column(String(10))  # monthly | weekly
     period: Mapped[str] = mapped_column(String(7))
     as_of: Mapped[date] = mapped_column(Date)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id"))
+    # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
+    # (see migration 0002).
+    run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

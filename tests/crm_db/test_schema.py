@@ -12,7 +12,16 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from crm_db import migrate
 from crm_db.enums import AbcClass, CardType, OutboxStatus, RevisitStatus, StaffRole
-from crm_db.models import Base, Branch, Customer, OutboxMessage, Region, Revisit, Staff
+from crm_db.models import (
+    Base,
+    Branch,
+    ContactHistory,
+    Customer,
+    OutboxMessage,
+    Region,
+    Revisit,
+    Staff,
+)
 from crm_db.session import make_engine, session_scope
 
 
@@ -161,3 +170,74 @@ def test_sqlite_pragmas(sqlite_engine: Engine) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def _dangling_contact(engine: Engine) -> None:
+    """A contact pointing at a revisit that does not exist, written with foreign keys off (as
+    a careless import could)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()
+        conn.exec_driver_sql(
+            "INSERT INTO contact_history (customer_id, channel, outcome, occurred_at, revisit_id)"
+            " VALUES (404, 'email', 'completed', '2026-01-01 00:00:00', 77)"
+        )
+        conn.commit()
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
+
+
+def test_sqlite_upgrade_rebuilding_referenced_tables_keeps_the_rows_that_reference_them(
+    sqlite_url: str,
+) -> None:
+    """0002 rebuilds ``revisits`` (SQLite cannot drop a constraint in place) while contacts
+    reference its rows: foreign keys are off during the migration and checked after."""
+    engine = make_engine(sqlite_url)
+    migrate.upgrade(engine, "0001")
+    with session_scope(engine) as session:
+        branch, manager = _org(session)
+        customer = _customer(branch, manager)
+        session.add(customer)
+        session.flush()
+        revisit = Revisit(
+            customer_id=customer.id,
+            abc_class=AbcClass.A,
+            channel="visit",
+            due_on=date(2026, 11, 23),
+        )
+        session.add(revisit)
+        session.flush()
+        session.add(
+            ContactHistory(
+                customer_id=customer.id,
+                channel="visit",
+                outcome="completed",
+                occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
+                revisit_id=revisit.id,
+            )
+        )
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM contact_history").scalar_one() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1  # back on
+    foreign_keys = {fk["name"] for fk in inspect(engine).get_foreign_keys("revisits")}
+    assert "fk_revisits_run_id_flow_runs" not in foreign_keys
+    assert "fk_revisits_customer_id_customers" in foreign_keys
+    engine.dispose()
+
+
+def test_sqlite_migration_that_would_leave_broken_references_rolls_back_whole(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    migrate.upgrade(engine, "0001")
+    _dangling_contact(engine)
+    with pytest.raises(RuntimeError, match=r"contact_history row 1 -> \w+: rolled back"):
+        migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0001"
+    tables = set(inspect(engine).get_table_names())
+    assert not {t for t in tables if t.startswith("_alembic_tmp")}
+    foreign_keys = {fk["name"] for fk in inspect(engine).get_foreign_keys("revisits")}
+    assert "fk_revisits_run_id_flow_runs" in foreign_keys  # the rebuild was undone
+    engine.dispose()
