@@ -124,7 +124,7 @@ def load_care_context(
 def _add_last_contact(
     conn: Connection, ids: list[int], timezone: ZoneInfo, fields: dict[int, dict[str, Any]]
 ) -> None:
-    for row in conn.execute(_LAST_CONTACT, {"ids": ids}):
+    for row in conn.execute(_LAST_CONTACT, {"ids": ids}).all():  # one fetch (see _assignee_groups)
         moment = raw_utc_datetime(row.occurred_at)
         assert moment is not None
         fields[row.customer_id]["last_contact_date"] = moment.astimezone(timezone).date()

@@ -170,7 +170,8 @@ def _assignee_batches(conn: Connection, as_of: date, max_rows: int) -> list[list
 def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> list[list[Any]]:
     """The due revisits of ``assignees``, one list per assignee, most overdue first."""
     groups: dict[int, list[Any]] = {}
-    for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "assignees": assignees}):
+    # .all(): one fetch of the whole result (fetching row by row costs ~5 us a row in psycopg).
+    for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "assignees": assignees}).all():
         groups.setdefault(row.assignee_id, []).append(row)
     return list(groups.values())
 
