@@ -18,7 +18,10 @@ previous one wrote is deleted), and the ratio compares the best run of each side
 
 Prints both, the ratio, the number of Prefect task runs, the peak RSS of this process and of
 the largest worker process the flow forked (``CRM_FLOW_PROCESSES``), and ends with
-``RESULT flow_s=… baseline_s=… ratio=… task_runs=… peak_rss_mb=… worker_peak_rss_mb=…``.
+``RESULT flow_s=… baseline_s=… ratio=… task_runs=… peak_rss_mb=… worker_peak_rss_mb=…
+median_round_ratio=…``: ``ratio`` is best run against best run; ``median_round_ratio`` pairs each
+round's two runs, measured seconds apart, so a fast or slow minute of the machine affects both
+(the steadier of the two when the machine's speed drifts).
 """
 
 from __future__ import annotations
@@ -413,7 +416,7 @@ def main() -> None:
     print(
         f"RESULT flow_s={best.run_s:.2f} baseline_s={baseline_s:.2f} ratio={ratio:.2f} "
         f"task_runs={best.task_runs} peak_rss_mb={peak_rss_mb():.0f} "
-        f"worker_peak_rss_mb={worker_rss:.0f}"
+        f"worker_peak_rss_mb={worker_rss:.0f} median_round_ratio={median_ratio:.2f}"
     )
 
 
