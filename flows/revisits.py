@@ -19,7 +19,7 @@ from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import artifact_key, publish_summary
 from tasks.revisit_planning import PlanningContext, RangeCounts
 from tasks.revisit_summary import artifact_rows, ledger_counts
-from tasks.revisit_tasks import care_emails_and_digests, escalate, load_context
+from tasks.revisit_tasks import care_emails, digests, escalate, load_context
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
 from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import ledger_run
@@ -87,9 +87,11 @@ def revisits(
             wait(steps)
             for future in steps:
                 counts.merge(future.result())
-            # Planning queued the care emails it could; then the open ones left over (e.g.
-            # deferred by the contact cap on an earlier day), then one digest per assignee.
-            counts.merge(care_emails_and_digests(shared, run_id, dry_run, workers))
+            # Planning queued the care emails it could; this sends the open ones left over
+            # (e.g. deferred by the contact cap on an earlier day).
+            counts.merge(care_emails(shared, run_id, dry_run))
+            # One digest per assignee, in batches spread over the worker processes.
+            counts.merge(digests(shared, run_id, dry_run, workers))
         key = artifact_key(FLOW_NAME)
         publish_summary(
             key,

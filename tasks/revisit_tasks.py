@@ -114,26 +114,29 @@ def escalate(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCo
     )
 
 
-@task(name="queue-care-emails-and-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def care_emails_and_digests(
-    ctx: PlanningContext, run_id: int | None, dry_run: bool, workers: WorkerPool
-) -> RangeCounts:
-    """After planning: the care emails left over, then one digest per assignee.
-
-    The care emails planning could not send as it created their revisits (e.g. deferred by the
-    contact cap on an earlier day) go first: each one completes its revisit, which then leaves
-    the manager's digest. The digests follow in batches of assignees spread over the worker
-    processes. One task run for both steps and every batch: each is a fraction of a second of
-    work, less than Prefect's own cost of tracking it as a task (~45 ms of CPU a task run)."""
-    # Safe to retry: each care-email batch and each digest batch commits in one transaction;
-    # a completed revisit is not emailed again, and a digest's idempotency key (kind, date,
-    # assignee) makes a second attempt queue nothing twice.
+@task(name="queue-care-emails", cache_policy=NO_CACHE)
+def care_emails(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+    # No retries, and not folded into the digests' task (which retries): its batches commit one
+    # by one, so a retry would send nothing twice but would not count what the first attempt
+    # sent, and the run's artifact and ledger would under-report care emails.
     engine = shared_engine()
-    counts = queue_care_emails(
+    return queue_care_emails(
         engine, ctx, cap_days=_contact_cap_days(engine), run_id=run_id, dry_run=dry_run
     )
+
+
+@task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def digests(
+    ctx: PlanningContext, run_id: int | None, dry_run: bool, workers: WorkerPool
+) -> RangeCounts:
+    """One digest per assignee with due revisits: batches of assignees spread over the worker
+    processes (one task run for them all - each batch is a second of work, less than Prefect's
+    own cost of tracking it as a task)."""
+    # Safe to retry: a batch commits in one transaction, and a digest's idempotency key
+    # (kind, date, assignee) makes a second attempt queue nothing twice.
     url = get_settings().database_url
-    batches = digest_batches(engine, ctx.as_of)
+    batches = digest_batches(shared_engine(), ctx.as_of)
+    counts = RangeCounts()
     for batch_counts in workers.run_all(
         _digest_batch, [(url, ctx, assignees, run_id, dry_run) for assignees in batches]
     ):
