@@ -341,7 +341,12 @@ def run_flow(range_size: int) -> FlowRun:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="an EMPTY scratch database (default: a temporary SQLite file); between rounds the "
+        "run deletes every revisit, outbox row and ledger row in it",
+    )
     parser.add_argument("--range-size", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=5, help="baseline/flow pairs to run")
