@@ -1,5 +1,5 @@
-"""The run ledger tasks on SQLite and PostgreSQL (their plain functions), plus one real Prefect
-run to check the link to the Prefect flow run."""
+"""The run ledger on SQLite and PostgreSQL, plus one real Prefect run to check the link to the
+Prefect flow run."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ AS_OF = date(2026, 3, 31)
 
 @pytest.fixture
 def ledger_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """The tasks read the database from the settings, as in a deployment."""
+    """The ledger reads the database from the settings, as in a deployment."""
     monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     reset_settings_cache()
     yield engine
@@ -37,7 +37,7 @@ def load(engine: Engine, run_id: int) -> FlowRun:
 
 
 def test_start_then_finish_records_the_run(ledger_engine: Engine) -> None:
-    run_id = start_run.fn("revisits", AS_OF, False, {"as_of": AS_OF, "region": "R-N"})
+    run_id = start_run("revisits", AS_OF, False, {"as_of": AS_OF, "region": "R-N"})
 
     started = load(ledger_engine, run_id)
     assert started.status == RunStatus.RUNNING
@@ -45,7 +45,7 @@ def test_start_then_finish_records_the_run(ledger_engine: Engine) -> None:
     assert started.parameters == {"as_of": "2026-03-31", "region": "R-N"}
     assert started.prefect_flow_run_id is None  # called outside any Prefect run
 
-    finish_run.fn(run_id, RunStatus.COMPLETED, {"planned": 120, "skipped": 3})
+    finish_run(run_id, RunStatus.COMPLETED, {"planned": 120, "skipped": 3})
 
     row = load(ledger_engine, run_id)
     assert row.status == RunStatus.COMPLETED
@@ -55,10 +55,10 @@ def test_start_then_finish_records_the_run(ledger_engine: Engine) -> None:
 
 
 def test_failed_run_keeps_a_masked_error(ledger_engine: Engine) -> None:
-    run_id = start_run.fn("surveys", AS_OF, True, {})
+    run_id = start_run("surveys", AS_OF, True, {})
     failure = ValueError("550 mailbox zhang.san@example.com unavailable, call 13812345678")
 
-    finish_run.fn(run_id, "failed", {"sent": 0}, error_text(failure))
+    finish_run(run_id, "failed", {"sent": 0}, error_text(failure))
 
     row = load(ledger_engine, run_id)
     assert row.status == RunStatus.FAILED
@@ -71,17 +71,17 @@ def test_failed_run_keeps_a_masked_error(ledger_engine: Engine) -> None:
 
 
 def test_finish_refuses_running_and_unknown_rows(ledger_engine: Engine) -> None:
-    run_id = start_run.fn("complaints", AS_OF, False, {})
+    run_id = start_run("complaints", AS_OF, False, {})
     with pytest.raises(ValueError, match="final status"):
-        finish_run.fn(run_id, RunStatus.RUNNING, {})
+        finish_run(run_id, RunStatus.RUNNING, {})
     with pytest.raises(LookupError):
-        finish_run.fn(run_id + 1000, RunStatus.COMPLETED, {})
+        finish_run(run_id + 1000, RunStatus.COMPLETED, {})
     assert load(ledger_engine, run_id).status == RunStatus.RUNNING
 
 
 def test_runs_of_the_same_flow_and_date_are_separate_rows(ledger_engine: Engine) -> None:
-    first = start_run.fn("targets", AS_OF, False, {})
-    second = start_run.fn("targets", AS_OF, False, {})
+    first = start_run("targets", AS_OF, False, {})
+    second = start_run("targets", AS_OF, False, {})
     with session_scope(ledger_engine) as session:
         ids = list(session.scalars(select(FlowRun.id).where(FlowRun.flow_name == "targets")))
     assert first != second
