@@ -24,25 +24,13 @@ from tasks.rules.revisits import within_contact_cap
 CARE_KIND = "revisit_care"
 DEFAULT_CONTACT_CAP_DAYS = 7
 
+# Pending, sending or sent; NOT IN keeps PostgreSQL off the status index (see
+# revisit_planning._DUE_CANDIDATES).
 _LAST_CUSTOMER_EMAIL = text(
     """
     SELECT customer_id, MAX(created_at) AS latest FROM email_outbox
-    WHERE customer_id IN :ids AND status IN ('pending', 'sending', 'sent')
+    WHERE customer_id IN :ids AND status NOT IN ('failed', 'suppressed')
     GROUP BY customer_id
-    """
-).bindparams(id_list("ids"))
-
-# One statement per batch (not one per fact): the address, the last customer-facing email (for
-# the contact cap) and the last contact of any kind (for the email's text).
-_RECIPIENTS = text(
-    """
-    SELECT c.id, c.name, c.email, c.email_undeliverable, c.locale,
-           (SELECT MAX(o.created_at) FROM email_outbox o
-            WHERE o.customer_id = c.id AND o.status IN ('pending', 'sending', 'sent'))
-             AS last_email,
-           (SELECT MAX(h.occurred_at) FROM contact_history h WHERE h.customer_id = c.id)
-             AS last_contact
-    FROM customers c WHERE c.id IN :ids
     """
 ).bindparams(id_list("ids"))
 
@@ -81,23 +69,6 @@ def last_customer_emails(
         return {}
     rows = conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": list(customer_ids)})
     return {row.customer_id: raw_utc_datetime(row.latest) for row in rows}
-
-
-def load_recipients(conn: Connection, customer_ids: Sequence[int]) -> dict[int, CareRecipient]:
-    if not customer_ids:
-        return {}
-    return {
-        row.id: CareRecipient(
-            row.id,
-            row.name,
-            row.email,
-            bool(row.email_undeliverable),
-            row.locale,
-            last_email=raw_utc_datetime(row.last_email),
-            last_contact=raw_utc_datetime(row.last_contact),
-        )
-        for row in conn.execute(_RECIPIENTS, {"ids": list(customer_ids)})
-    }
 
 
 def load_staff_contacts(
@@ -188,7 +159,6 @@ __all__ = [
     "care_message",
     "care_skip_reason",
     "last_customer_emails",
-    "load_recipients",
     "load_staff_contacts",
     "record_care_contacts",
 ]
