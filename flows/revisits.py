@@ -54,7 +54,8 @@ def revisits(
     Args:
         as_of: business date to plan for (default: today in the CRM time zone).
         dry_run: compute and report what would happen; write and queue nothing.
-        range_size: customers per planning task (tasks grow with customers / range_size).
+        range_size: customers per planning task (tasks grow with customers / range_size; the
+            first ranges are shorter, staggered for the worker processes).
     """
     logger = get_run_logger()
     run_date = resolve_as_of(as_of)
@@ -62,7 +63,9 @@ def revisits(
     parameters = {"as_of": run_date, "range_size": range_size}
     with ledger_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as ledger:
         run_id = ledger.id
-        inputs = load_context(run_date, utcnow(), range_size)
+        pool = WorkerPool()
+        # Staggered for the worker processes, so they plan out of phase (customer_id_ranges).
+        inputs = load_context(run_date, utcnow(), range_size, lanes=max(1, pool.processes))
         ctx = inputs.context
         looped = staff_in_cycles({sid: m.manager_id for sid, m in ctx.staff.items()})
         if looped:
@@ -75,7 +78,7 @@ def revisits(
         # Prefect unwraps it before calling the task, hence the cast.
         shared = cast(PlanningContext, quote(ctx))
         counts = RangeCounts()
-        with WorkerPool() as workers:
+        with pool as workers:
             # Escalation touches only revisits already open and overdue, planning only customers
             # without an open revisit: independent, so escalation runs beside the first ranges.
             steps = [escalate.submit(shared, run_id, dry_run)] + [

@@ -42,8 +42,9 @@ class RunInputs:
     ranges: list[tuple[int, int]]
 
 
-def load_context(as_of: date, now: datetime, range_size: int) -> RunInputs:
-    """Policies, calendar, staff directory, and the id ranges (one planning task each)."""
+def load_context(as_of: date, now: datetime, range_size: int, lanes: int = 1) -> RunInputs:
+    """Policies, calendar, staff directory, and the id ranges (one planning task each), the
+    first ones staggered for ``lanes`` ranges planned side by side (``customer_id_ranges``)."""
     engine = shared_engine()
     with session_scope(engine) as session:
         calendar = policies.work_calendar(session)
@@ -58,7 +59,7 @@ def load_context(as_of: date, now: datetime, range_size: int) -> RunInputs:
         staff=staff,
         branch_managers=branch_managers,
     )
-    return RunInputs(context, customer_id_ranges(engine, range_size))
+    return RunInputs(context, customer_id_ranges(engine, range_size, lanes))
 
 
 @task(name="plan-revisits-range", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

@@ -3,12 +3,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine, select
 
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
 from crm_db.session import session_scope
-from tasks.revisit_planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.revisit_planning import (
+    PlanningContext,
+    customer_id_ranges,
+    id_ranges,
+    load_staff,
+    plan_range,
+)
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.revisits import DEFAULT_CADENCES
 from tests.factories import make_customer, make_org, make_staff
@@ -132,3 +139,19 @@ def test_opted_out_customers_get_no_email_revisit(engine: Engine) -> None:
     counts = _plan(engine, MONDAY)
     assert set(_open(engine)) == {ids[2]}  # a visit is not marketing mail
     assert counts.total("skipped:opted_out") == 2
+
+
+def test_id_ranges_cover_every_id_once_with_staggered_first_ranges() -> None:
+    assert id_ranges(1, 1000, 250, 1) == [(1, 250), (251, 500), (501, 750), (751, 1000)]
+    # Two lanes: the first range is half a range, so the second lane's first range ends half a
+    # range after it; the last range takes what is left.
+    assert id_ranges(1, 1000, 250, 2) == [(1, 125), (126, 375), (376, 625), (626, 875), (876, 1000)]
+    four = id_ranges(1, 1000, 400, 4)
+    assert [hi - lo + 1 for lo, hi in four] == [100, 200, 300, 400]
+    for lo, hi, size, lanes in [(1, 10, 3, 2), (7, 7, 5, 4), (1, 1000, 1, 3), (3, 98, 7, 3)]:
+        ranges = id_ranges(lo, hi, size, lanes)
+        covered = [i for a, b in ranges for i in range(a, b + 1)]
+        assert covered == list(range(lo, hi + 1))
+        assert all(b - a + 1 <= size for a, b in ranges)
+    with pytest.raises(ValueError, match="positive"):
+        id_ranges(1, 10, 0, 2)
