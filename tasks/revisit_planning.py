@@ -269,11 +269,6 @@ def plan_range(
     ]
     params = {"lo": lo, "hi": hi, "email_classes": email_classes, **ctx.threshold_params()}
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            # No JIT for this read: PostgreSQL expects half the range to be due (it cannot
-            # estimate the per-class CASE; ~3 % are), so the select-list subquery looks costly
-            # enough to JIT-compile with full optimisation - 0.28 s of compiling for a 0.2 s query.
-            conn.exec_driver_sql("SET LOCAL jit = off")
         candidates = conn.execute(_DUE_CANDIDATES, params).tuples().all()
         planned = _plan_candidates(candidates, ctx, counts)
         care = (
