@@ -1,5 +1,6 @@
-"""``revisits`` (daily): escalate overdue revisits, plan the ones falling due, queue care emails
-and one digest per account manager. Outcomes and their emails commit together (outbox); the
+"""``revisits`` (daily): follow up the open revisits of earlier days (escalate the overdue ones,
+send leftover care emails) while planning the ones falling due (with their care emails), then
+queue one digest per account manager. Outcomes and their emails commit together (outbox); the
 ``deliver_outbox`` flow sends them. Re-running for the same date creates nothing twice.
 """
 
@@ -19,7 +20,7 @@ from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.artifacts import artifact_key, publish_summary
 from tasks.revisit_planning import PlanningContext, RangeCounts
 from tasks.revisit_summary import artifact_rows, ledger_counts
-from tasks.revisit_tasks import care_emails, digests, escalate, load_context
+from tasks.revisit_tasks import digests, follow_up_open_revisits, load_context
 from tasks.revisit_tasks import plan_revisits_range as plan_range_task
 from tasks.rules.revisits import staff_in_cycles
 from tasks.run_ledger import ledger_run
@@ -79,9 +80,9 @@ def revisits(
         shared = cast(PlanningContext, quote(ctx))
         counts = RangeCounts()
         with pool as workers:
-            # Escalation touches only revisits already open and overdue, planning only customers
-            # without an open revisit: independent, so escalation runs beside the first ranges.
-            steps = [escalate.submit(shared, run_id, dry_run)] + [
+            # The follow-ups touch only revisits of earlier days, planning only customers without
+            # an open revisit: independent, so the follow-ups run beside the first ranges.
+            steps = [follow_up_open_revisits.submit(shared, run_id, dry_run)] + [
                 plan_range_task.submit(shared, lo, hi, run_id, dry_run, workers)
                 for lo, hi in inputs.ranges
             ]
@@ -90,9 +91,6 @@ def revisits(
             wait(steps)
             for future in steps:
                 counts.merge(future.result())
-            # Planning queued the care emails it could; this sends the open ones left over
-            # (e.g. deferred by the contact cap on an earlier day).
-            counts.merge(care_emails(shared, run_id, dry_run))
             # One digest per assignee, in batches spread over the worker processes.
             counts.merge(digests(shared, run_id, dry_run, workers))
         key = artifact_key(FLOW_NAME)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
@@ -42,6 +42,7 @@ _DUE_EMAIL_REVISITS = text(
     WITH batch AS (
         SELECT id FROM revisits
         WHERE status = 'open' AND channel = 'email' AND due_on <= :as_of AND id > :after
+          AND created_at < :created_before
         ORDER BY id LIMIT :limit
     )
     SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.email_undeliverable, c.locale,
@@ -55,7 +56,10 @@ _DUE_EMAIL_REVISITS = text(
     LEFT JOIN staff a ON a.id = v.assignee_id
     ORDER BY v.id
     """
-)
+).bindparams(bindparam("created_before", type_=UTCDateTime()))
+
+# Far enough ahead to mean "no limit", and a timestamp both databases store.
+_NO_LIMIT = datetime(9999, 1, 1, tzinfo=UTC)
 
 _COMPLETE = text(
     "UPDATE revisits SET status = 'done', outcome = 'email_sent', completed_at = :now "
@@ -71,16 +75,20 @@ def queue_care_emails(
     run_id: int | None,
     dry_run: bool,
     batch: int = 2000,
+    created_before: datetime | None = None,
 ) -> RangeCounts:
     """Care emails for open email-channel revisits that are due (planning sends most of them as
-    it creates the revisits; this catches the rest, e.g. those the contact cap deferred)."""
+    it creates the revisits; this catches the rest, e.g. those the contact cap deferred).
+
+    ``created_before``: only revisits created before this instant - the flow passes its run's
+    instant, so this can run beside planning and leave the revisits planning creates (and has
+    already decided about) to it."""
     counts = RangeCounts()
     after = 0
+    params = {"as_of": ctx.as_of, "limit": batch, "created_before": created_before or _NO_LIMIT}
     while True:
         with engine.begin() as conn:
-            rows = conn.execute(
-                _DUE_EMAIL_REVISITS, {"as_of": ctx.as_of, "after": after, "limit": batch}
-            ).all()
+            rows = conn.execute(_DUE_EMAIL_REVISITS, {**params, "after": after}).all()
             if not rows:
                 break
             after = rows[-1].id

@@ -252,8 +252,9 @@ def plan_range(
     With ``care_cap_days`` (the contact cap), an email-channel revisit that can go out now
     (address, cap) is sent here as its care email: the revisit is created completed, the contact
     recorded and the email queued, in the range's transaction - saving a second pass over the
-    day's revisits. The others stay open for ``queue_care_emails`` (which, without
-    ``care_cap_days``, sends them all) and the manager's digest.
+    day's revisits. The others stay open, counted as ``care_skipped:<reason>``, for the
+    manager's digest and ``queue_care_emails`` on a later day (without ``care_cap_days``,
+    ``queue_care_emails`` sends them all).
 
     The selection reads in its own short transaction and the inserts write in another, so ranges
     can be planned concurrently: SQLite readers never block each other in WAL mode, and a read
@@ -274,11 +275,14 @@ def plan_range(
         care = (
             _CareBatch.load(conn, ctx, planned, care_cap_days)
             if care_cap_days is not None
-            else _CareBatch({}, {}, {})
+            else _CareBatch({}, {}, {}, {})
         )
     for item in planned:
         if item.customer_id in care.recipients:
             counts.add(item.region, "care_emails")
+        elif (reason := care.skipped.get(item.customer_id)) is not None:
+            # Stays open for the manager (no usable address) or a later day (the cap).
+            counts.add(item.region, f"care_skipped:{reason}")
     if dry_run or not planned:
         for item in planned:
             counts.add(item.region, "created")
@@ -383,6 +387,7 @@ class _CareBatch:
     """The care emails of one range: who can be emailed now, and what the email says."""
 
     recipients: dict[int, CareRecipient]
+    skipped: dict[int, str]  # customer id -> why no care email goes out now
     last_issues: dict[int, str]
     managers: dict[int, tuple[str, str | None]]
 
@@ -390,12 +395,13 @@ class _CareBatch:
     def load(
         cls, conn: Connection, ctx: PlanningContext, planned: list[_Planned], cap_days: int
     ) -> _CareBatch:
-        recipients = {
-            p.customer_id: r
-            for p in planned
-            if (r := p.recipient) is not None
+        recipients: dict[int, CareRecipient] = {}
+        skipped: dict[int, str] = {}
+        for item in planned:
+            if (r := item.recipient) is None:
+                continue
             # Opted-out customers were skipped above, so this is the address and the cap.
-            and care_skip_reason(
+            reason = care_skip_reason(
                 opted_out=False,
                 email=r.email,
                 name=r.name,
@@ -404,8 +410,10 @@ class _CareBatch:
                 now=ctx.now,
                 cap_days=cap_days,
             )
-            is None
-        }
+            if reason is None:
+                recipients[item.customer_id] = r
+            else:
+                skipped[item.customer_id] = reason
         assignees = [
             p.assignee_id
             for p in planned
@@ -413,6 +421,7 @@ class _CareBatch:
         ]
         return cls(
             recipients=recipients,
+            skipped=skipped,
             last_issues=load_last_issues(conn, list(recipients)),
             managers=load_staff_contacts(conn, assignees),
         )

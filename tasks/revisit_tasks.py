@@ -103,10 +103,19 @@ def _outcome_links(now: datetime) -> Callable[[int, int], str]:
     return link
 
 
-@task(name="escalate-overdue-revisits", cache_policy=NO_CACHE)
-def escalate(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+@task(name="follow-up-open-revisits", cache_policy=NO_CACHE)
+def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+    """The open revisits of earlier days: escalate the overdue ones, then send the care emails
+    left over (e.g. deferred by the contact cap). Neither touches a customer planning can pick
+    (planning takes customers without an open revisit; this only revisits created before the
+    run), so the flow runs it beside the planning ranges. Escalation goes first, so a revisit
+    completed by its care email today was still escalated if it was overdue.
+
+    No retries: its care-email batches commit one by one, so a retry would send nothing twice
+    but would not count what the first attempt sent (the artifact and ledger would under-report
+    care emails)."""
     engine = shared_engine()
-    return escalate_overdue(
+    counts = escalate_overdue(
         engine,
         ctx,
         recipients=load_staff_addresses(engine),
@@ -114,17 +123,17 @@ def escalate(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCo
         run_id=run_id,
         dry_run=dry_run,
     )
-
-
-@task(name="queue-care-emails", cache_policy=NO_CACHE)
-def care_emails(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
-    # No retries, and not folded into the digests' task (which retries): its batches commit one
-    # by one, so a retry would send nothing twice but would not count what the first attempt
-    # sent, and the run's artifact and ledger would under-report care emails.
-    engine = shared_engine()
-    return queue_care_emails(
-        engine, ctx, cap_days=_contact_cap_days(engine), run_id=run_id, dry_run=dry_run
+    counts.merge(
+        queue_care_emails(
+            engine,
+            ctx,
+            cap_days=_contact_cap_days(engine),
+            run_id=run_id,
+            dry_run=dry_run,
+            created_before=ctx.now,
+        )
     )
+    return counts
 
 
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -12,12 +12,21 @@ from sqlalchemy import Engine, func, select
 
 import flows.revisits
 from crm_core.settings import reset_settings_cache
-from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RunStatus, StaffRole
+from crm_db.enums import (
+    AbcClass,
+    ContactChannel,
+    ContactOutcome,
+    RevisitStatus,
+    RunStatus,
+    StaffRole,
+)
 from crm_db.models import ContactHistory, FlowRun, OutboxMessage, Revisit
 from crm_db.session import dispose_shared_engines, session_scope
+from crm_db.types import utcnow
 from flows.classify_customers import classify_customers
 from flows.revisits import revisits
 from tasks import revisit_tasks
+from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_tasks import plan_revisits_range
 from tests.factories import make_customer, make_org, make_purchase, make_staff
 from tests.support.processes import live_children
@@ -137,3 +146,57 @@ def test_a_range_that_fails_in_its_worker_fails_the_run_with_its_reason(
         ledger = session.scalars(select(FlowRun).where(FlowRun.flow_name == "revisits")).one()
         assert ledger.status is RunStatus.FAILED
     assert set(live_children(os.getpid())) <= before
+
+
+def test_a_care_email_deferred_by_the_contact_cap_goes_out_on_a_later_run(
+    crm_db: Engine,
+) -> None:
+    """Planning counts why it could not email a new revisit; a later day's run sends it from the
+    follow-ups that run beside planning (escalating it first, as it is overdue by then)."""
+    with session_scope(crm_db) as session:
+        org = make_org(session, "EAST")
+        capped = make_customer(session, org, abc_class=AbcClass.C, **PINNED)
+        enqueue(
+            session,
+            [
+                NewMessage(
+                    idempotency_key="earlier:care",
+                    kind="revisit_care",
+                    locale="zh-CN",
+                    recipient_email=capped.email or "",
+                    recipient_name=capped.name,
+                    customer_id=capped.id,
+                    staff_id=None,
+                    context={"customer_name": capped.name, "manager_name": "x"},
+                )
+            ],
+            # The cap counts from the run's clock (now), not from as_of: 3 days ago is within it.
+            now=utcnow() - timedelta(days=3),
+        )
+        capped_id = capped.id
+
+    first = revisits(as_of=AS_OF)["counts"]
+    assert (first["created"], first.get("care_emails", 0)) == (1, 0)
+    assert first["care_skipped_contact_cap"] == 1
+    with session_scope(crm_db) as session:
+        revisit = session.scalars(select(Revisit)).one()
+        assert revisit.customer_id == capped_id and revisit.status is RevisitStatus.OPEN
+        # A week passes for the cap: the earlier email is now 9 days old.
+        earlier = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == "earlier:care")
+        ).one()
+        earlier.created_at -= timedelta(days=6)
+
+    later = revisits(as_of=date(2026, 12, 2))["counts"]  # cap over, revisit 7 working days late
+    assert later.get("created", 0) == 0
+    assert later["care_emails"] == 1 and later["escalated_branch"] == 1
+    with session_scope(crm_db) as session:
+        revisit = session.scalars(select(Revisit)).one()
+        assert revisit.status is RevisitStatus.DONE and revisit.outcome == "email_sent"
+        assert revisit.escalation_level == 1
+        care = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key.like("revisit_care:%"))
+        ).one()
+        assert care.idempotency_key == f"revisit_care:2026-12-02:customer:{capped_id}"
+    again = revisits(as_of=date(2026, 12, 2))["counts"]
+    assert again.get("care_emails", 0) == 0 and again.get("escalated_branch", 0) == 0
