@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from itertools import count
 from typing import Any
 
@@ -94,3 +94,25 @@ def make_purchase(session: Session, customer: Customer, amount_fen: int, on: dat
     )
     session.add(row)
     return row
+
+
+def queue_earlier_care_email(session: Session, customer: Customer, at: datetime) -> None:
+    """A care email queued for ``customer`` at ``at``: it counts against the contact cap."""
+    from tasks.mail.outbox import NewMessage, enqueue
+
+    enqueue(
+        session,
+        [
+            NewMessage(
+                idempotency_key="earlier:care",
+                kind="revisit_care",
+                locale="zh-CN",
+                recipient_email=customer.email or "",
+                recipient_name=customer.name,
+                customer_id=customer.id,
+                staff_id=None,
+                context={"customer_name": customer.name, "manager_name": "x"},
+            )
+        ],
+        now=at,
+    )

@@ -26,9 +26,14 @@ from crm_db.types import utcnow
 from flows.classify_customers import classify_customers
 from flows.revisits import revisits
 from tasks import revisit_tasks
-from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_tasks import plan_revisits_range
-from tests.factories import make_customer, make_org, make_purchase, make_staff
+from tests.factories import (
+    make_customer,
+    make_org,
+    make_purchase,
+    make_staff,
+    queue_earlier_care_email,
+)
 from tests.support.processes import live_children
 
 AS_OF = date(2026, 11, 23)
@@ -156,23 +161,8 @@ def test_a_care_email_deferred_by_the_contact_cap_goes_out_on_a_later_run(
     with session_scope(crm_db) as session:
         org = make_org(session, "EAST")
         capped = make_customer(session, org, abc_class=AbcClass.C, **PINNED)
-        enqueue(
-            session,
-            [
-                NewMessage(
-                    idempotency_key="earlier:care",
-                    kind="revisit_care",
-                    locale="zh-CN",
-                    recipient_email=capped.email or "",
-                    recipient_name=capped.name,
-                    customer_id=capped.id,
-                    staff_id=None,
-                    context={"customer_name": capped.name, "manager_name": "x"},
-                )
-            ],
-            # The cap counts from the run's clock (now), not from as_of: 3 days ago is within it.
-            now=utcnow() - timedelta(days=3),
-        )
+        # The cap counts from the run's clock (now), not from as_of: 3 days ago is within it.
+        queue_earlier_care_email(session, capped, utcnow() - timedelta(days=3))
         capped_id = capped.id
 
     first = revisits(as_of=AS_OF)["counts"]

@@ -13,14 +13,13 @@ from sqlalchemy import Engine, func, select
 
 import tasks.revisit_planning
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, OutboxStatus, RevisitStatus
-from crm_db.models import ContactHistory, OutboxMessage, Revisit
+from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit
 from crm_db.session import session_scope
-from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_emails import queue_care_emails
 from tasks.revisit_planning import PlanningContext, customer_id_ranges, load_staff, plan_range
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.revisits import DEFAULT_CADENCES, Cadence
-from tests.factories import make_customer, make_org
+from tests.factories import make_customer, make_org, queue_earlier_care_email
 
 MONDAY = date(2026, 11, 23)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -64,22 +63,12 @@ def _seed(engine: Engine) -> dict[str, int]:
             "visit": make_customer(session, org, abc_class=AbcClass.A).id,
             "manager": org.account_manager.id,
         }
-        capped = make_customer(session, org)  # only to hold the earlier email's address
-        enqueue(
+        capped = session.get(Customer, ids["capped"])
+        assert capped is not None
+        queue_earlier_care_email(
             session,
-            [
-                NewMessage(
-                    idempotency_key="earlier:care",
-                    kind="revisit_care",
-                    locale="zh-CN",
-                    recipient_email=capped.email or "",
-                    recipient_name=capped.name,
-                    customer_id=ids["capped"],
-                    staff_id=None,
-                    context={"customer_name": capped.name, "manager_name": "x"},
-                )
-            ],
-            now=datetime.combine(MONDAY, datetime.min.time(), tzinfo=UTC) - timedelta(days=2),
+            capped,
+            datetime.combine(MONDAY, datetime.min.time(), tzinfo=UTC) - timedelta(days=2),
         )
     return ids
 
