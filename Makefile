@@ -69,7 +69,7 @@ demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits
 	@$(PY) scripts/demo_summary.py
 	@echo "  Prefect UI           $(PREFECT_UI)  (flow runs, logs, the <flow>-summary artifacts)"
 	@echo "  run a flow           $(CRM) run revisits --as-of 2026-11-24 [--dry-run]"
-	@echo "  emails on screen     $(CRM) web  (unsubscribe and revisit-outcome links)"
+	@echo "  links in the emails  $(CRM) web  (unsubscribe, revisit outcome, care feedback)"
 	@echo "  schedules            make deploy, then make worker"
 	@echo "  stop servers         make stop   (mail capture keeps running until then)"
 

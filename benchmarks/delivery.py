@@ -190,17 +190,14 @@ def seed_people(engine: Any, n_customers: int, n_managers: int, tag: str) -> See
 
 
 def care_context(rng: random.Random, customer_name: str, manager_name: str) -> dict[str, Any]:
-    from crm_core.signing import sign
-    from tasks.mail.links import signed_url
-
-    token = sign(SECRET.encode(), "feedback", {"n": rng.randrange(10**9)}, expires_at=None)
+    # No feedback_url or unsubscribe_url: delivery signs both into every care email (as in
+    # production), so their cost is part of what (a) measures.
     return {
         "customer_name": customer_name,
         "manager_name": manager_name,
         "manager_phone": f"0571-8{rng.randrange(1000):03d} {rng.randrange(10000):04d}",
         "last_contact_date": (date(2026, 1, 1) + timedelta(days=rng.randrange(60))).isoformat(),
         "last_issue": rng.choice(ISSUES),
-        "feedback_url": signed_url(BASE_URL, "f", token),
     }
 
 
@@ -417,11 +414,11 @@ class Sample:
 
 def render_samples(seeded: Seeded, count: int, now: datetime) -> list[Sample]:
     """Rendered messages with the same mix and contexts as (a); rendering here is not timed."""
-    from tasks.mail.links import unsubscribe_url
+    from tasks.mail.links import care_feedback_url, unsubscribe_url
     from tasks.mail.render import render_email
 
     samples = []
-    for message in planned_messages(seeded, count, "sample", now):
+    for number, message in enumerate(planned_messages(seeded, count, "sample", now), 1):
         context = dict(message.context)
         unsubscribe = None
         if message.customer_id is not None:
@@ -429,6 +426,10 @@ def render_samples(seeded: Seeded, count: int, now: datetime) -> list[Sample]:
                 message.customer_id, key=SECRET.encode(), base_url=BASE_URL, now=now
             )
             context["unsubscribe_url"] = unsubscribe
+        if message.kind == "revisit_care":  # the same links delivery signs in, same size
+            context["feedback_url"] = care_feedback_url(
+                number, key=SECRET.encode(), base_url=BASE_URL, now=now
+            )
         rendered = render_email(message.kind, message.locale, context, base_url=BASE_URL)
         samples.append(
             Sample(

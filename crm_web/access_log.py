@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import re
 
-# Every path whose last segment is a link token: /u/ unsubscribe, /r/ revisit outcome. Later
-# features (survey answers) add their prefixes here.
-TOKEN_PATH = re.compile(r"^(/(?:u|r)/)[^/?#]+")
+# Every path whose last segment is a link token: /u/ unsubscribe, /r/ revisit outcome, /f/ care
+# feedback. Later features (survey answers) add their prefixes here.
+TOKEN_PATH = re.compile(r"^(/(?:u|r|f)/)[^/?#]+")
 
 
 def redact_path(path: str) -> str:

@@ -130,7 +130,7 @@ def care_message(
             "manager_phone": manager_phone,
             "last_contact_date": last_contact_date.isoformat() if last_contact_date else None,
             "last_issue": last_issue,
-            "feedback_url": None,
+            # feedback_url and unsubscribe_url are signed by delivery (EmailKind.delivery_keys).
         },
         run_id=run_id,
     )

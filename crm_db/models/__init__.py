@@ -2,6 +2,7 @@
 
 from crm_db.models.base import Base
 from crm_db.models.care import (
+    CareFeedback,
     Revisit,
     RevisitPolicy,
     SurveyCampaign,
@@ -18,6 +19,7 @@ __all__ = [
     "Base",
     "Branch",
     "BusinessCalendar",
+    "CareFeedback",
     "CalendarDay",
     "Complaint",
     "ComplaintEscalation",

@@ -127,3 +127,21 @@ class SurveyResponse(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(20), default="web")
     responded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CareFeedback(Base):
+    """A customer's answer to a care email ("was the issue you raised last time solved?"),
+    given on the page its link opens. One answer per email: the link names the outbox row."""
+
+    __tablename__ = "care_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("email_outbox.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    solved: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The contact the answer recorded in the customer file, and - when not solved - the revisit
+    # that asks the account manager to call (None if one was already open).
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact_history.id"))
+    follow_up_revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"))

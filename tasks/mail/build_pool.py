@@ -59,6 +59,7 @@ class BuildJob(NamedTuple):
     recipient_email: str
     recipient_name: str
     unsubscribe_customer: int | None  # sign an unsubscribe link for this customer
+    feedback_message: int | None = None  # sign a feedback link naming this outbox row
 
 
 class WorkerGone(RuntimeError):
@@ -77,9 +78,10 @@ def build_one(
     job: BuildJob, *, sender: str, base_url: str, date: datetime, key: bytes
 ) -> bytes | str:
     """The message bytes, or the error text that fails this row (a bad template or context
-    fails the row, never the run). ``date`` is the Date header and the unsubscribe link's
-    signing time; ``key`` signs that link."""
-    from tasks.mail.links import unsubscribe_url
+    fails the row, never the run). ``date`` is the Date header and the signing time of the
+    unsubscribe and feedback links; ``key`` signs them."""
+    from tasks.mail.kinds import KINDS
+    from tasks.mail.links import care_feedback_url, unsubscribe_url
     from tasks.mail.message import build_message, message_bytes
     from tasks.mail.render import render_email
 
@@ -90,6 +92,14 @@ def build_one(
             job.unsubscribe_customer, key=key, base_url=base_url, now=date
         )
         context = {**context, "unsubscribe_url": unsubscribe}
+    kind = KINDS.get(job.kind)
+    if kind is not None and kind.feedback_link:
+        # Always set for such kinds (the templates need the key): the link when the outbox row
+        # is known; without one, the email asks for a reply instead.
+        feedback = None
+        if job.feedback_message is not None:
+            feedback = care_feedback_url(job.feedback_message, key=key, base_url=base_url, now=date)
+        context = {**context, "feedback_url": feedback}
     try:
         rendered = render_email(job.kind, job.locale, context, base_url=base_url)
         message = build_message(

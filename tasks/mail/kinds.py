@@ -29,11 +29,16 @@ class EmailKind:
     consent: Consent | None
     sample_context: dict[str, Any] = field(repr=False)
     description: str = ""
+    # Delivery signs a ``feedback_url`` (``/f/``, the customer's answer page) into the context.
+    feedback_link: bool = False
 
     @property
     def delivery_keys(self) -> frozenset[str]:
         """Context keys that delivery, not the flow, fills in at send time."""
-        return frozenset({"unsubscribe_url"}) if self.audience == "customer" else frozenset()
+        keys = {"unsubscribe_url"} if self.audience == "customer" else set()
+        if self.feedback_link:
+            keys.add("feedback_url")
+        return frozenset(keys)
 
 
 _SAMPLE_OUTCOME = "https://crm.example.test/r/"
@@ -132,6 +137,7 @@ KINDS: dict[str, EmailKind] = {
             audience="customer",
             consent="marketing",
             description="Thanks the customer and asks whether last time's issue was solved.",
+            feedback_link=True,
             sample_context={
                 "customer_name": "田中 太郎",
                 "manager_name": "王小明",

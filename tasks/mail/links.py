@@ -15,8 +15,11 @@ from crm_core.signing import sign
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 REVISIT_OUTCOME_PURPOSE = "revisit_outcome"
+CARE_FEEDBACK_PURPOSE = "care_feedback"
 UNSUBSCRIBE_TTL = timedelta(days=400)
 REVISIT_OUTCOME_TTL = timedelta(days=30)
+# A care email is answered within days or not at all; after a month the answer would be stale.
+CARE_FEEDBACK_TTL = timedelta(days=30)
 
 # Whitespace, controls, quotes, angle brackets and backslashes never belong in a URL we emit;
 # rejecting them (instead of escaping) keeps the rule simple enough to be obviously right.
@@ -104,3 +107,18 @@ def revisit_outcome_url(
         expires_at=now + ttl,
     )
     return signed_url(base_url, "r", token)
+
+
+def care_feedback_url(
+    outbox_id: int,
+    *,
+    key: bytes,
+    base_url: str,
+    now: datetime,
+    ttl: timedelta = CARE_FEEDBACK_TTL,
+) -> str:
+    """The link in a care email where the customer answers "was the issue solved?"
+    (``{base_url}/f/{token}``; the token names the email's outbox row, so each email is answered
+    once and the answer finds its customer there)."""
+    token = sign(key, CARE_FEEDBACK_PURPOSE, {"message": outbox_id}, expires_at=now + ttl)
+    return signed_url(base_url, "f", token)

@@ -10,6 +10,7 @@ from crm_web.access_log import RedactTokensFilter, redact_path
 def test_redact_path() -> None:
     assert redact_path("/u/eyJjdXN0b21lciI6NDJ9.abc") == "/u/<token>"
     assert redact_path("/u/eyJj.abc?utm_source=mail") == "/u/<token>?utm_source=mail"
+    assert redact_path("/f/eyJt.abc?answer=solved") == "/f/<token>?answer=solved"
     assert redact_path("/healthz") == "/healthz"
     assert redact_path("/x/u/abc") == "/x/u/abc"
 

@@ -164,6 +164,20 @@ def test_get_shows_the_revisit_and_changes_nothing(engine: Engine, client: TestC
         assert response.headers[name] == value
 
 
+def test_an_open_revisits_notes_say_why_it_was_opened(engine: Engine, client: TestClient) -> None:
+    # A care-feedback follow-up carries the customer's "not solved" answer in its notes.
+    row = make_revisit(engine, notes="customer feedback: not solved\n余额 <b>不对</b>")
+    page = client.get(f"/r/{outcome_token(row.revisit_id, row.assignee_id)}").text
+    assert '<p class="muted">回访原因</p>' in page
+    assert "customer feedback: not solved\n余额 &lt;b&gt;不对&lt;/b&gt;</p>" in page
+    assert '<form method="post">' in page
+    without = make_revisit(engine)
+    assert (
+        "回访原因"
+        not in client.get(f"/r/{outcome_token(without.revisit_id, without.assignee_id)}").text
+    )
+
+
 def test_page_speaks_the_staff_members_language(engine: Engine, client: TestClient) -> None:
     row = make_revisit(engine, staff_locale="en", channel=ContactChannel.VISIT)
     token = outcome_token(row.revisit_id, row.assignee_id)

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import Engine
 
 from crm_core.paths import PROJECT_ROOT
+from crm_core.signing import verify
 from crm_db.enums import OutboxStatus
 from crm_db.session import session_scope
 from tasks.mail import deliver
@@ -62,7 +64,10 @@ def _jobs() -> list[BuildJob]:
     return [
         # The unsubscribe link is signed in the worker, for the customer named here.
         BuildJob("revisit_care", "zh-CN", plain, "<a1@example.test>", "a@example.test", "王伟", 42),
-        BuildJob("revisit_care", "en", plain, "<a2@example.test>", "b@example.test", "Li Na", 43),
+        # This one also gets the feedback link, naming its outbox row.
+        BuildJob(
+            "revisit_care", "en", plain, "<a2@example.test>", "b@example.test", "Li Na", 43, 9
+        ),
         BuildJob(
             "revisit_digest",
             "zh-CN",
@@ -104,6 +109,17 @@ def test_workers_build_the_same_bytes_and_errors_as_in_process() -> None:
         else:
             assert mine == theirs
     assert b"List-Unsubscribe: <https://crm.example.test/u/" in remote[0]
+    # Without an outbox row the care email asks for a reply; with one it links to /f/.
+    without, with_link = remote[0], remote[1]
+    assert isinstance(without, bytes) and isinstance(with_link, bytes)
+    plain = message_from_bytes(without, policy=policy.default).get_body(("plain",))
+    assert plain is not None
+    assert "/f/" not in plain.get_content() and "直接回复本邮件" in plain.get_content()
+    body = message_from_bytes(with_link, policy=policy.default).get_body(("plain",))
+    assert body is not None
+    feedback = re.search(r"https://crm\.example\.test/f/([A-Za-z0-9_.-]+)", body.get_content())
+    assert feedback is not None
+    assert verify(KEY, "care_feedback", feedback[1], NOW) == {"message": 9}
     assert "manager_name" in str(remote[3]) and str(remote[4]).startswith("render: Invalid")
     assert pids and all(_gone(pid) for pid in pids)
 

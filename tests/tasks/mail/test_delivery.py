@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,15 @@ def test_delivers_staff_and_customer_mail_once_with_their_message_ids(
     assert claims == {"customer": care_row.customer_id}
     assert link in care.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
     assert digest["List-Unsubscribe"] is None
+    # The care email asks "solved?" with a signed link naming its own outbox row (the /f/ page).
+    text = care.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    feedback = re.search(r"https://crm\.example\.test/f/([A-Za-z0-9_.-]+)", text)
+    assert feedback is not None
+    assert verify(TEST_SECRET.encode(), "care_feedback", feedback[1], NOW) == {
+        "message": care_row.id
+    }
+    digest_text = digest.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "/f/" not in digest_text
 
     # A second run finds nothing due and sends nothing.
     again = deliver_due(engine, delivery_settings(port=smtp.port), now=LATER)

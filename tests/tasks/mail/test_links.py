@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from crm_core.signing import verify
 from tasks.mail.links import (
     UnsafeURL,
+    care_feedback_url,
     revisit_outcome_url,
     safe_url,
     signed_url,
@@ -47,6 +48,14 @@ def test_revisit_outcome_url_names_revisit_and_staff() -> None:
     claims = verify(KEY, "revisit_outcome", _token(url, "r"), NOW + timedelta(days=29))
     assert claims == {"revisit": 9, "staff": 3}
     assert verify(KEY, "revisit_outcome", _token(url, "r"), NOW + timedelta(days=31)) is None
+
+
+def test_care_feedback_url_names_the_email_and_expires_after_30_days() -> None:
+    url = care_feedback_url(812, key=KEY, base_url=BASE, now=NOW)
+    token = _token(url, "f")
+    assert verify(KEY, "care_feedback", token, NOW + timedelta(days=29)) == {"message": 812}
+    assert verify(KEY, "care_feedback", token, NOW + timedelta(days=31)) is None
+    assert verify(KEY, "unsubscribe", token, NOW) is None  # purpose-bound
 
 
 @pytest.mark.parametrize(

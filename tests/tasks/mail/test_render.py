@@ -172,10 +172,20 @@ def test_care_mail_without_optional_values_still_reads_well() -> None:
         assert len(structure(rendered.html).hrefs) == 1  # only the unsubscribe link is left
 
 
+def test_care_mail_offers_both_answers_as_links_to_the_feedback_page() -> None:
+    ctx = sample("revisit_care") | {"feedback_url": BASE + "/f/tok.en"}
+    for locale in LOCALES:
+        rendered = render_email("revisit_care", locale, ctx, base_url=BASE)
+        hrefs = structure(rendered.html).hrefs
+        assert BASE + "/f/tok.en?answer=solved" in hrefs
+        assert BASE + "/f/tok.en?answer=not_solved" in hrefs
+        assert BASE + "/f/tok.en" in rendered.text
+
+
 def test_staff_mail_needs_no_unsubscribe_url() -> None:
     assert "unsubscribe_url" not in required_variables("revisit_digest")
     assert "unsubscribe_url" in required_variables("revisit_care")
-    assert get_kind("revisit_care").delivery_keys == {"unsubscribe_url"}
+    assert get_kind("revisit_care").delivery_keys == {"unsubscribe_url", "feedback_url"}
     assert get_kind("revisit_digest").delivery_keys == frozenset()
 
 

@@ -1,0 +1,142 @@
+"""``/f/{token}``: the "let us know" link in a care email, where the customer answers whether the
+issue they raised last time was solved.
+
+GET shows the question (the email's buttons preselect an answer with ``?answer=``) and writes
+nothing: mail scanners and link previews fetch links nobody clicked. POST records the answer
+with ``tasks.care_feedback.record_answer``, once per email; a second answer shows the first.
+"Not solved" opens a revisit for the account manager to call (``tasks/rules/care_feedback.py``).
+
+As for ``/u/`` and ``/r/``: the signed token is the only credential (no cookie, so no CSRF
+token), the body is parsed here (no ``python-multipart``), and every kind of bad link gets the
+same invalid-link 404. The page shows no customer data beyond the account manager's name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse
+
+from crm_core.signing import verify
+from crm_web.context import Web, WebContext
+from crm_web.i18n import page_locale
+from crm_web.revisit_outcome import parse_form_body, read_form_body
+from crm_web.unsubscribe import MAX_TOKEN_LENGTH, invalid_link, local_date
+from tasks.care_feedback import CareEmail, load_care_email, record_answer
+from tasks.mail.links import CARE_FEEDBACK_PURPOSE
+from tasks.rules.care_feedback import MAX_COMMENT, Answer, clean_comment
+
+router = APIRouter()
+
+ANSWERS: tuple[Answer, ...] = (Answer.SOLVED, Answer.NOT_SOLVED)
+
+
+def outbox_id_from_token(key: bytes, token: str, now: datetime) -> int | None:
+    """The outbox row an authentic, unexpired care-feedback token names, else ``None``."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None
+    claims = verify(key, CARE_FEEDBACK_PURPOSE, token, now)
+    message = None if claims is None else claims.get("message")
+    # bool is an int subclass; a signed ``true`` is still not an id.
+    if isinstance(message, int) and not isinstance(message, bool) and message > 0:
+        return message
+    return None
+
+
+def parse_answer_form(fields: dict[str, list[str]]) -> tuple[Answer, str | None] | str:
+    """The answer and comment, or the name of the field that is wrong: exactly one known
+    ``answer``; ``comment`` optional, at most ``MAX_COMMENT`` characters, no NUL."""
+    answers = fields.get("answer", [])
+    if len(answers) != 1 or answers[0] not in {a.value for a in ANSWERS}:
+        return "answer"
+    comments = fields.get("comment", [""])
+    if len(comments) != 1:
+        return "comment"
+    try:
+        comment = clean_comment(comments[0])
+    except ValueError:
+        return "comment"
+    return Answer(answers[0]), comment
+
+
+def _page(
+    request: Request,
+    web: WebContext,
+    email: CareEmail,
+    template: str,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    locale = page_locale(email.locale, request.headers.get("accept-language"), web.locale_default())
+    return web.pages.response(
+        template,
+        locale=locale,
+        status_code=status_code,
+        email=email,
+        sent_on=local_date(email.sent_at, email.timezone),
+        answered_on=None
+        if email.answered_at is None
+        else local_date(email.answered_at, email.timezone),
+        answers=[a.value for a in ANSWERS],
+        max_comment=MAX_COMMENT,
+        **context,
+    )
+
+
+@router.get("/f/{token}", response_class=HTMLResponse)
+def show_question(token: str, request: Request, web: Web) -> HTMLResponse:
+    """The question with the answer form, or the answer already given; writes nothing."""
+    outbox_id = outbox_id_from_token(web.signing_key, token, web.clock())
+    email = None if outbox_id is None else load_care_email(web.engine, outbox_id)
+    if email is None:
+        return invalid_link(request, web)
+    if email.answer is not None:
+        return _page(request, web, email, "care_feedback/answered.html", duplicate=False)
+    preselected = request.query_params.get("answer")
+    return _page(
+        request,
+        web,
+        email,
+        "care_feedback/show.html",
+        preselected=preselected if preselected in {a.value for a in ANSWERS} else None,
+        error=None,
+    )
+
+
+@router.post("/f/{token}", response_class=HTMLResponse)
+async def post_answer(token: str, request: Request, web: Web) -> HTMLResponse:
+    """Record the answer (idempotent per email, see ``record_answer``)."""
+    now = web.clock()
+    outbox_id = outbox_id_from_token(web.signing_key, token, now)
+    if outbox_id is None:
+        return invalid_link(request, web)
+    body = await read_form_body(request)
+    parsed = parse_answer_form(parse_form_body(body))
+    if isinstance(parsed, str):
+        email = await run_in_threadpool(load_care_email, web.engine, outbox_id)
+        if email is None:
+            return invalid_link(request, web)
+        if email.answer is not None:
+            return _page(request, web, email, "care_feedback/answered.html", duplicate=True)
+        return _page(
+            request,
+            web,
+            email,
+            "care_feedback/show.html",
+            status_code=400,
+            preselected=None,
+            error=parsed,
+        )
+    answer, comment = parsed
+    recorded = await run_in_threadpool(
+        record_answer, web.engine, outbox_id, answer, comment, now=now, timezone=web.settings.tz
+    )
+    if recorded is None:
+        return invalid_link(request, web)
+    return _page(
+        request, web, recorded.email, "care_feedback/answered.html", duplicate=recorded.duplicate
+    )

@@ -1,0 +1,284 @@
+"""IO for care feedback: read the care email a feedback link names, and record the customer's
+answer - the contact in the customer file and, when the issue is not solved, a revisit that asks
+the account manager to call - in one transaction, once per email.
+
+The rules (what is recorded, when the follow-up is due) are in ``tasks/rules/care_feedback.py``;
+the page is ``crm_web/care_feedback.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
+from crm_db.models import (
+    Branch,
+    CareFeedback,
+    ContactHistory,
+    Customer,
+    OutboxMessage,
+    Revisit,
+    Staff,
+)
+from crm_db.session import session_scope
+from tasks import policies
+from tasks.revisit_care import CARE_KIND
+from tasks.rules.care_feedback import (
+    FOLLOW_UP_CHANNEL,
+    Answer,
+    feedback_record,
+    follow_up_due,
+)
+from tasks.rules.revisits import Assignment, StaffMember, assign
+
+
+@dataclass(frozen=True)
+class CareEmail:
+    """What the feedback page needs about the email it answers: who it went to and when, and
+    the answer if one was given. Nothing here goes to a log."""
+
+    outbox_id: int
+    customer_id: int
+    locale: str
+    timezone: str
+    sent_at: datetime  # when it was queued
+    manager_name: str | None
+    answer: Answer | None
+    answered_at: datetime | None
+    follow_up_on: date | None  # due date of the follow-up revisit, when not solved
+
+
+@dataclass(frozen=True)
+class Recorded:
+    email: CareEmail  # after recording
+    duplicate: bool  # nothing was written: this email had been answered already
+
+
+def load_care_email(engine: Engine, outbox_id: int) -> CareEmail | None:
+    """The care email ``outbox_id`` names, or ``None`` if there is none (or it is another kind
+    of email, or has no customer)."""
+    with session_scope(engine) as session:
+        return _load(session, outbox_id)
+
+
+def record_answer(
+    engine: Engine,
+    outbox_id: int,
+    answer: Answer,
+    comment: str | None,
+    *,
+    now: datetime,
+    timezone: ZoneInfo,
+) -> Recorded | None:
+    """Record the customer's answer to care email ``outbox_id`` (``None``: no such care email).
+
+    A second answer to the same email records nothing and returns the first (``duplicate``).
+    ``timezone`` is the CRM's: the follow-up falls due on its business calendar."""
+    for attempt in range(2):
+        try:
+            return _record(engine, outbox_id, answer, comment, now, timezone)
+        except IntegrityError:
+            # A concurrent writer got in between the checks and the insert: the same email
+            # answered twice at once (unique outbox_id), or planning opening a revisit for the
+            # customer (one open revisit each). Run again: the checks now see what it wrote.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record(
+    engine: Engine,
+    outbox_id: int,
+    answer: Answer,
+    comment: str | None,
+    now: datetime,
+    timezone: ZoneInfo,
+) -> Recorded | None:
+    with session_scope(engine) as session:
+        _lock(session, outbox_id)
+        email = _load(session, outbox_id)
+        if email is None:
+            return None
+        if email.answer is not None:
+            return Recorded(email, duplicate=True)
+        customer = session.get(Customer, email.customer_id)
+        assert customer is not None  # _load joined it
+        record = feedback_record(answer, comment)
+        account_manager, branch_manager = _managers(session, customer)
+        assignment = assign(
+            account_manager=account_manager,
+            branch_manager=branch_manager,
+            has_branch=customer.branch_id is not None,
+        )
+        contact = ContactHistory(
+            customer_id=customer.id,
+            staff_id=assignment.assignee_id,
+            channel=ContactChannel.EMAIL,
+            outcome=record.outcome,
+            occurred_at=now,
+            notes=record.notes,
+        )
+        session.add(contact)
+        follow_up = None
+        if record.follow_up:
+            follow_up = _follow_up(session, customer, assignment, record.notes, now, timezone)
+        session.flush()
+        session.add(
+            CareFeedback(
+                outbox_id=outbox_id,
+                customer_id=customer.id,
+                solved=answer is Answer.SOLVED,
+                comment=comment,
+                answered_at=now,
+                contact_id=contact.id,
+                follow_up_revisit_id=None if follow_up is None else follow_up.id,
+            )
+        )
+        session.flush()
+        after = _load(session, outbox_id)
+        assert after is not None  # the same transaction just wrote it
+        return Recorded(after, duplicate=False)
+
+
+def _lock(session: Session, outbox_id: int) -> None:
+    """Serialise answers to one email. SQLite ignores FOR UPDATE: take its single write lock at
+    BEGIN, so a concurrent answer waits and then sees this one. PostgreSQL locks the outbox row."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        session.execute(
+            select(OutboxMessage.id).where(OutboxMessage.id == outbox_id).with_for_update()
+        )
+
+
+def _load(session: Session, outbox_id: int) -> CareEmail | None:
+    row = session.execute(
+        select(
+            OutboxMessage.id,
+            OutboxMessage.created_at,
+            Customer.id,
+            Customer.locale,
+            Customer.timezone,
+            Staff.name,
+        )
+        .join(Customer, Customer.id == OutboxMessage.customer_id)
+        .outerjoin(Staff, Staff.id == Customer.account_manager_id)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.kind == CARE_KIND)
+    ).one_or_none()
+    if row is None:
+        return None
+    feedback = session.execute(
+        select(CareFeedback.solved, CareFeedback.answered_at, Revisit.due_on)
+        .outerjoin(Revisit, Revisit.id == CareFeedback.follow_up_revisit_id)
+        .where(CareFeedback.outbox_id == outbox_id)
+    ).one_or_none()
+    answer = None
+    if feedback is not None:
+        answer = Answer.SOLVED if feedback.solved else Answer.NOT_SOLVED
+    return CareEmail(
+        outbox_id=row[0],
+        sent_at=row[1],
+        customer_id=row[2],
+        locale=row[3],
+        timezone=row[4],
+        manager_name=row[5],
+        answer=answer,
+        answered_at=None if feedback is None else feedback.answered_at,
+        follow_up_on=None if feedback is None else feedback.due_on,
+    )
+
+
+def _staff_member(session: Session, staff_id: int | None) -> StaffMember | None:
+    if staff_id is None:
+        return None
+    staff = session.get(Staff, staff_id)
+    if staff is None:
+        return None
+    return StaffMember(
+        staff.id,
+        active=staff.active,
+        has_email=bool(staff.email) and not staff.email_undeliverable,
+        manager_id=staff.manager_id,
+    )
+
+
+def _managers(
+    session: Session, customer: Customer
+) -> tuple[StaffMember | None, StaffMember | None]:
+    branch_manager_id = None
+    if customer.branch_id is not None:
+        branch_manager_id = session.scalar(
+            select(Branch.manager_id).where(Branch.id == customer.branch_id)
+        )
+    return (
+        _staff_member(session, customer.account_manager_id),
+        _staff_member(session, branch_manager_id),
+    )
+
+
+def _follow_up(
+    session: Session,
+    customer: Customer,
+    assignment: Assignment,
+    notes: str,
+    now: datetime,
+    timezone: ZoneInfo,
+) -> Revisit:
+    """The customer's open revisit if there is one (the account manager already has the call to
+    make), else a new open one due on the next free working day."""
+    open_revisit = session.scalars(
+        select(Revisit).where(
+            Revisit.customer_id == customer.id, Revisit.status == RevisitStatus.OPEN
+        )
+    ).one_or_none()
+    if open_revisit is not None:
+        return open_revisit
+    answered_on = now.astimezone(timezone).date()
+    taken = set(
+        session.scalars(
+            select(Revisit.due_on).where(
+                Revisit.customer_id == customer.id, Revisit.due_on > answered_on
+            )
+        )
+    )
+    due_on = follow_up_due(answered_on, policies.work_calendar(session), taken)
+    revisit = Revisit(
+        customer_id=customer.id,
+        assignee_id=assignment.assignee_id,
+        abc_class=customer.abc_class or _last_class(session, customer.id),
+        channel=FOLLOW_UP_CHANNEL,
+        due_on=due_on,
+        status=RevisitStatus.OPEN,
+        # An inactive account manager's customer goes to the branch manager, flagged in the
+        # digest (as planning does); the notes carry the customer's words to whoever calls.
+        needs_reassignment=assignment.needs_reassignment,
+        escalation_level=0,
+        notes=notes,
+        created_at=now,
+    )
+    session.add(revisit)
+    return revisit
+
+
+def _last_class(session: Session, customer_id: int) -> AbcClass:
+    """A customer whose class was cleared since the care email: the class of their last revisit
+    (the one the care email was sent for)."""
+    abc = session.scalar(
+        select(Revisit.abc_class)
+        .where(Revisit.customer_id == customer_id)
+        .order_by(Revisit.id.desc())
+        .limit(1)
+    )
+    if abc is None:
+        raise ValueError(f"customer {customer_id}: no class and no revisit to take one from")
+    return abc
+
+
+__all__ = ["CareEmail", "Recorded", "load_care_email", "record_answer"]

@@ -1,0 +1,81 @@
+"""Care feedback rules: what a customer's answer to a care email ("was the issue you raised last
+time solved?") records, and when the follow-up of an unsolved issue falls due.
+
+Pure functions over values; ``tasks/care_feedback.py`` does the reading and writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+
+from crm_db.enums import ContactChannel, ContactOutcome
+from tasks.rules.calendar import WorkCalendar
+
+MAX_COMMENT = 2000
+# An unsolved issue is a conversation, not another email: the account manager calls.
+FOLLOW_UP_CHANNEL = ContactChannel.PHONE
+# How far ahead a follow-up date is looked for when earlier working days already hold a revisit
+# of the customer (one revisit per customer and day); a year of working days is never all taken.
+_SEARCH_DAYS = 370
+
+
+class Answer(StrEnum):
+    SOLVED = "solved"
+    NOT_SOLVED = "not_solved"
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """What an answer writes: the contact in the customer file, and whether the account manager
+    must follow up."""
+
+    outcome: ContactOutcome
+    notes: str
+    follow_up: bool
+
+
+def feedback_record(answer: Answer, comment: str | None) -> FeedbackRecord:
+    """Solved: a completed contact. Not solved: the customer raised the issue again, so the
+    contact says so and the account manager gets a revisit to call them."""
+    solved = answer is Answer.SOLVED
+    headline = "customer feedback: issue solved" if solved else "customer feedback: not solved"
+    return FeedbackRecord(
+        outcome=ContactOutcome.COMPLETED if solved else ContactOutcome.ISSUE_RAISED,
+        notes=f"{headline}\n{comment}" if comment else headline,
+        follow_up=not solved,
+    )
+
+
+def follow_up_due(answered_on: date, calendar: WorkCalendar, taken: Collection[date]) -> date:
+    """The due date of the follow-up revisit: the first working day after the answer (so it
+    heads the account manager's next digest), skipping days that already hold a revisit of this
+    customer (``taken``; the database allows one per customer and day)."""
+    day = calendar.next_working_day(answered_on + timedelta(days=1))
+    for _ in range(_SEARCH_DAYS):
+        if day not in taken:
+            return day
+        day = calendar.next_working_day(day + timedelta(days=1))
+    raise ValueError(f"no free working day for a follow-up within {_SEARCH_DAYS} days")
+
+
+def clean_comment(raw: str) -> str | None:
+    """The comment as stored: browser line endings (CRLF) as one, trimmed; ``None`` if empty.
+    Raises ``ValueError`` past ``MAX_COMMENT`` characters or with a NUL."""
+    comment = raw.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if len(comment) > MAX_COMMENT or "\x00" in comment:
+        raise ValueError(f"comment must be at most {MAX_COMMENT} characters of text")
+    return comment or None
+
+
+__all__ = [
+    "FOLLOW_UP_CHANNEL",
+    "MAX_COMMENT",
+    "Answer",
+    "FeedbackRecord",
+    "clean_comment",
+    "feedback_record",
+    "follow_up_due",
+]
