@@ -1,7 +1,8 @@
 """Keep link tokens out of the web server's access log.
 
-A token is a bearer credential (anyone holding it can unsubscribe that customer) and its payload
-names a customer id, so the access log shows ``/u/<token>`` instead of the token itself.
+A token is a bearer credential (anyone holding it can unsubscribe that customer, record a revisit's
+outcome or answer a care email) and its payload names a customer, revisit or email id, so the
+access log shows ``/u/<token>`` (``/r/``, ``/f/``) instead of the token itself.
 """
 
 from __future__ import annotations

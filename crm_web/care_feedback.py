@@ -72,15 +72,21 @@ def _page(
     **context: Any,
 ) -> HTMLResponse:
     locale = page_locale(email.locale, request.headers.get("accept-language"), web.locale_default())
+    answered_on = (
+        None if email.answered_at is None else local_date(email.answered_at, email.timezone)
+    )
+    # The call's date, unless it lies in the past (an overdue revisit made the call).
+    call_on = email.follow_up_on.isoformat() if email.follow_up_on else None
+    if call_on is not None and answered_on is not None and call_on < answered_on:
+        call_on = None
     return web.pages.response(
         template,
         locale=locale,
         status_code=status_code,
         email=email,
         sent_on=local_date(email.sent_at, email.timezone),
-        answered_on=None
-        if email.answered_at is None
-        else local_date(email.answered_at, email.timezone),
+        answered_on=answered_on,
+        call_on=call_on,
         answers=[a.value for a in ANSWERS],
         max_comment=MAX_COMMENT,
         **context,

@@ -8,11 +8,12 @@ the page is ``crm_web/care_feedback.py``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ from crm_db.models import (
     Staff,
 )
 from crm_db.session import session_scope
+from crm_db.types import raw_utc_datetime
 from tasks import policies
 from tasks.revisit_care import CARE_KIND
 from tasks.rules.care_feedback import (
@@ -35,7 +37,10 @@ from tasks.rules.care_feedback import (
     feedback_record,
     follow_up_due,
 )
-from tasks.rules.revisits import Assignment, StaffMember, assign
+from tasks.rules.revisits import Assignment, StaffMember, assign, combined_notes
+
+# The web app's logger, not a Prefect run logger: answers arrive through ``crm web``.
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,16 @@ class CareEmail:
 
     outbox_id: int
     customer_id: int
-    locale: str
+    locale: str  # the email's, so the page speaks the language the customer read
     timezone: str
-    sent_at: datetime  # when it was queued
-    manager_name: str | None
+    sent_at: datetime  # when it was sent (queued, if it has not been)
     answer: Answer | None
     answered_at: datetime | None
-    follow_up_on: date | None  # due date of the follow-up revisit, when not solved
+    # When not solved: the revisit that is the call, its due date and whom it is assigned to.
+    # No revisit when nobody can be assigned (no branch, no active manager).
+    follow_up_revisit_id: int | None
+    follow_up_on: date | None
+    follow_up_by: str | None
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,16 @@ def _record(
         session.add(contact)
         follow_up = None
         if record.follow_up:
-            follow_up = _follow_up(session, customer, assignment, record.notes, now, timezone)
+            if assignment.skip is None:
+                follow_up = _follow_up(session, customer, assignment, record.notes, now, timezone)
+            else:
+                # Nobody to call: the answer is in the customer file, and the revisits flow
+                # reports this customer's missing branch or manager. Ids only: no personal data.
+                logger.warning(
+                    "care feedback on outbox row %d: not solved, but no one to assign (%s)",
+                    outbox_id,
+                    assignment.skip.value,
+                )
         session.flush()
         session.add(
             CareFeedback(
@@ -162,36 +179,44 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
     row = session.execute(
         select(
             OutboxMessage.id,
-            OutboxMessage.created_at,
+            func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at),
+            OutboxMessage.locale,
             Customer.id,
-            Customer.locale,
             Customer.timezone,
-            Staff.name,
         )
         .join(Customer, Customer.id == OutboxMessage.customer_id)
-        .outerjoin(Staff, Staff.id == Customer.account_manager_id)
         .where(OutboxMessage.id == outbox_id, OutboxMessage.kind == CARE_KIND)
     ).one_or_none()
     if row is None:
         return None
     feedback = session.execute(
-        select(CareFeedback.solved, CareFeedback.answered_at, Revisit.due_on)
+        select(
+            CareFeedback.solved,
+            CareFeedback.answered_at,
+            CareFeedback.follow_up_revisit_id,
+            Revisit.due_on,
+            Staff.name,
+        )
         .outerjoin(Revisit, Revisit.id == CareFeedback.follow_up_revisit_id)
+        .outerjoin(Staff, Staff.id == Revisit.assignee_id)
         .where(CareFeedback.outbox_id == outbox_id)
     ).one_or_none()
     answer = None
     if feedback is not None:
         answer = Answer.SOLVED if feedback.solved else Answer.NOT_SOLVED
+    sent_at = raw_utc_datetime(row[1])  # COALESCE: SQLite returns its text as stored
+    assert sent_at is not None  # created_at is NOT NULL
     return CareEmail(
         outbox_id=row[0],
-        sent_at=row[1],
-        customer_id=row[2],
-        locale=row[3],
+        sent_at=sent_at,
+        locale=row[2],
+        customer_id=row[3],
         timezone=row[4],
-        manager_name=row[5],
         answer=answer,
         answered_at=None if feedback is None else feedback.answered_at,
+        follow_up_revisit_id=None if feedback is None else feedback.follow_up_revisit_id,
         follow_up_on=None if feedback is None else feedback.due_on,
+        follow_up_by=None if feedback is None else feedback.name,
     )
 
 
@@ -231,15 +256,15 @@ def _follow_up(
     now: datetime,
     timezone: ZoneInfo,
 ) -> Revisit:
-    """The customer's open revisit if there is one (the account manager already has the call to
-    make), else a new open one due on the next free working day."""
+    """The revisit that is the call: a new open one due the next free working day, or - the
+    database allows one open revisit per customer - the customer's open one, made a call (an
+    email-channel revisit would otherwise be closed by the next care email) and due no later."""
+    # Locked: a manager recording its outcome (or a care email closing it) waits for this.
     open_revisit = session.scalars(
-        select(Revisit).where(
-            Revisit.customer_id == customer.id, Revisit.status == RevisitStatus.OPEN
-        )
+        select(Revisit)
+        .where(Revisit.customer_id == customer.id, Revisit.status == RevisitStatus.OPEN)
+        .with_for_update()
     ).one_or_none()
-    if open_revisit is not None:
-        return open_revisit
     answered_on = now.astimezone(timezone).date()
     taken = set(
         session.scalars(
@@ -249,6 +274,12 @@ def _follow_up(
         )
     )
     due_on = follow_up_due(answered_on, policies.work_calendar(session), taken)
+    if open_revisit is not None:
+        open_revisit.channel = FOLLOW_UP_CHANNEL
+        open_revisit.notes = combined_notes(open_revisit.notes, notes)
+        # Brought forward when it lies further ahead; an overdue one stays (and escalates).
+        open_revisit.due_on = min(open_revisit.due_on, due_on)
+        return open_revisit
     revisit = Revisit(
         customer_id=customer.id,
         assignee_id=assignment.assignee_id,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from crm_db.enums import REACHED_OUTCOMES, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
+from tasks.rules.revisits import combined_notes
 
 REACHED = REACHED_OUTCOMES
 MAX_NOTES = 2000
@@ -71,5 +72,5 @@ def record_outcome(
         revisit.status = RevisitStatus.DONE
         revisit.outcome = outcome.value
         revisit.completed_at = now
-        revisit.notes = notes
+        revisit.notes = combined_notes(revisit.notes, notes)
     return OutcomeResult(revisit_id, closed=closed, already_recorded=False)

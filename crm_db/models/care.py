@@ -142,6 +142,7 @@ class CareFeedback(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The contact the answer recorded in the customer file, and - when not solved - the revisit
-    # that asks the account manager to call (None if one was already open).
+    # that asks the account manager to call: a new one, or the customer's open one made a call
+    # (None when nobody could be assigned).
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact_history.id"))
     follow_up_revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"))

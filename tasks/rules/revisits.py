@@ -95,6 +95,16 @@ def assign(
     return Assignment(None, needs_reassignment=True, skip=SkipReason.NO_ASSIGNEE)
 
 
+def combined_notes(existing: str | None, new: str | None) -> str | None:
+    """A revisit's notes after ``new`` is recorded: added below what was there (e.g. why the
+    revisit was opened, in a customer's own words), never replacing it."""
+    if not existing:
+        return new
+    if not new:
+        return existing
+    return f"{existing}\n\n{new}"
+
+
 def within_contact_cap(
     *, last_customer_email_at: datetime | None, now: datetime, cap_days: int
 ) -> bool:

@@ -137,6 +137,23 @@ def test_post_not_solved_promises_a_call_on_the_follow_up_day(
         assert revisit is not None and revisit.assignee_id == row.account_manager_id
 
 
+def test_the_page_speaks_the_language_of_the_email(engine: Engine, client: TestClient) -> None:
+    row = make_care_email(engine, locale="en")  # the customer's own locale is zh-CN
+    page = client.get(f"/f/{feedback_token(row.outbox_id)}").text
+    assert '<html lang="en">' in page and "Has your issue been solved?" in page
+
+
+def test_not_solved_without_anyone_to_call_promises_no_call(
+    engine: Engine, client: TestClient
+) -> None:
+    row = make_care_email(engine, assignable=False)
+    response = post(client, feedback_token(row.outbox_id), "answer=not_solved")
+    assert response.status_code == 200
+    assert "我们已记录您的回复，会尽快与您联系。" in response.text
+    assert "打电话" not in response.text and "致电" not in response.text
+    assert written(engine) == (1, 1, 0)
+
+
 def test_a_second_answer_shows_the_first_and_changes_nothing(
     engine: Engine, client: TestClient, clock: Clock
 ) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
@@ -17,6 +19,7 @@ from crm_db.models import (
     ContactHistory,
     OutboxMessage,
     Revisit,
+    Staff,
 )
 from crm_db.session import session_scope
 from tasks.care_feedback import Recorded, load_care_email, record_answer
@@ -40,20 +43,28 @@ class CareEmailRow:
 
 
 def make_care_email(
-    engine: Engine, *, manager_active: bool = True, kind: str = "revisit_care"
+    engine: Engine,
+    *,
+    manager_active: bool = True,
+    kind: str = "revisit_care",
+    locale: str = "zh-CN",
+    assignable: bool = True,
 ) -> CareEmailRow:
-    """A C-class customer of a fresh org, and a care email queued for them at ``SENT``."""
+    """A C-class customer of a fresh org, and a care email queued for them at ``SENT`` in
+    ``locale``. Not ``assignable``: the customer has neither branch nor account manager."""
     with session_scope(engine) as session:
         org = make_org(session)
         org.account_manager.active = manager_active
         customer = make_customer(session, org, abc_class=AbcClass.C)
+        if not assignable:
+            customer.branch_id = customer.account_manager_id = None
         result = enqueue(
             session,
             [
                 NewMessage(
                     idempotency_key=f"{kind}:2026-11-17:customer:{customer.id}",
                     kind=kind,
-                    locale="zh-CN",
+                    locale=locale,
                     recipient_email=customer.email or "",
                     recipient_name=customer.name,
                     customer_id=customer.id,
@@ -175,25 +186,47 @@ def test_a_second_answer_records_nothing_and_the_first_stands(engine: Engine) ->
     assert counts(engine) == after_first
 
 
-def test_an_open_revisit_is_reused_rather_than_a_second_one_opened(engine: Engine) -> None:
-    row = make_care_email(engine)
+def _open_revisit(engine: Engine, row: CareEmailRow, due_on: date) -> int:
     with session_scope(engine) as session:
-        session.add(
-            Revisit(
-                customer_id=row.customer_id,
-                assignee_id=row.account_manager_id,
-                abc_class=AbcClass.C,
-                channel=ContactChannel.EMAIL,
-                due_on=date(2026, 11, 18),
-            )
+        revisit = Revisit(
+            customer_id=row.customer_id,
+            assignee_id=row.account_manager_id,
+            abc_class=AbcClass.C,
+            channel=ContactChannel.EMAIL,
+            due_on=due_on,
+            notes="planned by cadence",
         )
+        session.add(revisit)
+        session.flush()
+        return revisit.id
 
-    recorded = answer(engine, row.outbox_id, Answer.NOT_SOLVED)
+
+@pytest.mark.parametrize(
+    ("due_on", "call_on"),
+    [
+        # Overdue since Wednesday: it stays due then (and escalates on its own schedule).
+        (date(2026, 11, 18), date(2026, 11, 18)),
+        # Due in three weeks: the call is brought forward to the next working day.
+        (date(2026, 12, 10), FRIDAY),
+    ],
+    ids=["overdue", "later"],
+)
+def test_the_customers_open_revisit_becomes_the_call(
+    engine: Engine, due_on: date, call_on: date
+) -> None:
+    row = make_care_email(engine)
+    revisit_id = _open_revisit(engine, row, due_on)
+
+    recorded = answer(engine, row.outbox_id, Answer.NOT_SOLVED, "还是不对")
 
     assert recorded is not None
-    [still_open] = open_revisits(engine, row.customer_id)
-    assert still_open.due_on == date(2026, 11, 18)
-    assert recorded.email.follow_up_on == date(2026, 11, 18)
+    assert recorded.email.follow_up_revisit_id == revisit_id
+    [call] = open_revisits(engine, row.customer_id)
+    assert call.id == revisit_id and call.due_on == call_on
+    # A call, not an email: the next care email must not close it without anybody calling.
+    assert call.channel is ContactChannel.PHONE
+    assert call.notes == "planned by cadence\n\ncustomer feedback: not solved\n还是不对"
+    assert recorded.email.follow_up_on == call_on
 
 
 def test_a_departed_account_managers_customer_goes_to_the_branch_manager_flagged(
@@ -206,6 +239,28 @@ def test_a_departed_account_managers_customer_goes_to_the_branch_manager_flagged
     [follow_up] = open_revisits(engine, row.customer_id)
     assert follow_up.assignee_id == row.branch_manager_id
     assert follow_up.needs_reassignment is True
+    recorded = load_care_email(engine, row.outbox_id)
+    assert recorded is not None
+    with session_scope(engine) as session:
+        branch_manager = session.get(Staff, row.branch_manager_id)
+        assert branch_manager is not None
+        # The page names who will call: the branch manager, not the departed account manager.
+        assert recorded.follow_up_by == branch_manager.name
+
+
+def test_a_customer_nobody_can_be_assigned_gets_the_contact_but_no_orphan_revisit(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = make_care_email(engine, assignable=False)
+    before = counts(engine)
+
+    recorded = answer(engine, row.outbox_id, Answer.NOT_SOLVED, "电话 13812345678")
+
+    assert recorded is not None and recorded.email.answer is Answer.NOT_SOLVED
+    assert recorded.email.follow_up_revisit_id is None
+    assert counts(engine) == (before[0] + 1, before[1], before[2] + 1)
+    assert "no one to assign (no_branch)" in caplog.text
+    assert "13812345678" not in caplog.text  # the customer's words never reach the log
 
 
 def test_the_follow_up_avoids_holidays_and_days_already_holding_a_revisit(engine: Engine) -> None:
@@ -266,4 +321,39 @@ def test_concurrent_answers_to_one_email_record_exactly_one(engine: Engine) -> N
     assert len({r.email.answer for r in recorded}) == 1
     contacts_added, _, feedback_added = (a - b for a, b in zip(counts(engine), before, strict=True))
     assert (contacts_added, feedback_added) == (1, 1)
-    assert len(open_revisits(engine, row.customer_id)) <= 1
+    # The winner decides: a call was opened exactly when "not solved" won.
+    [winner] = [r for r in recorded if not r.duplicate]
+    expected_calls = 1 if winner.email.answer is Answer.NOT_SOLVED else 0
+    assert len(open_revisits(engine, row.customer_id)) == expected_calls
+
+
+@pytest.mark.postgres
+def test_a_revisit_planned_between_check_and_insert_is_retried_into_the_call(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revisits flow opens a revisit for the customer while the answer is being recorded:
+    the answer's insert hits the one-open-revisit index, and the retry makes that one the call.
+    (PostgreSQL only: on SQLite the answer holds the write lock, so planning waits instead.)"""
+    import tasks.care_feedback as care_feedback
+
+    row = make_care_email(pg_engine)
+    original = care_feedback.follow_up_due
+    planted: list[int] = []
+    calls: list[int] = []
+
+    def plan_meanwhile(*args: Any, **kwargs: Any) -> date:
+        # Called after the open-revisit check: commit what a concurrent planning run would.
+        calls.append(1)
+        if not planted:
+            planted.append(_open_revisit(pg_engine, row, date(2026, 12, 10)))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(care_feedback, "follow_up_due", plan_meanwhile)
+
+    recorded = answer(pg_engine, row.outbox_id, Answer.NOT_SOLVED)
+
+    assert len(calls) == 2  # the first attempt failed on the index and was run again
+    assert recorded is not None and recorded.email.follow_up_revisit_id == planted[0]
+    [call] = open_revisits(pg_engine, row.customer_id)
+    assert (call.id, call.due_on, call.channel) == (planted[0], FRIDAY, ContactChannel.PHONE)
+    assert counts(pg_engine) == (1, 1, 1)  # one contact, one revisit, one answer

@@ -57,3 +57,17 @@ def test_double_submit_is_a_no_op_and_conflicts_are_refused(engine: Engine) -> N
         record_outcome(s, rid, ContactOutcome.ISSUE_RAISED, now=NOW)
     with pytest.raises(RevisitOutcomeError, match="does not exist"), session_scope(engine) as s:
         record_outcome(s, 999_999, ContactOutcome.COMPLETED, now=NOW)
+
+
+def test_closing_keeps_the_notes_that_say_why_the_revisit_was_opened(engine: Engine) -> None:
+    rid = _open_revisit(engine)
+    with session_scope(engine) as session:
+        revisit = session.get(Revisit, rid)
+        assert revisit is not None
+        revisit.notes = "customer feedback: not solved\n余额不对"
+    with session_scope(engine) as session:
+        record_outcome(session, rid, ContactOutcome.COMPLETED, now=NOW, notes="已退款")
+    with session_scope(engine) as session:
+        revisit = session.get(Revisit, rid)
+        assert revisit is not None
+        assert revisit.notes == "customer feedback: not solved\n余额不对\n\n已退款"

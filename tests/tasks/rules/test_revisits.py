@@ -8,6 +8,7 @@ from tasks.rules.revisits import (
     SkipReason,
     StaffMember,
     assign,
+    combined_notes,
     has_cycle,
     management_chain,
     natural_due,
@@ -107,3 +108,11 @@ def test_staff_in_cycles() -> None:
     from tasks.rules.revisits import staff_in_cycles
 
     assert staff_in_cycles({1: 2, 2: 3, 3: None, 10: 11, 11: 10, 12: 10}) == {10, 11, 12}
+
+
+def test_combined_notes_add_below_and_never_replace() -> None:
+    assert combined_notes(None, "new") == "new"
+    assert combined_notes("why", None) == "why"
+    assert combined_notes("why", "") == "why"
+    assert combined_notes("why", "done") == "why\n\ndone"
+    assert combined_notes(None, None) is None
