@@ -59,7 +59,7 @@ class BuildJob(NamedTuple):
     recipient_email: str
     recipient_name: str
     unsubscribe_customer: int | None  # sign an unsubscribe link for this customer
-    feedback_message: int | None = None  # sign a feedback link naming this outbox row
+    outbox_id: int | None = None  # the row being built: links that name the email use it
 
 
 class WorkerGone(RuntimeError):
@@ -97,8 +97,8 @@ def build_one(
         # Always set for such kinds (the templates need the key): the link when the outbox row
         # is known; without one, the email asks for a reply instead.
         feedback = None
-        if job.feedback_message is not None:
-            feedback = care_feedback_url(job.feedback_message, key=key, base_url=base_url, now=date)
+        if job.outbox_id is not None:
+            feedback = care_feedback_url(job.outbox_id, key=key, base_url=base_url, now=date)
         context = {**context, "feedback_url": feedback}
     try:
         rendered = render_email(job.kind, job.locale, context, base_url=base_url)
@@ -289,11 +289,17 @@ class BuildPool:
                     await worker.reader
 
     def kill(self) -> None:
-        """Last resort (the loop is going away): no process may outlive the run."""
+        """Last resort (a hung worker, or the loop is going away): no process may outlive the
+        run. The workers are gone from this moment, not from when their end-of-file is read:
+        a caller waiting for a free slot must see ``alive`` false and build in-process, and
+        every chunk still pending fails now (``WorkerGone``) - waiting for the reader to notice
+        the exit could leave nobody to wake that caller."""
         for worker in self._workers:
             if worker.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     worker.proc.kill()
+            worker.stopping = True  # its end-of-file is expected now: no warning
+            worker._fail(None)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from crm_core.signing import verify
 from crm_db.enums import OutboxStatus
 from crm_db.session import session_scope
 from tasks.mail import deliver
-from tasks.mail.build_pool import BuildJob, BuildPool, build_one, build_workers
+from tasks.mail.build_pool import BuildJob, BuildPool, WorkerGone, build_one, build_workers
 from tests.support.outbox_data import (
     care_context,
     care_message,
@@ -213,6 +213,36 @@ def test_a_killed_worker_loses_no_row_and_its_rows_are_sent_in_process(
     assert len(smtp.sink.message_ids()) == 90 and smtp.sink.duplicates() == 0
     assert {r.message_id for r in rows} == set(smtp.sink.message_ids())
     assert all(_gone(pid) for pid in spy.pids)
+
+
+def test_killing_the_pool_ends_it_at_once_and_fails_its_pending_chunks() -> None:
+    """A hung worker is killed from the delivery loop; the pool must count as gone at once -
+    not when its end-of-file is read later - or a caller waiting for a free slot waits for a
+    wake-up that never comes (an intermittent hang of the hung-worker test below)."""
+
+    async def scenario() -> list[int]:
+        pool = await BuildPool.start(1, company="CRM Flows", default_base_url=BASE_URL)
+        try:
+            for _ in range(200):
+                if pool.any_ready:
+                    break
+                await asyncio.sleep(0.05)
+            os.kill(pool.pids[0], signal.SIGSTOP)  # alive, never answers
+            future = pool.submit(_jobs()[:1], sender=SENDER, base_url=BASE_URL, date=NOW, key=KEY)
+            assert future is not None and pool.alive
+
+            pool.kill()
+
+            assert not pool.alive and not pool.any_ready  # no await in between: at once
+            with pytest.raises(WorkerGone):
+                await future
+            assert pool.submit(_jobs(), sender=SENDER, base_url=BASE_URL, date=NOW, key=KEY) is None
+        finally:
+            await pool.stop()
+        return pool.pids
+
+    pids = asyncio.run(scenario())
+    assert pids and all(_gone(pid) for pid in pids)
 
 
 _HOLDER = """
