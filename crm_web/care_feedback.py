@@ -20,11 +20,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse
 
-from crm_core.signing import verify
 from crm_web.context import Web, WebContext
 from crm_web.i18n import page_locale
+from crm_web.link_tokens import claimed_id
 from crm_web.revisit_outcome import parse_form_body, read_form_body
-from crm_web.unsubscribe import MAX_TOKEN_LENGTH, invalid_link, local_date
+from crm_web.unsubscribe import invalid_link, local_date
 from tasks.care_feedback import CareEmail, load_care_email, record_answer
 from tasks.mail.links import CARE_FEEDBACK_PURPOSE
 from tasks.rules.care_feedback import MAX_COMMENT, Answer, clean_comment
@@ -36,14 +36,7 @@ ANSWERS: tuple[Answer, ...] = (Answer.SOLVED, Answer.NOT_SOLVED)
 
 def outbox_id_from_token(key: bytes, token: str, now: datetime) -> int | None:
     """The outbox row an authentic, unexpired care-feedback token names, else ``None``."""
-    if len(token) > MAX_TOKEN_LENGTH:
-        return None
-    claims = verify(key, CARE_FEEDBACK_PURPOSE, token, now)
-    message = None if claims is None else claims.get("message")
-    # bool is an int subclass; a signed ``true`` is still not an id.
-    if isinstance(message, int) and not isinstance(message, bool) and message > 0:
-        return message
-    return None
+    return claimed_id(key, CARE_FEEDBACK_PURPOSE, token, now, "message")
 
 
 def parse_answer_form(fields: dict[str, list[str]]) -> tuple[Answer, str | None] | str:

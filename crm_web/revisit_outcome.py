@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse
 
-from crm_core.signing import verify
 from crm_db.enums import ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Customer, Revisit, Staff
 from crm_db.session import session_scope
 from crm_web.context import Web, WebContext
 from crm_web.i18n import page_locale
-from crm_web.unsubscribe import MAX_TOKEN_LENGTH, invalid_link, local_date
+from crm_web.link_tokens import positive_id, token_claims
+from crm_web.unsubscribe import invalid_link, local_date
 from tasks.mail.links import REVISIT_OUTCOME_PURPOSE
 from tasks.revisit_completion import MAX_NOTES, REACHED, RevisitOutcomeError, record_outcome
 
@@ -62,21 +62,12 @@ class LinkClaims:
     staff_id: int
 
 
-def _positive_id(value: object) -> int | None:
-    # bool is an int subclass; a signed ``true`` is still not an id.
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
-
-
 def claims_from_token(key: bytes, token: str, now: datetime) -> LinkClaims | None:
     """The revisit and staff ids an authentic, unexpired revisit-outcome token names."""
-    if len(token) > MAX_TOKEN_LENGTH:
-        return None
-    claims = verify(key, REVISIT_OUTCOME_PURPOSE, token, now)
+    claims = token_claims(key, REVISIT_OUTCOME_PURPOSE, token, now)
     if claims is None:
         return None
-    revisit_id, staff_id = _positive_id(claims.get("revisit")), _positive_id(claims.get("staff"))
+    revisit_id, staff_id = positive_id(claims.get("revisit")), positive_id(claims.get("staff"))
     if revisit_id is None or staff_id is None:
         return None
     return LinkClaims(revisit_id, staff_id)

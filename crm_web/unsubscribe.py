@@ -18,14 +18,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
 from crm_core.masking import mask_email
-from crm_core.signing import verify
 from crm_web.context import Web, WebContext
 from crm_web.i18n import negotiate_locale, page_locale
+from crm_web.link_tokens import claimed_id
 from crm_web.subscriptions import Subscriber, load_subscriber, unsubscribe_customer
 
 PURPOSE = "unsubscribe"
-# Our tokens are ~100 characters; refuse absurd ones before spending an HMAC on them.
-MAX_TOKEN_LENGTH = 512
 INVALID_LINK_STATUS = 404
 
 router = APIRouter()
@@ -33,14 +31,7 @@ router = APIRouter()
 
 def customer_id_from_token(key: bytes, token: str, now: datetime) -> int | None:
     """The customer id an authentic, unexpired unsubscribe token names, else ``None``."""
-    if len(token) > MAX_TOKEN_LENGTH:
-        return None
-    claims = verify(key, PURPOSE, token, now)
-    customer = None if claims is None else claims.get("customer")
-    # bool is an int subclass; a signed payload of ``true`` is still not a customer id.
-    if isinstance(customer, int) and not isinstance(customer, bool) and customer > 0:
-        return customer
-    return None
+    return claimed_id(key, PURPOSE, token, now, "customer")
 
 
 def local_date(moment: datetime, timezone: str) -> str:

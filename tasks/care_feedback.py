@@ -31,13 +31,15 @@ from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
 from tasks import policies
 from tasks.revisit_care import CARE_KIND
+from tasks.revisit_planning import assignment_for, load_staff_members
 from tasks.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
     Answer,
+    answer_of,
     feedback_record,
     follow_up_due,
 )
-from tasks.rules.revisits import Assignment, StaffMember, assign, combined_notes
+from tasks.rules.revisits import Assignment, combined_notes
 
 # The web app's logger, not a Prefect run logger: answers arrive through ``crm web``.
 logger = logging.getLogger(__name__)
@@ -118,12 +120,7 @@ def _record(
         customer = session.get(Customer, email.customer_id)
         assert customer is not None  # _load joined it
         record = feedback_record(answer, comment)
-        account_manager, branch_manager = _managers(session, customer)
-        assignment = assign(
-            account_manager=account_manager,
-            branch_manager=branch_manager,
-            has_branch=customer.branch_id is not None,
-        )
+        assignment = _assignment(session, customer)
         contact = ContactHistory(
             customer_id=customer.id,
             staff_id=assignment.assignee_id,
@@ -149,10 +146,6 @@ def _record(
         session.add(
             CareFeedback(
                 outbox_id=outbox_id,
-                customer_id=customer.id,
-                solved=answer is Answer.SOLVED,
-                comment=comment,
-                answered_at=now,
                 contact_id=contact.id,
                 follow_up_revisit_id=None if follow_up is None else follow_up.id,
             )
@@ -191,19 +184,18 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
         return None
     feedback = session.execute(
         select(
-            CareFeedback.solved,
-            CareFeedback.answered_at,
-            CareFeedback.follow_up_revisit_id,
+            ContactHistory.outcome,
+            ContactHistory.occurred_at,
+            Revisit.id,
             Revisit.due_on,
             Staff.name,
         )
+        .select_from(CareFeedback)
+        .join(ContactHistory, ContactHistory.id == CareFeedback.contact_id)
         .outerjoin(Revisit, Revisit.id == CareFeedback.follow_up_revisit_id)
         .outerjoin(Staff, Staff.id == Revisit.assignee_id)
         .where(CareFeedback.outbox_id == outbox_id)
     ).one_or_none()
-    answer = None
-    if feedback is not None:
-        answer = Answer.SOLVED if feedback.solved else Answer.NOT_SOLVED
     sent_at = raw_utc_datetime(row[1])  # COALESCE: SQLite returns its text as stored
     assert sent_at is not None  # created_at is NOT NULL
     return CareEmail(
@@ -212,39 +204,27 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
         locale=row[2],
         customer_id=row[3],
         timezone=row[4],
-        answer=answer,
-        answered_at=None if feedback is None else feedback.answered_at,
-        follow_up_revisit_id=None if feedback is None else feedback.follow_up_revisit_id,
-        follow_up_on=None if feedback is None else feedback.due_on,
-        follow_up_by=None if feedback is None else feedback.name,
+        answer=None if feedback is None else answer_of(feedback[0]),
+        answered_at=None if feedback is None else feedback[1],
+        follow_up_revisit_id=None if feedback is None else feedback[2],
+        follow_up_on=None if feedback is None else feedback[3],
+        follow_up_by=None if feedback is None else feedback[4],
     )
 
 
-def _staff_member(session: Session, staff_id: int | None) -> StaffMember | None:
-    if staff_id is None:
-        return None
-    staff = session.get(Staff, staff_id)
-    if staff is None:
-        return None
-    return StaffMember(
-        staff.id,
-        active=staff.active,
-        has_email=bool(staff.email) and not staff.email_undeliverable,
-        manager_id=staff.manager_id,
-    )
-
-
-def _managers(
-    session: Session, customer: Customer
-) -> tuple[StaffMember | None, StaffMember | None]:
+def _assignment(session: Session, customer: Customer) -> Assignment:
+    """Who gets the call: planning's rule (``assignment_for``) for this one customer."""
     branch_manager_id = None
     if customer.branch_id is not None:
         branch_manager_id = session.scalar(
             select(Branch.manager_id).where(Branch.id == customer.branch_id)
         )
-    return (
-        _staff_member(session, customer.account_manager_id),
-        _staff_member(session, branch_manager_id),
+    ids = [i for i in (customer.account_manager_id, branch_manager_id) if i is not None]
+    return assignment_for(
+        load_staff_members(session.connection(), ids),
+        {customer.branch_id: branch_manager_id} if customer.branch_id is not None else {},
+        customer.account_manager_id,
+        customer.branch_id,
     )
 
 

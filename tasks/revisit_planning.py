@@ -374,10 +374,21 @@ _SKIPPED_OPTED_OUT = f"skipped:{SkipReason.OPTED_OUT.value}"
 
 
 def _assign(ctx: PlanningContext, manager_id: int | None, branch_id: int | None) -> Assignment:
-    branch_manager_id = ctx.branch_managers.get(branch_id) if branch_id else None
+    return assignment_for(ctx.staff, ctx.branch_managers, manager_id, branch_id)
+
+
+def assignment_for(
+    staff: Mapping[int, StaffMember],
+    branch_managers: Mapping[int, int | None],
+    manager_id: int | None,
+    branch_id: int | None,
+) -> Assignment:
+    """Who gets a revisit of a customer with account manager ``manager_id`` in ``branch_id``
+    (``assign``'s rule, looked up in the staff directory and the branches' managers)."""
+    branch_manager_id = branch_managers.get(branch_id) if branch_id else None
     return assign(
-        account_manager=ctx.staff.get(manager_id) if manager_id else None,
-        branch_manager=ctx.staff.get(branch_manager_id) if branch_manager_id else None,
+        account_manager=staff.get(manager_id) if manager_id else None,
+        branch_manager=staff.get(branch_manager_id) if branch_manager_id else None,
         has_branch=branch_id is not None,
     )
 
@@ -542,29 +553,37 @@ _CREATED_BY_RUN = text(
 def load_staff(engine: Engine) -> tuple[dict[int, StaffMember], dict[int, int | None]]:
     """The staff directory and each branch's manager (small tables: loaded once per run)."""
     with engine.connect() as conn:
-        staff = {
-            row.id: StaffMember(
-                row.id,
-                active=bool(row.active),
-                has_email=bool(row.email) and not row.email_undeliverable,
-                manager_id=row.manager_id,
-            )
-            for row in conn.execute(
-                select(
-                    Staff.id, Staff.active, Staff.email, Staff.email_undeliverable, Staff.manager_id
-                )
-            )
-        }
+        staff = load_staff_members(conn)
         branches = dict(conn.execute(text("SELECT id, manager_id FROM branches")).tuples().all())
     return staff, branches
+
+
+def load_staff_members(
+    conn: Connection, ids: Collection[int] | None = None
+) -> dict[int, StaffMember]:
+    """Staff as the assignment rule sees them: everyone, or just ``ids``."""
+    query = select(Staff.id, Staff.active, Staff.email, Staff.email_undeliverable, Staff.manager_id)
+    if ids is not None:
+        query = query.where(Staff.id.in_(list(ids)))
+    return {
+        row.id: StaffMember(
+            row.id,
+            active=bool(row.active),
+            has_email=bool(row.email) and not row.email_undeliverable,
+            manager_id=row.manager_id,
+        )
+        for row in conn.execute(query)
+    }
 
 
 __all__ = [
     "PlanningContext",
     "RangeCounts",
     "SkipReason",
+    "assignment_for",
     "customer_id_ranges",
     "id_ranges",
     "load_staff",
+    "load_staff_members",
     "plan_range",
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
 
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from crm_db.enums import CardType, StaffRole, TransactionKind
+from crm_db.enums import AbcClass, CardType, StaffRole, TransactionKind
 from crm_db.models import Branch, Customer, Region, Staff, Transaction
 
 _ids = count(1)
@@ -116,3 +117,53 @@ def queue_earlier_care_email(session: Session, customer: Customer, at: datetime)
         ],
         now=at,
     )
+
+
+@dataclass(frozen=True)
+class CareEmailRow:
+    outbox_id: int
+    customer_id: int
+    account_manager_id: int
+    branch_manager_id: int
+
+
+CARE_EMAIL_SENT = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
+
+
+def make_care_email(
+    engine: Engine,
+    *,
+    manager_active: bool = True,
+    kind: str = "revisit_care",
+    locale: str = "zh-CN",
+    assignable: bool = True,
+) -> CareEmailRow:
+    """A C-class customer of a fresh org, and a care email queued for them at
+    ``CARE_EMAIL_SENT`` in ``locale`` (``kind`` makes it another email instead). Not
+    ``assignable``: the customer has neither branch nor account manager."""
+    from crm_db.models import OutboxMessage
+    from crm_db.session import session_scope
+    from tasks.mail.outbox import NewMessage, enqueue
+
+    with session_scope(engine) as session:
+        org = make_org(session)
+        org.account_manager.active = manager_active
+        customer = make_customer(session, org, abc_class=AbcClass.C)
+        if not assignable:
+            customer.branch_id = customer.account_manager_id = None
+        message = NewMessage(
+            idempotency_key=f"{kind}:2026-11-17:customer:{customer.id}",
+            kind=kind,
+            locale=locale,
+            recipient_email=customer.email or "",
+            recipient_name=customer.name,
+            customer_id=customer.id,
+            staff_id=None,
+            context={"customer_name": customer.name},
+        )
+        assert enqueue(session, [message], now=CARE_EMAIL_SENT).inserted == 1
+        outbox_id = session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.customer_id == customer.id)
+        )
+        assert outbox_id is not None
+        return CareEmailRow(outbox_id, customer.id, org.account_manager.id, org.branch_manager.id)

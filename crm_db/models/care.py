@@ -131,18 +131,17 @@ class SurveyResponse(Base):
 
 class CareFeedback(Base):
     """A customer's answer to a care email ("was the issue you raised last time solved?"),
-    given on the page its link opens. One answer per email: the link names the outbox row."""
+    given on the page its link opens. One answer per email: the link names the outbox row.
+
+    The answer itself is the contact it recorded in the customer file - solved is ``completed``,
+    not solved ``issue_raised`` with the customer's comment in its notes - which also holds its
+    customer and time; this row only ties it to the email and to the call it led to."""
 
     __tablename__ = "care_feedback"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     outbox_id: Mapped[int] = mapped_column(ForeignKey("email_outbox.id"), unique=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    solved: Mapped[bool] = mapped_column(Boolean)
-    comment: Mapped[str | None] = mapped_column(Text)
-    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The contact the answer recorded in the customer file, and - when not solved - the revisit
-    # that asks the account manager to call: a new one, or the customer's open one made a call
-    # (None when nobody could be assigned).
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contact_history.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact_history.id"), unique=True)
+    # Not solved: the revisit that asks the account manager to call - a new one, or the
+    # customer's open one made a call (None when nobody could be assigned).
     follow_up_revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"))

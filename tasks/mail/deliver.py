@@ -462,7 +462,7 @@ class _Run:
             item.recipient_email,
             item.recipient_name,
             unsubscribe,
-            item.id if kind.feedback_link else None,
+            item.id,
         )
 
     def _failed(self, item: ClaimedMessage, now: datetime, why: str) -> Settlement:

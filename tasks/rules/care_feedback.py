@@ -49,6 +49,11 @@ def feedback_record(answer: Answer, comment: str | None) -> FeedbackRecord:
     )
 
 
+def answer_of(outcome: ContactOutcome) -> Answer:
+    """The answer a feedback contact records (the inverse of ``feedback_record``)."""
+    return Answer.SOLVED if outcome is ContactOutcome.COMPLETED else Answer.NOT_SOLVED
+
+
 def follow_up_due(answered_on: date, calendar: WorkCalendar, taken: Collection[date]) -> date:
     """The due date of the follow-up revisit: the first working day after the answer (so it
     heads the account manager's next digest), skipping days that already hold a revisit of this
@@ -75,6 +80,7 @@ __all__ = [
     "MAX_COMMENT",
     "Answer",
     "FeedbackRecord",
+    "answer_of",
     "clean_comment",
     "feedback_record",
     "follow_up_due",

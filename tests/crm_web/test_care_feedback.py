@@ -17,7 +17,7 @@ from crm_db.session import session_scope
 from crm_web.security import CONTENT_SECURITY_POLICY
 from tasks.mail.links import care_feedback_url
 from tests.crm_web.factories import NOW, SIGNING_KEY, Clock
-from tests.tasks.test_care_feedback import make_care_email
+from tests.factories import make_care_email
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -131,8 +131,10 @@ def test_post_not_solved_promises_a_call_on_the_follow_up_day(
     assert written(engine) == (1, 1, 1)
     with session_scope(engine) as session:
         feedback = session.scalars(select(CareFeedback)).one()
-        assert feedback.comment == "余额 <b>还是</b> 不对\n请尽快联系"
-        assert feedback.answered_at == clock.now
+        contact = session.get(ContactHistory, feedback.contact_id)
+        assert contact is not None and contact.occurred_at == clock.now
+        assert contact.outcome is ContactOutcome.ISSUE_RAISED
+        assert contact.notes == "customer feedback: not solved\n余额 <b>还是</b> 不对\n请尽快联系"
         revisit = session.get(Revisit, feedback.follow_up_revisit_id)
         assert revisit is not None and revisit.assignee_id == row.account_manager_id
 

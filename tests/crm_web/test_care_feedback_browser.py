@@ -11,14 +11,14 @@ from playwright.sync_api import Browser
 from sqlalchemy import Engine, select
 
 from crm_db.enums import ContactChannel, RevisitStatus
-from crm_db.models import CareFeedback, Revisit
+from crm_db.models import CareFeedback, ContactHistory, Revisit
 from crm_db.session import session_scope
 from crm_web.app import create_app
 from tests.crm_web.browser import check_screenshots, launch_chromium, open_page
 from tests.crm_web.factories import NOW, Clock, web_settings
 from tests.crm_web.live_server import live_server
 from tests.crm_web.test_care_feedback import feedback_token, written
-from tests.tasks.test_care_feedback import make_care_email
+from tests.factories import make_care_email
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +69,9 @@ def test_answer_not_solved_in_chromium(engine: Engine, browser: Browser, tmp_pat
     assert written(engine) == (1, 1, 1)
     with session_scope(engine) as session:
         feedback = session.scalars(select(CareFeedback)).one()
-        assert (feedback.solved, feedback.comment) == (False, comment)
+        contact = session.get(ContactHistory, feedback.contact_id)
+        assert contact is not None
+        assert contact.notes == f"customer feedback: not solved\n{comment}"
         follow_up = session.get(Revisit, feedback.follow_up_revisit_id)
         assert follow_up is not None
         assert (follow_up.status, follow_up.channel) == (RevisitStatus.OPEN, ContactChannel.PHONE)

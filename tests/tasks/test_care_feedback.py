@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,70 +16,19 @@ from crm_db.models import (
     CalendarDay,
     CareFeedback,
     ContactHistory,
-    OutboxMessage,
+    Customer,
     Revisit,
     Staff,
 )
 from crm_db.session import session_scope
 from tasks.care_feedback import Recorded, load_care_email, record_answer
-from tasks.mail.outbox import NewMessage, enqueue
 from tasks.rules.care_feedback import Answer
-from tests.factories import make_customer, make_org
+from tests.factories import CareEmailRow, make_care_email
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Thursday 2026-11-19, 10:00 in Shanghai.
-SENT = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 19, 2, 0, tzinfo=UTC)
 FRIDAY = date(2026, 11, 20)
-
-
-@dataclass(frozen=True)
-class CareEmailRow:
-    outbox_id: int
-    customer_id: int
-    account_manager_id: int
-    branch_manager_id: int
-
-
-def make_care_email(
-    engine: Engine,
-    *,
-    manager_active: bool = True,
-    kind: str = "revisit_care",
-    locale: str = "zh-CN",
-    assignable: bool = True,
-) -> CareEmailRow:
-    """A C-class customer of a fresh org, and a care email queued for them at ``SENT`` in
-    ``locale``. Not ``assignable``: the customer has neither branch nor account manager."""
-    with session_scope(engine) as session:
-        org = make_org(session)
-        org.account_manager.active = manager_active
-        customer = make_customer(session, org, abc_class=AbcClass.C)
-        if not assignable:
-            customer.branch_id = customer.account_manager_id = None
-        result = enqueue(
-            session,
-            [
-                NewMessage(
-                    idempotency_key=f"{kind}:2026-11-17:customer:{customer.id}",
-                    kind=kind,
-                    locale=locale,
-                    recipient_email=customer.email or "",
-                    recipient_name=customer.name,
-                    customer_id=customer.id,
-                    staff_id=None,
-                    context={"customer_name": customer.name},
-                )
-            ],
-            now=SENT,
-        )
-        assert result.inserted == 1
-        session.flush()
-        outbox_id = session.scalar(
-            select(OutboxMessage.id).where(OutboxMessage.customer_id == customer.id)
-        )
-        assert outbox_id is not None
-        return CareEmailRow(outbox_id, customer.id, org.account_manager.id, org.branch_manager.id)
 
 
 def counts(engine: Engine) -> tuple[int, int, int]:
@@ -171,7 +119,9 @@ def test_not_solved_opens_a_phone_revisit_for_the_account_manager_next_working_d
     with session_scope(engine) as session:
         feedback = session.scalars(select(CareFeedback)).one()
         assert feedback.follow_up_revisit_id == follow_up.id
-        assert (feedback.solved, feedback.comment) == (False, "卡里余额还是不对")
+        contact = session.get(ContactHistory, feedback.contact_id)
+        assert contact is not None and contact.occurred_at == NOW
+        assert contact.notes == notes
 
 
 def test_a_second_answer_records_nothing_and_the_first_stands(engine: Engine) -> None:
@@ -334,10 +284,9 @@ def test_a_revisit_planned_between_check_and_insert_is_retried_into_the_call(
     """The revisits flow opens a revisit for the customer while the answer is being recorded:
     the answer's insert hits the one-open-revisit index, and the retry makes that one the call.
     (PostgreSQL only: on SQLite the answer holds the write lock, so planning waits instead.)"""
-    import tasks.care_feedback as care_feedback
+    from tasks.rules.care_feedback import follow_up_due
 
     row = make_care_email(pg_engine)
-    original = care_feedback.follow_up_due
     planted: list[int] = []
     calls: list[int] = []
 
@@ -346,9 +295,9 @@ def test_a_revisit_planned_between_check_and_insert_is_retried_into_the_call(
         calls.append(1)
         if not planted:
             planted.append(_open_revisit(pg_engine, row, date(2026, 12, 10)))
-        return original(*args, **kwargs)
+        return follow_up_due(*args, **kwargs)
 
-    monkeypatch.setattr(care_feedback, "follow_up_due", plan_meanwhile)
+    monkeypatch.setattr("tasks.care_feedback.follow_up_due", plan_meanwhile)
 
     recorded = answer(pg_engine, row.outbox_id, Answer.NOT_SOLVED)
 
@@ -357,3 +306,27 @@ def test_a_revisit_planned_between_check_and_insert_is_retried_into_the_call(
     [call] = open_revisits(pg_engine, row.customer_id)
     assert (call.id, call.due_on, call.channel) == (planted[0], FRIDAY, ContactChannel.PHONE)
     assert counts(pg_engine) == (1, 1, 1)  # one contact, one revisit, one answer
+
+
+def test_a_customer_whose_class_was_cleared_keeps_the_class_of_their_last_revisit(
+    engine: Engine,
+) -> None:
+    row = make_care_email(engine)
+    with session_scope(engine) as session:
+        session.add(
+            Revisit(
+                customer_id=row.customer_id,
+                abc_class=AbcClass.B,
+                channel=ContactChannel.EMAIL,
+                due_on=date(2026, 11, 17),
+                status=RevisitStatus.DONE,
+            )
+        )
+        customer = session.get(Customer, row.customer_id)
+        assert customer is not None
+        customer.abc_class = None
+
+    answer(engine, row.outbox_id, Answer.NOT_SOLVED)
+
+    [call] = open_revisits(engine, row.customer_id)
+    assert call.abc_class is AbcClass.B

@@ -9,6 +9,7 @@ from tasks.rules.calendar import WorkCalendar
 from tasks.rules.care_feedback import (
     MAX_COMMENT,
     Answer,
+    answer_of,
     clean_comment,
     feedback_record,
     follow_up_due,
@@ -31,6 +32,11 @@ def test_not_solved_raises_the_issue_again_and_asks_for_a_call() -> None:
     assert record.outcome is ContactOutcome.ISSUE_RAISED
     assert record.follow_up is True
     assert record.notes == "customer feedback: not solved\n余额还是不对"
+
+
+def test_the_answer_reads_back_from_the_contact_it_recorded() -> None:
+    for answer in Answer:
+        assert answer_of(feedback_record(answer, "x").outcome) is answer
 
 
 def test_follow_up_is_the_next_working_day_after_the_answer() -> None:
