@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from crm_db.session import shared_engine
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
-from tasks.artifacts import artifact_key, publish_summary
+from tasks.common.flow_run import flow_run
 from tasks.customer_classification import ClassificationCounts, classify_all
-from tasks.run_ledger import ledger_run
 
 FLOW_NAME = "classify_customers"
 
@@ -38,11 +37,9 @@ def classify_customers(as_of: date | None = None, dry_run: bool = False) -> Flow
         as_of: business date; revenue is the 12 months up to it (default: today).
         dry_run: compute and report the classes; change nothing.
     """
-    logger = get_run_logger()
     run_date = resolve_as_of(as_of)
-    key = artifact_key(FLOW_NAME)
-    with ledger_run(FLOW_NAME, run_date, {"as_of": run_date}, dry_run=dry_run) as ledger:
-        counts = classify_task(run_date, ledger.id, dry_run)
+    with flow_run(FLOW_NAME, run_date, {"as_of": run_date}, dry_run=dry_run) as run:
+        counts = classify_task(run_date, run.run_id, dry_run)
         rows: list[dict[str, str | int]] = [
             {"measure": f"class {k}", "customers": v} for k, v in sorted(counts.by_class.items())
         ]
@@ -55,24 +52,10 @@ def classify_customers(as_of: date | None = None, dry_run: bool = False) -> Flow
             for k, v in sorted(counts.transitions.items())
         ]
         rows.append({"measure": "pinned kept", "customers": counts.pinned_kept})
-        publish_summary(
-            key, rows, description=f"Classification {run_date}{' (dry run)' if dry_run else ''}"
-        )
         totals = {
             "customers": counts.customers,
             "changed": counts.changed,
             "pinned_kept": counts.pinned_kept,
             **{f"class_{k}": v for k, v in counts.by_class.items()},
         }
-        ledger.complete(totals)
-    logger.info("classified %s customers, %s changed", counts.customers, counts.changed)
-    return FlowSummary(
-        flow=FLOW_NAME,
-        as_of=run_date.isoformat(),
-        dry_run=dry_run,
-        status="ok",
-        counts=totals,
-        warnings=[],
-        ledger_run_id=ledger.id,
-        artifact_key=key,
-    )
+        return run.finish(totals, rows, description=f"Classification {run_date}")

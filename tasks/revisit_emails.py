@@ -158,21 +158,24 @@ _DIGEST_REVISITS = text(
 ).bindparams(id_list("assignees"))
 
 
-def _assignee_batches(conn: Connection, as_of: date, max_rows: int) -> list[list[int]]:
-    """Assignees with due revisits in as few batches of at most about ``max_rows`` revisits as
-    will do, and of about equal size: batches run side by side, so the largest one sets the
-    time (greedy filling would leave a small last batch, and a large one before it)."""
+def _assignee_batches(
+    conn: Connection, as_of: date, max_rows: int, batches: int | None
+) -> list[list[int]]:
+    """Assignees with due revisits in batches of about equal size: ``batches`` of them, or as
+    few of at most about ``max_rows`` revisits as will do. Batches run side by side, so the
+    largest one sets the time (greedy filling would leave a small last batch, and a large one
+    before it)."""
     sizes = conn.execute(_DIGEST_LOAD, {"as_of": as_of}).tuples().all()
     total = sum(n for _, n in sizes)
-    count = max(1, math.ceil(total / max(1, max_rows)))
+    count = batches if batches else max(1, math.ceil(total / max(1, max_rows)))
     share = max(1, total) / count
-    batches: list[list[int]] = [[] for _ in range(count)]
+    filled: list[list[int]] = [[] for _ in range(count)]
     done = 0
     for assignee_id, n in sizes:
         # An assignee goes to the batch holding the middle of its revisits.
-        batches[min(count - 1, int((done + n / 2) / share))].append(assignee_id)
+        filled[min(count - 1, int((done + n / 2) / share))].append(assignee_id)
         done += n
-    return [batch for batch in batches if batch]
+    return [batch for batch in filled if batch]
 
 
 def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> list[list[Any]]:
@@ -184,11 +187,16 @@ def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> lis
     return list(groups.values())
 
 
-def digest_batches(engine: Engine, as_of: date, max_rows: int = 4000) -> list[list[int]]:
-    """The assignees to send a digest to, in batches of about ``max_rows`` revisits (the unit
-    of a task: batches are independent, so a flow can queue them concurrently)."""
+def digest_batches(
+    engine: Engine, as_of: date, max_rows: int = 4000, *, batches: int | None = None
+) -> list[list[int]]:
+    """The assignees to send a digest to, in ``batches`` batches of about equal work, or (None)
+    in batches of about ``max_rows`` revisits (the unit of a task: batches are independent, so
+    a flow can queue them concurrently)."""
+    if batches is not None and batches < 1:
+        raise ValueError(f"batches must be positive, got {batches}")
     with engine.connect() as conn:
-        return _assignee_batches(conn, as_of, max_rows)
+        return _assignee_batches(conn, as_of, max_rows, batches)
 
 
 def queue_digest_batch(

@@ -1,7 +1,9 @@
 """Prefect tasks of the revisits flow: thin wrappers that open the shared engine and call the IO
-functions. One task run per step or per customer id range - never per customer. Reading the run's
-inputs (``load_context``) is a plain call: a few small reads, cheaper than a task run's own ~40 ms
-of CPU in the flow and the Prefect API, at the start of the run where nothing overlaps it.
+functions. One task run per step, per customer id range or per digest batch - never per
+customer; the flow's ``ThreadPoolTaskRunner`` runs them side by side, one pooled connection
+each. Reading the run's inputs (``load_context``) is a plain call: a few small reads, cheaper
+than a task run's own ~40 ms of CPU in the flow and the Prefect API, at the start of the run
+where nothing overlaps it.
 
 Sessions are opened inside (never passed in), and ``NO_CACHE`` because every call writes.
 """
@@ -31,7 +33,6 @@ from tasks.revisit_planning import (
     plan_range,
 )
 from tasks.staff_directory import load_staff_addresses
-from tasks.worker_processes import WorkerPool, engine_for
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,10 @@ def plan_revisits_range(
     hi: int,
     run_id: int | None,
     dry_run: bool,
-    workers: WorkerPool,
 ) -> RangeCounts:
     # Safe to retry: a range commits in one transaction (revisits, care emails, contacts), and
     # inserts ignore rows that a previous attempt already committed.
-    url = get_settings().database_url
-    return workers.run(_plan_range, url, ctx, lo, hi, run_id, dry_run)
-
-
-def _plan_range(
-    url: str, ctx: PlanningContext, lo: int, hi: int, run_id: int | None, dry_run: bool
-) -> RangeCounts:
-    """A range's planning, in a worker process (or the task's thread: see ``WorkerPool``)."""
-    engine = engine_for(url)
+    engine = shared_engine()
     return plan_range(
         engine, ctx, lo, hi, run_id=run_id, dry_run=dry_run, care_cap_days=_contact_cap_days(engine)
     )
@@ -137,29 +129,13 @@ def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: b
 
 
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def digests(
-    ctx: PlanningContext, run_id: int | None, dry_run: bool, workers: WorkerPool
+def digest_batch(
+    ctx: PlanningContext, assignees: list[int], run_id: int | None, dry_run: bool
 ) -> RangeCounts:
-    """One digest per assignee with due revisits: batches of assignees spread over the worker
-    processes (one task run for them all - each batch is a second of work, less than Prefect's
-    own cost of tracking it as a task)."""
-    # Safe to retry: a batch commits in one transaction, and a digest's idempotency key
-    # (kind, date, assignee) makes a second attempt queue nothing twice.
-    url = get_settings().database_url
-    batches = digest_batches(shared_engine(), ctx.as_of)
-    counts = RangeCounts()
-    for batch_counts in workers.run_all(
-        _digest_batch, [(url, ctx, assignees, run_id, dry_run) for assignees in batches]
-    ):
-        counts.merge(batch_counts)
-    return counts
-
-
-def _digest_batch(
-    url: str, ctx: PlanningContext, assignees: list[int], run_id: int | None, dry_run: bool
-) -> RangeCounts:
-    """A batch of digests, in a worker process (or the task's thread: see ``WorkerPool``)."""
-    engine = engine_for(url)
+    """The digests of one batch of assignees (``digest_batches``), queued in one transaction."""
+    # Safe to retry: a digest's idempotency key (kind, date, assignee) makes a second attempt
+    # queue nothing twice.
+    engine = shared_engine()
     return queue_digest_batch(
         engine,
         ctx,
@@ -169,3 +145,9 @@ def _digest_batch(
         run_id=run_id,
         dry_run=dry_run,
     )
+
+
+def assignee_batches(ctx: PlanningContext, batches: int) -> list[list[int]]:
+    """The assignees with due revisits in at most ``batches`` batches of about equal work (a
+    plain call: one small read)."""
+    return digest_batches(shared_engine(), ctx.as_of, batches=batches)
