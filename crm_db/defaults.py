@@ -47,10 +47,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from crm_db.enums import AbcClass, ContactChannel, Severity
+from crm_db.enums import AbcClass, Severity
 from crm_db.models import (
     BusinessCalendar,
     CalendarDay,
@@ -58,25 +58,16 @@ from crm_db.models import (
     RevisitPolicy,
     SlaPolicy,
 )
+from crm_db.policy_defaults import (
+    RETIRED_SETTINGS,
+    REVISIT_DEFAULTS,
+    SETTINGS,
+    Setting,
+)
 from crm_db.types import utcnow
 
 CALENDAR_CODE: Final = "CN"
 WORKDAY_MINUTES: Final = 9 * 60  # 09:00-18:00
-
-
-@dataclass(frozen=True)
-class RevisitDefault:
-    abc_class: AbcClass
-    cadence_days: int
-    channel: ContactChannel
-    overdue_after_days: int = 7
-
-
-REVISIT_DEFAULTS: Final[tuple[RevisitDefault, ...]] = (
-    RevisitDefault(AbcClass.A, 30, ContactChannel.VISIT),
-    RevisitDefault(AbcClass.B, 90, ContactChannel.PHONE),
-    RevisitDefault(AbcClass.C, 180, ContactChannel.EMAIL),
-)
 
 
 @dataclass(frozen=True)
@@ -168,58 +159,8 @@ def cn_calendar_days() -> dict[date, tuple[bool, str]]:
     return days
 
 
-@dataclass(frozen=True)
-class SettingDefault:
-    value: float | int | str | bool
-    description: str
-
-
-POLICY_SETTING_DEFAULTS: Final[Mapping[str, SettingDefault]] = {
-    "abc.a_revenue_share": SettingDefault(
-        0.8, "A class: customers making up this share of trailing-12-month revenue (Pareto)"
-    ),
-    "abc.a_max_customer_share": SettingDefault(
-        0.2, "A class is capped at this share of customers (the top 20 %)"
-    ),
-    "abc.c_revenue_tail_share": SettingDefault(
-        0.05, "C class: the customers making up the bottom share of revenue"
-    ),
-    "value.current_high_revenue_fen": SettingDefault(
-        5_000_000, "Value matrix: current value is high at or above this 12-month revenue (fen)"
-    ),
-    "value.growth_high_ratio": SettingDefault(
-        1.10, "Value matrix: potential is high when the last 3 months beat the 3 before by this"
-    ),
-    "contact.cap_days": SettingDefault(
-        7, "Contact cap: no proactive contact if the customer was contacted in the last N days"
-    ),
-    "revisit.overdue_after_days": SettingDefault(
-        7, "A revisit still open N days after its due date is overdue and escalates"
-    ),
-    "survey.fatigue_days": SettingDefault(
-        90, "No customer is invited to a survey twice within N days"
-    ),
-    "survey.post_complaint_delay_days": SettingDefault(
-        3, "Post-complaint satisfaction survey N days after the complaint is resolved"
-    ),
-    "survey.reminder_days": SettingDefault(
-        5, "One reminder N days after a survey invitation without a response"
-    ),
-    "survey.expiry_days": SettingDefault(
-        14, "A survey invitation (and its links) expires after N days"
-    ),
-    "churn.drop_ratio": SettingDefault(
-        0.5, "Churn early warning when the last 90 days fall below this share of the 90 before"
-    ),
-    "complaint.verify_reminder_days": SettingDefault(
-        3, "Resolved but not verified (复查) after N days: remind the assignee"
-    ),
-    "targets.settlement_cutoff_day": SettingDefault(
-        25, "Card accounts settle on this day of the month (the seeds: the 25th)"
-    ),
-    "targets.flag_low_pct": SettingDefault(80, "Flag a completion rate below this percentage"),
-    "targets.flag_high_pct": SettingDefault(120, "Flag a completion rate above this percentage"),
-}
+# The settings' keys, defaults and descriptions (crm_db.policy_defaults), by key.
+POLICY_SETTING_DEFAULTS: Final[Mapping[str, Setting[Any]]] = {s.key: s for s in SETTINGS}
 
 
 def _insert_revisit_policies(session: Session) -> int:
@@ -298,13 +239,15 @@ def _insert_sla_policies(session: Session, calendar_id: int) -> int:
 
 
 def _insert_settings(session: Session, now: datetime) -> int:
+    # Retired keys go: nothing reads them, so an edit to one would silently change nothing.
+    session.execute(delete(PolicySetting).where(PolicySetting.key.in_(RETIRED_SETTINGS)))
     existing = set(session.scalars(select(PolicySetting.key)))
     missing = [key for key in POLICY_SETTING_DEFAULTS if key not in existing]
     for key in missing:
         default = POLICY_SETTING_DEFAULTS[key]
         session.add(
             PolicySetting(
-                key=key, value=default.value, description=default.description, updated_at=now
+                key=key, value=default.default, description=default.description, updated_at=now
             )
         )
     return len(missing)
@@ -353,6 +296,11 @@ def _coerce(key: str, value: Any, default: T) -> T:
             f"policy setting {key!r} holds {value!r}, expected a {kind.__name__}"
         )
     return cast(T, result)
+
+
+def read_setting(session: Session, setting: Setting[T]) -> T:
+    """The database's value of ``setting``, as the type of its default (see ``get_policy``)."""
+    return get_policy(session, setting.key, setting.default)
 
 
 def get_policy(session: Session, key: str, default: T) -> T:

@@ -1,7 +1,9 @@
-"""Load rule policies from the database (``policy_settings``, ``revisit_policies``, calendars).
+"""The one typed policy reader: rule policies from the database (``policy_settings``,
+``revisit_policies``, calendars), as the plain frozen values the pure rules take.
 
-The rules' documented defaults live with the rules; a row in ``policy_settings`` overrides one.
-IO only: returns plain frozen values that the pure rules take.
+Every default is defined once, in ``crm_db.policy_defaults``; a row in the database overrides
+it, and a value of the wrong type is an error naming the key (``PolicyValueError``), never
+silently truncated. IO only.
 """
 
 from __future__ import annotations
@@ -11,41 +13,47 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_db.defaults import read_setting
 from crm_db.enums import AbcClass
-from crm_db.models import BusinessCalendar, CalendarDay, PolicySetting, RevisitPolicy
+from crm_db.models import BusinessCalendar, CalendarDay, RevisitPolicy
+from crm_db.policy_defaults import (
+    ABC_A_MAX_CUSTOMER_SHARE,
+    ABC_A_REVENUE_SHARE,
+    ABC_C_REVENUE_TAIL_SHARE,
+    CONTACT_CAP_DAYS,
+    VALUE_CURRENT_HIGH_REVENUE_FEN,
+    VALUE_GROWTH_HIGH_RATIO,
+    Setting,
+    T,
+)
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.classification import AbcPolicy, ValuePolicy
 from tasks.rules.revisits import DEFAULT_CADENCES, Cadence
 
 
-def setting(session: Session, key: str, default: float) -> float:
-    value = session.get(PolicySetting, key)
-    if value is None or value.value is None:
-        return default
-    return float(value.value)
+def setting(session: Session, setting: Setting[T]) -> T:
+    """A ``policy_settings`` value as its default's type (``crm_db.policy_defaults``)."""
+    return read_setting(session, setting)
 
 
 def abc_policy(session: Session) -> AbcPolicy:
-    base = AbcPolicy()
     return AbcPolicy(
-        a_revenue_share=setting(session, "abc.a_revenue_share", base.a_revenue_share),
-        a_max_customer_share=setting(
-            session, "abc.a_max_customer_share", base.a_max_customer_share
-        ),
-        c_revenue_tail_share=setting(
-            session, "abc.c_revenue_tail_share", base.c_revenue_tail_share
-        ),
+        a_revenue_share=setting(session, ABC_A_REVENUE_SHARE),
+        a_max_customer_share=setting(session, ABC_A_MAX_CUSTOMER_SHARE),
+        c_revenue_tail_share=setting(session, ABC_C_REVENUE_TAIL_SHARE),
     )
 
 
 def value_policy(session: Session) -> ValuePolicy:
-    base = ValuePolicy()
     return ValuePolicy(
-        current_high_revenue_fen=int(
-            setting(session, "value.current_high_revenue_fen", base.current_high_revenue_fen)
-        ),
-        growth_high_ratio=setting(session, "value.growth_high_ratio", base.growth_high_ratio),
+        current_high_revenue_fen=setting(session, VALUE_CURRENT_HIGH_REVENUE_FEN),
+        growth_high_ratio=setting(session, VALUE_GROWTH_HIGH_RATIO),
     )
+
+
+def contact_cap_days(session: Session) -> int:
+    """The contact cap: no proactive contact within this many days of the last one."""
+    return setting(session, CONTACT_CAP_DAYS)
 
 
 def cadences(session: Session) -> dict[AbcClass, Cadence]:

@@ -22,7 +22,6 @@ from tasks.mail.outbox import NewMessage
 from tasks.rules.revisits import within_contact_cap
 
 CARE_KIND = "revisit_care"
-DEFAULT_CONTACT_CAP_DAYS = 7
 
 # Pending, sending or sent; NOT IN keeps PostgreSQL off the status index (see
 # revisit_planning._DUE_CANDIDATES).
@@ -154,7 +153,6 @@ def record_care_contacts(
 __all__ = [
     "CARE_CONTACT_NOTE",
     "CARE_KIND",
-    "DEFAULT_CONTACT_CAP_DAYS",
     "CareRecipient",
     "care_message",
     "care_skip_reason",

@@ -22,7 +22,6 @@ from crm_core.settings import get_settings
 from crm_db.session import session_scope, shared_engine
 from tasks import policies
 from tasks.mail.links import revisit_outcome_url
-from tasks.revisit_care import DEFAULT_CONTACT_CAP_DAYS
 from tasks.revisit_emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisit_escalation import escalate_overdue
 from tasks.revisit_planning import (
@@ -81,7 +80,7 @@ def plan_revisits_range(
 
 def _contact_cap_days(engine: Engine) -> int:
     with session_scope(engine) as session:
-        return int(policies.setting(session, "contact.cap_days", DEFAULT_CONTACT_CAP_DAYS))
+        return policies.contact_cap_days(session)
 
 
 def _outcome_links(now: datetime) -> Callable[[int, int], str]:

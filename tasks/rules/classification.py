@@ -18,13 +18,21 @@ import math
 from dataclasses import dataclass
 
 from crm_db.enums import AbcClass, CardType, ValueQuadrant
+from crm_db.policy_defaults import (
+    ABC_A_MAX_CUSTOMER_SHARE,
+    ABC_A_REVENUE_SHARE,
+    ABC_C_REVENUE_TAIL_SHARE,
+    VALUE_CURRENT_HIGH_REVENUE_FEN,
+    VALUE_GROWTH_HIGH_RATIO,
+)
 
 
 @dataclass(frozen=True)
 class AbcPolicy:
-    a_revenue_share: float = 0.80
-    a_max_customer_share: float = 0.20
-    c_revenue_tail_share: float = 0.05
+    # Defaults defined once, with the settings that override them.
+    a_revenue_share: float = ABC_A_REVENUE_SHARE.default
+    a_max_customer_share: float = ABC_A_MAX_CUSTOMER_SHARE.default
+    c_revenue_tail_share: float = ABC_C_REVENUE_TAIL_SHARE.default
 
     def __post_init__(self) -> None:
         for name in ("a_revenue_share", "a_max_customer_share", "c_revenue_tail_share"):
@@ -64,8 +72,8 @@ class ValuePolicy:
     potential is high when revenue grows by ``growth_high_ratio`` (last 3 months over the 3 before)
     or the card type is one that grows (fleets)."""
 
-    current_high_revenue_fen: int = 5_000_000  # 50,000 CNY a year
-    growth_high_ratio: float = 1.10
+    current_high_revenue_fen: int = VALUE_CURRENT_HIGH_REVENUE_FEN.default  # 50,000 CNY a year
+    growth_high_ratio: float = VALUE_GROWTH_HIGH_RATIO.default
     growing_card_types: frozenset[CardType] = frozenset({CardType.FLEET})
 
 

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from crm_db.enums import AbcClass, ContactChannel, EscalationTier
+from crm_db.policy_defaults import REVISIT_DEFAULTS
 from tasks.rules.calendar import WorkCalendar
 
 
@@ -24,10 +25,10 @@ class Cadence:
     overdue_after_days: int = 7
 
 
+# The documented defaults (crm_db.policy_defaults), for a class without a policy row.
 DEFAULT_CADENCES: Mapping[AbcClass, Cadence] = {
-    AbcClass.A: Cadence(AbcClass.A, 30, ContactChannel.VISIT),
-    AbcClass.B: Cadence(AbcClass.B, 90, ContactChannel.PHONE),
-    AbcClass.C: Cadence(AbcClass.C, 180, ContactChannel.EMAIL),
+    d.abc_class: Cadence(d.abc_class, d.cadence_days, d.channel, d.overdue_after_days)
+    for d in REVISIT_DEFAULTS
 }
 
 

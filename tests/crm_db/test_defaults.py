@@ -14,9 +14,19 @@ from crm_db.defaults import (
     cn_calendar_days,
     ensure_default_policies,
     get_policy,
+    read_setting,
 )
 from crm_db.enums import AbcClass, Severity
 from crm_db.models import BusinessCalendar, CalendarDay, PolicySetting, RevisitPolicy, SlaPolicy
+from crm_db.policy_defaults import (
+    ABC_A_REVENUE_SHARE,
+    CONTACT_CAP_DAYS,
+    REVISIT_DEFAULTS,
+    SETTINGS,
+    VALUE_CURRENT_HIGH_REVENUE_FEN,
+)
+from tasks.rules.classification import AbcPolicy, ValuePolicy
+from tasks.rules.revisits import DEFAULT_CADENCES
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
@@ -128,7 +138,7 @@ def test_documented_values(engine: Engine) -> None:
             assert a_class[0] * 2 == general[0] and a_class[1] * 2 == general[1]
         for key, default in POLICY_SETTING_DEFAULTS.items():
             row = session.get(PolicySetting, key)
-            assert row is not None and row.value == default.value and row.description
+            assert row is not None and row.value == default.default and row.description
             assert row.updated_at == NOW
         assert get_policy(session, "targets.settlement_cutoff_day", 0) == 25
         assert get_policy(session, "contact.cap_days", 0) == 7
@@ -193,3 +203,44 @@ def test_get_policy_types(engine: Engine) -> None:
             get_policy(session, "x.text", 1.0)
         with pytest.raises(PolicyValueError):
             get_policy(session, "x.int", True)
+
+
+def test_a_retired_setting_is_deleted_so_nobody_edits_a_key_nothing_reads(engine: Engine) -> None:
+    with Session(engine) as session:
+        session.add(
+            PolicySetting(
+                key="revisit.overdue_after_days", value=9, description="old", updated_at=NOW
+            )
+        )
+        session.commit()
+    with Session(engine) as session:
+        ensure_default_policies(session, now=NOW)
+        session.commit()
+        assert session.get(PolicySetting, "revisit.overdue_after_days") is None
+        assert "revisit.overdue_after_days" not in POLICY_SETTING_DEFAULTS
+
+
+def test_read_setting_takes_the_type_of_the_default_and_names_a_wrong_value(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session:
+        ensure_default_policies(session, now=NOW)
+        assert read_setting(session, CONTACT_CAP_DAYS) == 7
+        assert read_setting(session, ABC_A_REVENUE_SHARE) == pytest.approx(0.8)
+        cap = session.get(PolicySetting, CONTACT_CAP_DAYS.key)
+        assert cap is not None
+        cap.value = 3.5
+        session.flush()
+        with pytest.raises(PolicyValueError, match="contact.cap_days"):
+            read_setting(session, CONTACT_CAP_DAYS)
+
+
+def test_every_setting_key_is_unique_and_its_default_matches_the_rules_defaults() -> None:
+    """Each default is defined once: the rules' dataclass defaults are the settings' ones."""
+    keys = [s.key for s in SETTINGS]
+    assert len(keys) == len(set(keys))
+    assert AbcPolicy().a_revenue_share == ABC_A_REVENUE_SHARE.default
+    assert ValuePolicy().current_high_revenue_fen == VALUE_CURRENT_HIGH_REVENUE_FEN.default
+    assert {abc: c.cadence_days for abc, c in DEFAULT_CADENCES.items()} == {
+        d.abc_class: d.cadence_days for d in REVISIT_DEFAULTS
+    }

@@ -1,0 +1,129 @@
+"""Every policy default, defined once: the ``policy_settings`` keys (typed, with their defaults
+and descriptions) and the revisit cadences.
+
+Plain data, no database access: the pure rules take their defaults from here, ``crm_db.defaults``
+writes them into a new database, and ``tasks.policies`` reads the database's values back as the
+same types. An operator changes a policy by editing its row; the row, not this file, is the
+source at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+from crm_db.enums import AbcClass, ContactChannel
+
+T = TypeVar("T", bool, int, float, str)
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One ``policy_settings`` key: its default (which also fixes the type it is read as)."""
+
+    key: str
+    default: T
+    description: str
+
+
+ABC_A_REVENUE_SHARE: Final = Setting(
+    "abc.a_revenue_share",
+    0.80,
+    "A class: customers making up this share of trailing-12-month revenue (Pareto)",
+)
+ABC_A_MAX_CUSTOMER_SHARE: Final = Setting(
+    "abc.a_max_customer_share", 0.20, "A class is capped at this share of customers (the top 20 %)"
+)
+ABC_C_REVENUE_TAIL_SHARE: Final = Setting(
+    "abc.c_revenue_tail_share", 0.05, "C class: the customers making up the bottom share of revenue"
+)
+VALUE_CURRENT_HIGH_REVENUE_FEN: Final = Setting(
+    "value.current_high_revenue_fen",
+    5_000_000,
+    "Value matrix: current value is high at or above this 12-month revenue (fen)",
+)
+VALUE_GROWTH_HIGH_RATIO: Final = Setting(
+    "value.growth_high_ratio",
+    1.10,
+    "Value matrix: potential is high when the last 3 months beat the 3 before by this",
+)
+CONTACT_CAP_DAYS: Final = Setting(
+    "contact.cap_days",
+    7,
+    "Contact cap: no proactive contact if the customer was contacted in the last N days",
+)
+SURVEY_FATIGUE_DAYS: Final = Setting(
+    "survey.fatigue_days", 90, "No customer is invited to a survey twice within N days"
+)
+SURVEY_POST_COMPLAINT_DELAY_DAYS: Final = Setting(
+    "survey.post_complaint_delay_days",
+    3,
+    "Post-complaint satisfaction survey N days after the complaint is resolved",
+)
+SURVEY_REMINDER_DAYS: Final = Setting(
+    "survey.reminder_days", 5, "One reminder N days after a survey invitation without a response"
+)
+SURVEY_EXPIRY_DAYS: Final = Setting(
+    "survey.expiry_days", 14, "A survey invitation (and its links) expires after N days"
+)
+CHURN_DROP_RATIO: Final = Setting(
+    "churn.drop_ratio",
+    0.5,
+    "Churn early warning when the last 90 days fall below this share of the 90 before",
+)
+COMPLAINT_VERIFY_REMINDER_DAYS: Final = Setting(
+    "complaint.verify_reminder_days",
+    3,
+    "Resolved but not verified (复查) after N days: remind the assignee",
+)
+TARGETS_SETTLEMENT_CUTOFF_DAY: Final = Setting(
+    "targets.settlement_cutoff_day",
+    25,
+    "Card accounts settle on this day of the month (the seeds: the 25th)",
+)
+TARGETS_FLAG_LOW_PCT: Final = Setting(
+    "targets.flag_low_pct", 80, "Flag a completion rate below this percentage"
+)
+TARGETS_FLAG_HIGH_PCT: Final = Setting(
+    "targets.flag_high_pct", 120, "Flag a completion rate above this percentage"
+)
+
+SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[str], ...]] = (
+    ABC_A_REVENUE_SHARE,
+    ABC_A_MAX_CUSTOMER_SHARE,
+    ABC_C_REVENUE_TAIL_SHARE,
+    VALUE_CURRENT_HIGH_REVENUE_FEN,
+    VALUE_GROWTH_HIGH_RATIO,
+    CONTACT_CAP_DAYS,
+    SURVEY_FATIGUE_DAYS,
+    SURVEY_POST_COMPLAINT_DELAY_DAYS,
+    SURVEY_REMINDER_DAYS,
+    SURVEY_EXPIRY_DAYS,
+    CHURN_DROP_RATIO,
+    COMPLAINT_VERIFY_REMINDER_DAYS,
+    TARGETS_SETTLEMENT_CUTOFF_DAY,
+    TARGETS_FLAG_LOW_PCT,
+    TARGETS_FLAG_HIGH_PCT,
+)
+
+# Keys that earlier versions wrote and nothing reads any more: ``ensure_default_policies``
+# deletes them, so no operator edits a setting that has no effect. ``revisit.overdue_after_days``
+# was never read: the overdue threshold is per class, ``revisit_policies.overdue_after_days``.
+RETIRED_SETTINGS: Final[tuple[str, ...]] = ("revisit.overdue_after_days",)
+
+
+@dataclass(frozen=True)
+class RevisitDefault:
+    """One default ``revisit_policies`` row (定期回访)."""
+
+    abc_class: AbcClass
+    cadence_days: int
+    channel: ContactChannel
+    overdue_after_days: int = 7
+
+
+REVISIT_DEFAULTS: Final[tuple[RevisitDefault, ...]] = (
+    RevisitDefault(AbcClass.A, 30, ContactChannel.VISIT),
+    RevisitDefault(AbcClass.B, 90, ContactChannel.PHONE),
+    RevisitDefault(AbcClass.C, 180, ContactChannel.EMAIL),
+)
