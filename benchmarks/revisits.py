@@ -62,7 +62,7 @@ def build_dataset(url: str, customers: int, seed: int) -> None:
     from crm_db import migrate
     from crm_db.models import Branch, ContactHistory, Customer, Region, Staff
     from crm_db.session import make_engine
-    from tasks.customer_classification import start_of_day
+    from tasks.classification.classify import start_of_day
 
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -203,16 +203,16 @@ def plain_run(range_size: int) -> tuple[float, dict[str, int]]:
     which exists only in Prefect, is left out. Returns the wall time and the counts."""
     from crm_db.types import utcnow
     from flows.revisits import FLOW_NAME, PLANNING_CONCURRENCY
-    from tasks.revisit_planning import RangeCounts
-    from tasks.revisit_summary import ledger_counts
-    from tasks.revisit_tasks import (
+    from tasks.common.run_ledger import ledger_run
+    from tasks.revisits.planning import RangeCounts
+    from tasks.revisits.prefect_tasks import (
         assignee_batches,
         digest_batch,
         follow_up_open_revisits,
         load_context,
         plan_revisits_range,
     )
-    from tasks.run_ledger import ledger_run
+    from tasks.revisits.summary import ledger_counts
 
     started = time.perf_counter()
     params = {"as_of": AS_OF, "range_size": range_size}

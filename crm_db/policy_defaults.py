@@ -2,9 +2,9 @@
 and descriptions) and the revisit cadences.
 
 Plain data, no database access: the pure rules take their defaults from here, ``crm_db.defaults``
-writes them into a new database, and ``tasks.policies`` reads the database's values back as the
-same types. An operator changes a policy by editing its row; the row, not this file, is the
-source at run time.
+writes them into a new database, and ``tasks.common.policies`` reads the database's values
+back as the same types. An operator changes a policy by editing its row; the row, not this
+file, is the source at run time.
 """
 
 from __future__ import annotations

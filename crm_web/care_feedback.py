@@ -3,8 +3,9 @@ issue they raised last time was solved.
 
 GET shows the question (the email's buttons preselect an answer with ``?answer=``) and writes
 nothing: mail scanners and link previews fetch links nobody clicked. POST records the answer
-with ``tasks.care_feedback.record_answer``, once per email; a second answer shows the first.
-"Not solved" opens a revisit for the account manager to call (``tasks/rules/care_feedback.py``).
+with ``tasks.revisits.care_feedback.record_answer``, once per email; a second answer shows the
+first. "Not solved" opens a revisit for the account manager to call
+(``tasks/revisits/rules/care_feedback.py``).
 
 As for ``/u/`` and ``/r/``: the signed token is the only credential (no cookie, so no CSRF
 token), the body is parsed here (no ``python-multipart``), and every kind of bad link gets the
@@ -25,9 +26,9 @@ from crm_web.i18n import page_locale
 from crm_web.link_tokens import claimed_id
 from crm_web.revisit_outcome import parse_form_body, read_form_body
 from crm_web.unsubscribe import invalid_link, local_date
-from tasks.care_feedback import CareEmail, load_care_email, record_answer
 from tasks.mail.links import CARE_FEEDBACK_PURPOSE
-from tasks.rules.care_feedback import MAX_COMMENT, Answer, clean_comment
+from tasks.revisits.care_feedback import CareEmail, load_care_email, record_answer
+from tasks.revisits.rules.care_feedback import MAX_COMMENT, Answer, clean_comment
 
 router = APIRouter()
 

@@ -37,7 +37,7 @@ from crm_web.i18n import page_locale
 from crm_web.link_tokens import positive_id, token_claims
 from crm_web.unsubscribe import invalid_link, local_date
 from tasks.mail.links import REVISIT_OUTCOME_PURPOSE
-from tasks.revisit_completion import MAX_NOTES, REACHED, RevisitOutcomeError, record_outcome
+from tasks.revisits.completion import MAX_NOTES, REACHED, RevisitOutcomeError, record_outcome
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_FORM_FIELDS = 20

@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from crm_db.session import shared_engine
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
+from tasks.classification.classify import ClassificationCounts, classify_all
 from tasks.common.flow_run import flow_run
-from tasks.customer_classification import ClassificationCounts, classify_all
 
 FLOW_NAME = "classify_customers"
 

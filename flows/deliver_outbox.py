@@ -23,10 +23,10 @@ from crm_core.settings import get_settings
 from crm_db.session import shared_engine
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
-from tasks.artifacts import Cell, artifact_key, publish_summary
+from tasks.common.artifacts import Cell, artifact_key, publish_summary
+from tasks.common.run_ledger import ledger_run
 from tasks.mail.claim import count_due
 from tasks.mail.deliver import DeliveryReport, deliver_due
-from tasks.run_ledger import ledger_run
 
 FLOW_NAME = "deliver_outbox"
 OUTCOMES = ("sent", "retried", "failed", "suppressed", "released")

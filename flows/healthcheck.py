@@ -25,8 +25,8 @@ from flows.healthcheck_rules import (
     summary_rows,
 )
 from flows.run_contract import FlowSummary, resolve_as_of
-from tasks.artifacts import artifact_key, publish_summary
-from tasks.run_ledger import ledger_run
+from tasks.common.artifacts import artifact_key, publish_summary
+from tasks.common.run_ledger import ledger_run
 
 FLOW_NAME = "healthcheck"
 

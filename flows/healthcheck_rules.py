@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from flows.run_contract import HealthStatus
 
-Cell = str | int | float | bool | None  # same shape as tasks.artifacts.Cell, without Prefect
+Cell = str | int | float | bool | None  # same shape as tasks.common.artifacts.Cell, without Prefect
 
 # Tables whose row counts an operator wants to see at a glance (not every table: the counts are
 # exact COUNT(*) queries, so the big append-only ones are included only when they matter).

@@ -18,16 +18,16 @@ from pydantic import Field
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.common.flow_run import flow_run
-from tasks.revisit_planning import PlanningContext, RangeCounts
-from tasks.revisit_summary import artifact_rows, ledger_counts
-from tasks.revisit_tasks import (
+from tasks.revisits.planning import PlanningContext, RangeCounts
+from tasks.revisits.prefect_tasks import (
     assignee_batches,
     digest_batch,
     follow_up_open_revisits,
     load_context,
 )
-from tasks.revisit_tasks import plan_revisits_range as plan_range_task
-from tasks.rules.revisits import staff_in_cycles
+from tasks.revisits.prefect_tasks import plan_revisits_range as plan_range_task
+from tasks.revisits.rules.planning import staff_in_cycles
+from tasks.revisits.summary import artifact_rows, ledger_counts
 
 FLOW_NAME = "revisits"
 # Steps in flight at once (id ranges, the follow-ups, digest batches), each in a thread of

@@ -9,7 +9,7 @@ import typer
 from crm_db.enums import ContactOutcome
 from crm_db.session import make_engine, session_scope
 from crm_db.types import utcnow
-from tasks.revisit_completion import RevisitOutcomeError, record_outcome
+from tasks.revisits.completion import RevisitOutcomeError, record_outcome
 
 revisit_app = typer.Typer(help="Customer revisits.", no_args_is_help=True)
 

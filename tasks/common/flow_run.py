@@ -26,8 +26,8 @@ from datetime import date
 from prefect import get_run_logger
 
 from flows.run_contract import FlowSummary
-from tasks.artifacts import Cell, artifact_key, publish_summary
-from tasks.run_ledger import LedgerRun, ledger_run
+from tasks.common.artifacts import Cell, artifact_key, publish_summary
+from tasks.common.run_ledger import LedgerRun, ledger_run
 
 # Warnings that do not depend on the flow (e.g. the calendar's coverage), given the run date.
 SharedWarnings = Callable[[date], list[str]]

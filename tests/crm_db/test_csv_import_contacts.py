@@ -23,7 +23,7 @@ from crm_db.csv_import.lookups import Lookups, StaffRef
 from crm_db.enums import ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
 from crm_db.session import make_engine
-from tasks.revisit_completion import MAX_NOTES, REACHED
+from tasks.revisits.completion import MAX_NOTES, REACHED
 from tests.crm_db.csv_factories import (
     CONTACT_HEADER,
     Org,

@@ -25,8 +25,8 @@ from crm_db.policy_defaults import (
     SETTINGS,
     VALUE_CURRENT_HIGH_REVENUE_FEN,
 )
-from tasks.rules.classification import AbcPolicy, ValuePolicy
-from tasks.rules.revisits import DEFAULT_CADENCES
+from tasks.classification.rules import AbcPolicy, ValuePolicy
+from tasks.revisits.rules.planning import DEFAULT_CADENCES
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 

@@ -21,8 +21,8 @@ from crm_db.types import utcnow
 from crm_web.app import create_app
 from flows.deliver_outbox import deliver_outbox
 from flows.revisits import revisits
+from tasks.revisits.rules.care_feedback import follow_up_due
 from tasks.rules.calendar import WorkCalendar
-from tasks.rules.care_feedback import follow_up_due
 from tests.factories import make_customer, make_org
 from tests.support.outbox_data import TEST_SECRET
 from tests.support.smtp_servers import FaultySink, SmtpServer, running_server

@@ -24,8 +24,8 @@ from crm_db.session import dispose_shared_engines, session_scope
 from crm_db.types import utcnow
 from flows.classify_customers import classify_customers
 from flows.revisits import revisits
-from tasks import revisit_tasks
-from tasks.revisit_tasks import plan_revisits_range
+from tasks.revisits import prefect_tasks as revisit_tasks
+from tasks.revisits.prefect_tasks import plan_revisits_range
 from tests.factories import (
     make_customer,
     make_org,

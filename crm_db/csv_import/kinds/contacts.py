@@ -20,7 +20,7 @@ from crm_db.csv_import.lookups import LookupName, Lookups
 from crm_db.csv_import.spec import Column, KindSpec, RowChecker
 from crm_db.enums import ContactChannel, ContactOutcome
 
-# The limit ``record_outcome`` applies to notes (tasks.revisit_completion.MAX_NOTES; a test keeps
+# The limit ``record_outcome`` applies to notes (tasks.revisits.completion.MAX_NOTES; a test keeps
 # the two equal). Not imported: that module brings the ORM session into this pure one.
 NOTES_MAX_LENGTH = 2000
 # The source system's clock may run a little ahead of ours; beyond that a future contact is a

@@ -15,7 +15,7 @@ from crm_core.settings import reset_settings_cache
 from crm_db.enums import RunStatus
 from crm_db.models import FlowRun
 from crm_db.session import session_scope
-from tasks.run_ledger import error_text, finish_run, ledger_parameters, ledger_run, start_run
+from tasks.common.run_ledger import error_text, finish_run, ledger_parameters, ledger_run, start_run
 
 AS_OF = date(2026, 3, 31)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from tasks.revisit_planning import RangeCounts
-from tasks.revisit_summary import artifact_rows, ledger_counts
+from tasks.revisits.planning import RangeCounts
+from tasks.revisits.summary import artifact_rows, ledger_counts
 
 
 def test_rows_per_region_with_reasons_and_total() -> None:

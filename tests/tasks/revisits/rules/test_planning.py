@@ -3,8 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from crm_db.enums import EscalationTier
-from tasks.rules.calendar import WorkCalendar
-from tasks.rules.revisits import (
+from tasks.revisits.rules.planning import (
     SkipReason,
     StaffMember,
     assign,
@@ -17,6 +16,7 @@ from tasks.rules.revisits import (
     scheduled_due,
     within_contact_cap,
 )
+from tasks.rules.calendar import WorkCalendar
 
 CAL = WorkCalendar(exceptions={date(2026, 10, 1): False})
 MONDAY, SATURDAY = date(2026, 11, 23), date(2026, 11, 21)
@@ -105,7 +105,7 @@ def test_management_chain_survives_cycles() -> None:
 
 
 def test_staff_in_cycles() -> None:
-    from tasks.rules.revisits import staff_in_cycles
+    from tasks.revisits.rules.planning import staff_in_cycles
 
     assert staff_in_cycles({1: 2, 2: 3, 3: None, 10: 11, 11: 10, 12: 10}) == {10, 11, 12}
 

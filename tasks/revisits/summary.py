@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tasks.revisit_planning import RangeCounts
+from tasks.revisits.planning import RangeCounts
 
 COLUMNS = (
     ("due", "due"),

@@ -17,10 +17,10 @@ from sqlalchemy import Engine, bindparam, text
 from crm_db.enums import AbcClass, EscalationTier
 from crm_db.session import session_factory
 from crm_db.types import UTCDateTime, raw_date
-from tasks.customer_context import load_customer_context
+from tasks.common.customer_context import load_customer_context
 from tasks.mail.outbox import NewMessage, enqueue
-from tasks.revisit_planning import PlanningContext, RangeCounts
-from tasks.rules.revisits import StaffMember, management_chain, overdue_tiers
+from tasks.revisits.planning import PlanningContext, RangeCounts
+from tasks.revisits.rules.planning import StaffMember, management_chain, overdue_tiers
 from tasks.staff_directory import StaffAddress
 
 _OVERDUE = text(

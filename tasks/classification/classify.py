@@ -20,14 +20,14 @@ from crm_db.bulk import insert_ignoring_conflicts
 from crm_db.enums import AbcClass, CardType, ValueQuadrant
 from crm_db.models import Customer, CustomerClassChange
 from crm_db.session import session_scope
-from tasks.policies import abc_policy, value_policy
-from tasks.rules.classification import (
+from tasks.classification.rules import (
     AbcPolicy,
     ValuePolicy,
     abc_class,
     potential_is_high,
     value_quadrant,
 )
+from tasks.common.policies import abc_policy, value_policy
 
 # Revenue is fuel sold (purchases); recharges move money onto a card and would count it twice.
 _RANKED_REVENUE = text(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from crm_db.enums import REACHED_OUTCOMES, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
-from tasks.rules.revisits import combined_notes
+from tasks.revisits.rules.planning import combined_notes
 
 REACHED = REACHED_OUTCOMES
 MAX_NOTES = 2000

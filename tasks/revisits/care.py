@@ -19,7 +19,7 @@ from crm_db.bulk import driver_timestamp, id_list, insert_rows
 from crm_db.types import raw_utc_datetime
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
-from tasks.rules.revisits import within_contact_cap
+from tasks.revisits.rules.planning import within_contact_cap
 
 CARE_KIND = "revisit_care"
 

@@ -9,15 +9,15 @@ from sqlalchemy import Engine, select
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
 from crm_db.session import session_scope
-from tasks.revisit_planning import (
+from tasks.revisits.planning import (
     PlanningContext,
     customer_id_ranges,
     id_ranges,
     load_staff,
     plan_range,
 )
+from tasks.revisits.rules.planning import DEFAULT_CADENCES
 from tasks.rules.calendar import WorkCalendar
-from tasks.rules.revisits import DEFAULT_CADENCES
 from tests.factories import make_customer, make_org, make_staff
 
 MONDAY = date(2026, 11, 23)

@@ -2,8 +2,8 @@
 answer - the contact in the customer file and, when the issue is not solved, a revisit that asks
 the account manager to call - in one transaction, once per email.
 
-The rules (what is recorded, when the follow-up is due) are in ``tasks/rules/care_feedback.py``;
-the page is ``crm_web/care_feedback.py``.
+The rules (what is recorded, when the follow-up is due) are in
+``tasks/revisits/rules/care_feedback.py``; the page is ``crm_web/care_feedback.py``.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ from crm_db.models import (
 )
 from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
-from tasks import policies
-from tasks.revisit_care import CARE_KIND
-from tasks.revisit_planning import assignment_for, load_staff_members
-from tasks.rules.care_feedback import (
+from tasks.common import policies
+from tasks.revisits.care import CARE_KIND
+from tasks.revisits.planning import assignment_for, load_staff_members
+from tasks.revisits.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
     Answer,
     answer_of,
     feedback_record,
     follow_up_due,
 )
-from tasks.rules.revisits import Assignment, combined_notes
+from tasks.revisits.rules.planning import Assignment, combined_notes
 
 # The web app's logger, not a Prefect run logger: answers arrive through ``crm web``.
 logger = logging.getLogger(__name__)

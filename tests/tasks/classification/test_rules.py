@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crm_db.enums import AbcClass, CardType, ValueQuadrant
-from tasks.rules.classification import (
+from tasks.classification.rules import (
     AbcPolicy,
     ValuePolicy,
     abc_class,

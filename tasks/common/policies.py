@@ -26,9 +26,9 @@ from crm_db.policy_defaults import (
     Setting,
     T,
 )
+from tasks.classification.rules import AbcPolicy, ValuePolicy
+from tasks.revisits.rules.planning import DEFAULT_CADENCES, Cadence
 from tasks.rules.calendar import WorkCalendar
-from tasks.rules.classification import AbcPolicy, ValuePolicy
-from tasks.rules.revisits import DEFAULT_CADENCES, Cadence
 
 
 def setting(session: Session, setting: Setting[T]) -> T:

@@ -21,16 +21,16 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from crm_core.masking import mask_phone
 from crm_db.bulk import id_list
 from crm_db.types import UTCDateTime, raw_date
-from tasks.customer_context import load_care_context, load_customer_context
+from tasks.common.customer_context import load_care_context, load_customer_context
 from tasks.mail.outbox import NewMessage, enqueue
-from tasks.revisit_care import (
+from tasks.revisits.care import (
     CareRecipient,
     care_message,
     care_skip_reason,
     last_customer_emails,
     record_care_contacts,
 )
-from tasks.revisit_planning import PlanningContext, RangeCounts
+from tasks.revisits.planning import PlanningContext, RangeCounts
 from tasks.staff_directory import StaffAddress
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read

@@ -33,17 +33,16 @@ from crm_db.bulk import driver_date, driver_timestamp, insert_rows
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import Customer, Staff
 from crm_db.types import UTCDateTime, raw_utc_datetime
-from tasks.customer_context import load_last_issues
+from tasks.common.customer_context import load_last_issues
 from tasks.mail.outbox import NewMessage, PreparedMessages, prepare
-from tasks.revisit_care import (
+from tasks.revisits.care import (
     CARE_CONTACT_NOTE,
     CareRecipient,
     care_message,
     care_skip_reason,
     load_staff_contacts,
 )
-from tasks.rules.calendar import WorkCalendar
-from tasks.rules.revisits import (
+from tasks.revisits.rules.planning import (
     Assignment,
     Cadence,
     SkipReason,
@@ -52,6 +51,7 @@ from tasks.rules.revisits import (
     planning_cutoff,
     scheduled_due,
 )
+from tasks.rules.calendar import WorkCalendar
 
 
 @dataclass(frozen=True)

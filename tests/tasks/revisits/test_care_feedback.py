@@ -21,8 +21,8 @@ from crm_db.models import (
     Staff,
 )
 from crm_db.session import session_scope
-from tasks.care_feedback import Recorded, load_care_email, record_answer
-from tasks.rules.care_feedback import Answer
+from tasks.revisits.care_feedback import Recorded, load_care_email, record_answer
+from tasks.revisits.rules.care_feedback import Answer
 from tests.factories import CareEmailRow, make_care_email
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -284,7 +284,7 @@ def test_a_revisit_planned_between_check_and_insert_is_retried_into_the_call(
     """The revisits flow opens a revisit for the customer while the answer is being recorded:
     the answer's insert hits the one-open-revisit index, and the retry makes that one the call.
     (PostgreSQL only: on SQLite the answer holds the write lock, so planning waits instead.)"""
-    from tasks.rules.care_feedback import follow_up_due
+    from tasks.revisits.rules.care_feedback import follow_up_due
 
     row = make_care_email(pg_engine)
     planted: list[int] = []
@@ -297,7 +297,7 @@ def test_a_revisit_planned_between_check_and_insert_is_retried_into_the_call(
             planted.append(_open_revisit(pg_engine, row, date(2026, 12, 10)))
         return follow_up_due(*args, **kwargs)
 
-    monkeypatch.setattr("tasks.care_feedback.follow_up_due", plan_meanwhile)
+    monkeypatch.setattr("tasks.revisits.care_feedback.follow_up_due", plan_meanwhile)
 
     recorded = answer(pg_engine, row.outbox_id, Answer.NOT_SOLVED)
 

@@ -5,8 +5,7 @@ from datetime import date
 import pytest
 
 from crm_db.enums import ContactOutcome
-from tasks.rules.calendar import WorkCalendar
-from tasks.rules.care_feedback import (
+from tasks.revisits.rules.care_feedback import (
     MAX_COMMENT,
     Answer,
     answer_of,
@@ -14,6 +13,7 @@ from tasks.rules.care_feedback import (
     feedback_record,
     follow_up_due,
 )
+from tasks.rules.calendar import WorkCalendar
 
 # 2026-10-01..07 is the National Day holiday; 2026-11-20 is a Friday.
 CAL = WorkCalendar(exceptions={date(2026, 10, d): False for d in range(1, 8)})

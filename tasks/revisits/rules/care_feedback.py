@@ -1,7 +1,7 @@
 """Care feedback rules: what a customer's answer to a care email ("was the issue you raised last
 time solved?") records, and when the follow-up of an unsolved issue falls due.
 
-Pure functions over values; ``tasks/care_feedback.py`` does the reading and writing.
+Pure functions over values; ``tasks/revisits/care_feedback.py`` does the reading and writing.
 """
 
 from __future__ import annotations

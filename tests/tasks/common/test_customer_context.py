@@ -21,7 +21,7 @@ from crm_db.models import (
     SurveyResponse,
 )
 from crm_db.session import session_scope
-from tasks.customer_context import load_customer_context, trend_pct
+from tasks.common.customer_context import load_customer_context, trend_pct
 from tests.factories import make_customer, make_org, make_purchase
 
 AS_OF = date(2026, 11, 23)

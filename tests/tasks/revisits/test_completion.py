@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
 from crm_db.session import session_scope
-from tasks.revisit_completion import RevisitOutcomeError, record_outcome
+from tasks.revisits.completion import RevisitOutcomeError, record_outcome
 from tests.factories import make_customer, make_org
 
 NOW = datetime(2026, 11, 23, 6, tzinfo=UTC)

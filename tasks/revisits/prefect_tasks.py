@@ -20,11 +20,11 @@ from sqlalchemy import Engine
 
 from crm_core.settings import get_settings
 from crm_db.session import session_scope, shared_engine
-from tasks import policies
+from tasks.common import policies
 from tasks.mail.links import revisit_outcome_url
-from tasks.revisit_emails import digest_batches, queue_care_emails, queue_digest_batch
-from tasks.revisit_escalation import escalate_overdue
-from tasks.revisit_planning import (
+from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
+from tasks.revisits.escalation import escalate_overdue
+from tasks.revisits.planning import (
     PlanningContext,
     RangeCounts,
     customer_id_ranges,

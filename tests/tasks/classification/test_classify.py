@@ -7,7 +7,7 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import AbcClass, CardType, ValueQuadrant
 from crm_db.models import Customer, CustomerClassChange
 from crm_db.session import session_scope
-from tasks.customer_classification import classify_all
+from tasks.classification.classify import classify_all
 from tests.factories import make_customer, make_org, make_purchase
 
 AS_OF = date(2026, 11, 23)

@@ -10,16 +10,16 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import ContactHistory, OutboxMessage, Revisit
 from crm_db.session import session_scope
-from tasks.revisit_emails import (
+from tasks.revisits.emails import (
     digest_batches,
     queue_care_emails,
     queue_digest_batch,
     queue_digests,
 )
-from tasks.revisit_escalation import escalate_overdue
-from tasks.revisit_planning import PlanningContext, RangeCounts, load_staff
+from tasks.revisits.escalation import escalate_overdue
+from tasks.revisits.planning import PlanningContext, RangeCounts, load_staff
+from tasks.revisits.rules.planning import DEFAULT_CADENCES
 from tasks.rules.calendar import WorkCalendar
-from tasks.rules.revisits import DEFAULT_CADENCES
 from tasks.staff_directory import load_staff_addresses
 from tests.factories import Org, make_customer, make_org
 

@@ -19,12 +19,12 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit
 from crm_db.session import session_scope
-from tasks.revisit_completion import REACHED, record_outcome
-from tasks.revisit_emails import queue_care_emails, queue_digests
-from tasks.revisit_escalation import escalate_overdue
-from tasks.revisit_planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.revisits.completion import REACHED, record_outcome
+from tasks.revisits.emails import queue_care_emails, queue_digests
+from tasks.revisits.escalation import escalate_overdue
+from tasks.revisits.planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.revisits.rules.planning import Cadence, natural_due, planning_cutoff
 from tasks.rules.calendar import WorkCalendar
-from tasks.rules.revisits import Cadence, natural_due, planning_cutoff
 from tasks.staff_directory import load_staff_addresses
 from tests.factories import make_customer, make_org
 

@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, select
 
-import tasks.revisit_planning
+import tasks.revisits.planning
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, OutboxStatus, RevisitStatus
 from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit
 from crm_db.session import session_scope
-from tasks.revisit_emails import queue_care_emails
-from tasks.revisit_planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.revisits.emails import queue_care_emails
+from tasks.revisits.planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.revisits.rules.planning import DEFAULT_CADENCES, Cadence
 from tasks.rules.calendar import WorkCalendar
-from tasks.rules.revisits import DEFAULT_CADENCES, Cadence
 from tests.factories import make_customer, make_org, queue_earlier_care_email
 
 MONDAY = date(2026, 11, 23)
@@ -205,7 +205,7 @@ def test_a_revisit_another_run_created_meanwhile_is_skipped_with_its_email(
     no second revisit, no care email and no contact, and the counts say so."""
     ids = _seed(engine)
     rival = {"ok": ids["ok"], "visit": ids["visit"]}
-    prepare = tasks.revisit_planning._CareBatch.prepare
+    prepare = tasks.revisits.planning._CareBatch.prepare
 
     def prepare_while_another_run_commits(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         with session_scope(engine) as session:
@@ -224,7 +224,7 @@ def test_a_revisit_another_run_created_meanwhile_is_skipped_with_its_email(
         return prepare(self, *args, **kwargs)
 
     monkeypatch.setattr(
-        tasks.revisit_planning._CareBatch, "prepare", prepare_while_another_run_commits
+        tasks.revisits.planning._CareBatch, "prepare", prepare_while_another_run_commits
     )
     ctx = _ctx(engine, MONDAY)
     counts = plan_range(engine, ctx, 1, 10**9, run_id=None, dry_run=False, care_cap_days=7)
