@@ -2,12 +2,23 @@
 #
 # Every target that needs the virtualenv depends on its stamp file, so each one works alone on a
 # fresh clone, and the environment is reinstalled whenever pyproject.toml or the lock changes.
+#
+# Two locks, both with hashes (`make lock` writes them): requirements.lock is what a production
+# worker runs (`make install-prod`), requirements-dev.lock adds the demo and dev extras (`make
+# install`, used by demo, test and lint).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV := .venv
 STAMP := $(VENV)/.crm-installed
+PROD_STAMP := $(VENV)/.crm-installed-prod
+UV := $(VENV)/bin/uv
+# The uv that installs and locks: pinned, so `make lock` writes the same files everywhere.
+UV_VERSION := 0.13.9
+# Extra `uv pip compile` options for `make lock`, e.g. LOCK_ARGS='--upgrade-package prefect'.
+# Without them existing pins are kept (uv prefers the versions already in the output file).
+LOCK_ARGS ?=
 PY := $(VENV)/bin/python
 CRM := $(VENV)/bin/crm
 PREFECT := $(VENV)/bin/prefect
@@ -28,14 +39,18 @@ PREFECT_ENV := PREFECT_HOME=$(VAR_DIR)/prefect PREFECT_SERVER_ANALYTICS_ENABLED=
 # The demo's mail goes to the local capture (`crm mail-sink`), which speaks plain SMTP only.
 DEMO_ENV := CRM_SMTP_TLS=$(or $(CRM_SMTP_TLS),none)
 
-.PHONY: help install demo stop deploy worker lint test clean distclean
+.PHONY: help install install-prod lock demo stop deploy worker lint test clean distclean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv (Python 3.11) and install the locked dependencies with uv
+install: $(STAMP) ## create .venv (Python 3.11); install requirements-dev.lock, hashes checked
 
-$(STAMP): pyproject.toml requirements.lock
+install-prod: $(PROD_STAMP) ## .venv for a production worker: requirements.lock only (no test tools)
+
+# Creates the virtualenv (Python 3.11, checked) with the pinned uv in it; every recipe that
+# installs or locks starts with it, so a wrong-version .venv is replaced wherever it comes from.
+define venv_with_uv
 	@if [ -z "$(BOOTSTRAP_PYTHON)" ]; then \
 		echo "error: neither python3.11 nor python3 is on PATH; crm-flows needs Python 3.11" >&2; \
 		exit 1; fi
@@ -47,9 +62,34 @@ $(STAMP): pyproject.toml requirements.lock
 		echo "$(VENV) is not a Python 3.11 environment: recreating it"; rm -rf $(VENV); fi
 	@test -x $(PY) || { echo "creating $(VENV) with $(BOOTSTRAP_PYTHON)"; \
 		$(BOOTSTRAP_PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check 'uv>=0.5'
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock -e .
+	@$(UV) --version 2>/dev/null | grep -q '^uv $(UV_VERSION) ' \
+		|| $(PY) -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+endef
+
+# `uv pip sync` makes the environment exactly the lock (and removes what the lock no longer
+# holds); every file's hash must match. The project itself goes in editable and without
+# dependencies: a local path has no hash, and its dependencies are all in the lock. Editable
+# because the code finds templates/ and var/ beside its packages (crm_core.paths).
+$(STAMP): pyproject.toml requirements-dev.lock
+	$(venv_with_uv)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes requirements-dev.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@rm -f $(PROD_STAMP)
 	@touch $@
+
+$(PROD_STAMP): pyproject.toml requirements.lock
+	$(venv_with_uv)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@rm -f $(STAMP)
+	@touch $@
+
+lock: ## re-pin both locks from pyproject.toml with hashes (LOCK_ARGS=--upgrade-package X)
+	$(venv_with_uv)
+	$(UV) pip compile --quiet pyproject.toml --extra demo --extra dev --universal \
+		--generate-hashes $(LOCK_ARGS) -o requirements-dev.lock
+	$(UV) pip compile --quiet pyproject.toml --universal --generate-hashes \
+		-c requirements-dev.lock -o requirements.lock
 
 demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits and delivery
 	$(CRM) db upgrade

@@ -215,7 +215,17 @@ def mail_sink(
 ) -> None:
     """Capture outgoing mail locally: an SMTP server on 127.0.0.1 that saves each message as
     .eml and lists them in index.html (plain SMTP, for development and the demo only)."""
-    from tasks.mail.sink import NotLoopbackError, require_loopback
+    try:
+        from tasks.mail.sink import NotLoopbackError, require_loopback
+    except ModuleNotFoundError as exc:
+        # aiosmtpd is in the demo and dev extras only: a production worker has no use for it.
+        if (exc.name or "").partition(".")[0] != "aiosmtpd":
+            raise
+        typer.echo(
+            "mail-sink needs aiosmtpd, which is not installed: pip install 'crm-flows[demo]'",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
 
     if background and stop:
         raise typer.BadParameter("use either --background or --stop")
