@@ -203,6 +203,7 @@ def baseline(url: str) -> tuple[float, int]:
     from crm_db.bulk import driver_date, driver_timestamp, insert_rows
     from crm_db.models import Customer, Revisit
     from crm_db.session import make_engine
+    from tasks.common.directory import Directory
     from tasks.revisit_planning import (
         DUE_CUSTOMERS_FROM,
         DUE_CUSTOMERS_WHERE,
@@ -219,8 +220,7 @@ def baseline(url: str) -> tuple[float, int]:
         timezone=_tz(),
         calendar=WorkCalendar(),
         cadences=DEFAULT_CADENCES,
-        staff={},
-        branch_managers={},
+        directory=Directory(),
     )
     # The flow's due set (the same FROM and WHERE), with just the columns a revisit row needs.
     due_set = text(
@@ -242,7 +242,7 @@ def baseline(url: str) -> tuple[float, int]:
             _BASELINE_COLUMNS,
             [
                 (r.id, r.account_manager_id, r.abc_class, CHANNEL[r.abc_class], due_on, "open")
-                + (False, 0, stamp)
+                + (False, stamp)
                 for r in rows
             ],
         )
@@ -267,7 +267,6 @@ _BASELINE_COLUMNS = (
     "due_on",
     "status",
     "needs_reassignment",
-    "escalation_level",
     "created_at",
 )
 

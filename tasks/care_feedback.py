@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import (
-    Branch,
     CareFeedback,
     ContactHistory,
     Customer,
@@ -30,8 +29,8 @@ from crm_db.models import (
 from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
 from tasks import policies
+from tasks.common.directory import load_directory
 from tasks.revisit_care import CARE_KIND
-from tasks.revisit_planning import assignment_for, load_staff_members
 from tasks.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
     Answer,
@@ -213,19 +212,10 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
 
 
 def _assignment(session: Session, customer: Customer) -> Assignment:
-    """Who gets the call: planning's rule (``assignment_for``) for this one customer."""
-    branch_manager_id = None
-    if customer.branch_id is not None:
-        branch_manager_id = session.scalar(
-            select(Branch.manager_id).where(Branch.id == customer.branch_id)
-        )
-    ids = [i for i in (customer.account_manager_id, branch_manager_id) if i is not None]
-    return assignment_for(
-        load_staff_members(session.connection(), ids),
-        {customer.branch_id: branch_manager_id} if customer.branch_id is not None else {},
-        customer.account_manager_id,
-        customer.branch_id,
-    )
+    """Who gets the call: the customer's owner as planning decides it (the directory's rule).
+    Two reads of small tables, once per answer."""
+    directory = load_directory(session.connection())
+    return directory.owner(customer.account_manager_id, customer.branch_id)
 
 
 def _follow_up(
@@ -270,7 +260,6 @@ def _follow_up(
         # An inactive account manager's customer goes to the branch manager, flagged in the
         # digest (as planning does); the notes carry the customer's words to whoever calls.
         needs_reassignment=assignment.needs_reassignment,
-        escalation_level=0,
         notes=notes,
         created_at=now,
     )

@@ -34,10 +34,6 @@ _LAST_CUSTOMER_EMAIL = text(
     """
 ).bindparams(id_list("ids"))
 
-_STAFF_CONTACTS = text("SELECT id, name, phone FROM staff WHERE id IN :ids").bindparams(
-    id_list("ids")
-)
-
 CARE_CONTACT_NOTE = "care email queued"  # on the contact a care email records
 _CONTACT_COLUMNS = (
     "customer_id",
@@ -69,16 +65,6 @@ def last_customer_emails(
         return {}
     rows = conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": list(customer_ids)})
     return {row.customer_id: raw_utc_datetime(row.latest) for row in rows}
-
-
-def load_staff_contacts(
-    conn: Connection, staff_ids: Sequence[int]
-) -> dict[int, tuple[str, str | None]]:
-    """Name and phone of the managers signing the care emails."""
-    if not staff_ids:
-        return {}
-    rows = conn.execute(_STAFF_CONTACTS, {"ids": sorted(set(staff_ids))})
-    return {row.id: (row.name, row.phone) for row in rows}
 
 
 def care_skip_reason(
@@ -159,6 +145,5 @@ __all__ = [
     "care_message",
     "care_skip_reason",
     "last_customer_emails",
-    "load_staff_contacts",
     "record_care_contacts",
 ]

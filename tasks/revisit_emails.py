@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from crm_core.masking import mask_phone
 from crm_db.bulk import id_list
 from crm_db.types import UTCDateTime, raw_date
+from tasks.common.directory import Directory
 from tasks.customer_context import load_care_context, load_customer_context
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_care import (
@@ -31,7 +32,6 @@ from tasks.revisit_care import (
     record_care_contacts,
 )
 from tasks.revisit_planning import PlanningContext, RangeCounts
-from tasks.staff_directory import StaffAddress
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
 
@@ -196,7 +196,6 @@ def queue_digest_batch(
     ctx: PlanningContext,
     assignees: list[int],
     *,
-    staff: dict[int, StaffAddress],
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
@@ -210,7 +209,9 @@ def queue_digest_batch(
         groups = _assignee_groups(conn, ctx.as_of, assignees)
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
         context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
-    messages = list(_digest_messages(groups, staff, context, outcome_url, ctx, run_id, counts))
+    messages = list(
+        _digest_messages(groups, ctx.directory, context, outcome_url, ctx, run_id, counts)
+    )
     if not dry_run and messages:
         with engine.begin() as conn:
             enqueue(conn, messages, now=ctx.now)
@@ -221,7 +222,6 @@ def queue_digests(
     engine: Engine,
     ctx: PlanningContext,
     *,
-    staff: dict[int, StaffAddress],
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
@@ -235,7 +235,6 @@ def queue_digests(
                 engine,
                 ctx,
                 assignees,
-                staff=staff,
                 outcome_url=outcome_url,
                 run_id=run_id,
                 dry_run=dry_run,
@@ -246,7 +245,7 @@ def queue_digests(
 
 def _digest_messages(
     groups: list[list[Any]],
-    staff: dict[int, StaffAddress],
+    directory: Directory,
     context: dict[int, Any],
     outcome_url: Callable[[int, int], str],
     ctx: PlanningContext,
@@ -257,7 +256,9 @@ def _digest_messages(
         for row in group:  # every open revisit past its due date, per customer's region
             if raw_date(row.due_on) < ctx.as_of:
                 counts.add(row.region_code, "overdue")
-        assignee = staff.get(group[0].assignee_id)
+        # The assignee's address even if they have left since: open work reaches them until it
+        # is reassigned (as before the directory; only a missing or bad address skips).
+        assignee = directory.member(group[0].assignee_id)
         region = group[0].region_code
         if assignee is None or not assignee.email:
             counts.add(region, "digest_skipped:manager_without_email")

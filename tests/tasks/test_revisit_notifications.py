@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import ContactHistory, OutboxMessage, Revisit
 from crm_db.session import session_scope
+from tasks.common.directory import load_directory
 from tasks.revisit_emails import (
     digest_batches,
     queue_care_emails,
@@ -17,25 +18,22 @@ from tasks.revisit_emails import (
     queue_digests,
 )
 from tasks.revisit_escalation import escalate_overdue
-from tasks.revisit_planning import PlanningContext, RangeCounts, load_staff
+from tasks.revisit_planning import PlanningContext, RangeCounts
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.revisits import DEFAULT_CADENCES
-from tasks.staff_directory import load_staff_addresses
 from tests.factories import Org, make_customer, make_org
 
 AS_OF = date(2026, 11, 23)
 
 
 def _ctx(engine: Engine, as_of: date = AS_OF) -> PlanningContext:
-    staff, branches = load_staff(engine)
     return PlanningContext(
         as_of=as_of,
         now=datetime.combine(as_of, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1),
         timezone=ZoneInfo("Asia/Shanghai"),
         calendar=WorkCalendar(),
         cadences=DEFAULT_CADENCES,
-        staff=staff,
-        branch_managers=branches,
+        directory=load_directory(engine),
     )
 
 
@@ -70,7 +68,6 @@ def _escalate(engine: Engine, as_of: date, dry_run: bool = False):  # type: igno
     return escalate_overdue(
         engine,
         _ctx(engine, as_of),
-        recipients=load_staff_addresses(engine),
         outcome_url=_link,
         run_id=None,
         dry_run=dry_run,
@@ -172,7 +169,6 @@ def test_one_digest_per_manager_with_context(engine: Engine) -> None:
         return queue_digests(
             engine,
             _ctx(engine),
-            staff=load_staff_addresses(engine),
             outcome_url=_link,
             run_id=None,
             dry_run=False,
@@ -208,7 +204,6 @@ def test_digest_batches_split_assignees_and_together_send_each_digest_once(
                 engine,
                 _ctx(engine),
                 batch,
-                staff=load_staff_addresses(engine),
                 outcome_url=_link,
                 run_id=None,
                 dry_run=False,
@@ -237,7 +232,6 @@ def test_bad_contact_data_is_reported_not_fatal(engine: Engine) -> None:
     digests = queue_digests(
         engine,
         _ctx(engine),
-        staff=load_staff_addresses(engine),
         outcome_url=_link,
         run_id=None,
         dry_run=False,
