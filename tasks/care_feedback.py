@@ -30,6 +30,7 @@ from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
 from tasks import policies
 from tasks.common.directory import load_directory
+from tasks.common.write_lock import for_update, lock_rows
 from tasks.revisit_care import CARE_KIND
 from tasks.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
@@ -156,15 +157,8 @@ def _record(
 
 
 def _lock(session: Session, outbox_id: int) -> None:
-    """Serialise answers to one email. SQLite ignores FOR UPDATE: take its single write lock at
-    BEGIN, so a concurrent answer waits and then sees this one. PostgreSQL locks the outbox row."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        session.execute(
-            select(OutboxMessage.id).where(OutboxMessage.id == outbox_id).with_for_update()
-        )
+    """Serialise answers to one email: a concurrent answer waits and then sees this one."""
+    lock_rows(session, select(OutboxMessage.id).where(OutboxMessage.id == outbox_id))
 
 
 def _load(session: Session, outbox_id: int) -> CareEmail | None:
@@ -231,9 +225,11 @@ def _follow_up(
     email-channel revisit would otherwise be closed by the next care email) and due no later."""
     # Locked: a manager recording its outcome (or a care email closing it) waits for this.
     open_revisit = session.scalars(
-        select(Revisit)
-        .where(Revisit.customer_id == customer.id, Revisit.status == RevisitStatus.OPEN)
-        .with_for_update()
+        for_update(
+            select(Revisit).where(
+                Revisit.customer_id == customer.id, Revisit.status == RevisitStatus.OPEN
+            )
+        )
     ).one_or_none()
     answered_on = now.astimezone(timezone).date()
     taken = set(
