@@ -21,14 +21,14 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from crm_core.masking import mask_phone
 from crm_db.bulk import id_list
 from crm_db.types import UTCDateTime, raw_date
+from tasks.common.contact_policy import load_contact_facts
 from tasks.common.directory import Directory
 from tasks.customer_context import load_care_context, load_customer_context
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisit_care import (
     CareRecipient,
+    care_decision,
     care_message,
-    care_skip_reason,
-    last_customer_emails,
     record_care_contacts,
 )
 from tasks.revisit_planning import PlanningContext, RangeCounts
@@ -45,8 +45,8 @@ _DUE_EMAIL_REVISITS = text(
           AND created_at < :created_before
         ORDER BY id LIMIT :limit
     )
-    SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.email_undeliverable, c.locale,
-           c.marketing_opt_out, c.unsubscribed_at, COALESCE(r.code, '-') AS region_code,
+    SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.locale,
+           COALESCE(r.code, '-') AS region_code,
            a.name AS manager_name, a.phone AS manager_phone
     FROM batch
     JOIN revisits v ON v.id = batch.id
@@ -93,20 +93,13 @@ def queue_care_emails(
                 break
             after = rows[-1].id
             ids = [r.customer_id for r in rows]
-            last_sent = last_customer_emails(conn, ids)
+            # Consent, address and the contact cap over every kind of customer email.
+            facts = load_contact_facts(conn, ids)
             context = load_care_context(conn, ids, timezone=ctx.timezone)
             messages: list[NewMessage] = []
             sent: list[tuple[int, int, int | None]] = []
             for row in rows:
-                reason = care_skip_reason(
-                    opted_out=bool(row.marketing_opt_out or row.unsubscribed_at is not None),
-                    email=row.email,
-                    name=row.name,
-                    undeliverable=bool(row.email_undeliverable),
-                    last_sent=last_sent.get(row.customer_id),
-                    now=ctx.now,
-                    cap_days=cap_days,
-                )
+                reason = care_decision(facts[row.customer_id], now=ctx.now, cap_days=cap_days)
                 if reason:
                     counts.add(row.region_code, f"care_skipped:{reason}")
                     continue

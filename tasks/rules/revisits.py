@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -107,15 +107,6 @@ def combined_notes(existing: str | None, new: str | None) -> str | None:
     if not new:
         return existing
     return f"{existing}\n\n{new}"
-
-
-def within_contact_cap(
-    *, last_customer_email_at: datetime | None, now: datetime, cap_days: int
-) -> bool:
-    """No customer gets more than one customer-facing email per ``cap_days``, across all flows."""
-    return last_customer_email_at is None or now - last_customer_email_at >= timedelta(
-        days=cap_days
-    )
 
 
 def overdue_ladder(overdue_after_days: int) -> Ladder:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 from crm_db.enums import EscalationTier
 from tasks.rules.calendar import WorkCalendar
@@ -17,7 +17,6 @@ from tasks.rules.revisits import (
     overdue_ladder,
     planning_cutoff,
     scheduled_due,
-    within_contact_cap,
 )
 
 
@@ -63,15 +62,6 @@ def test_assignment() -> None:
     assert orphan.skip is SkipReason.NO_BRANCH
     nobody = assign(account_manager=left, branch_manager=None, has_branch=True)
     assert nobody.skip is SkipReason.NO_ASSIGNEE
-
-
-def test_contact_cap() -> None:
-    now = datetime(2026, 11, 23, 9, tzinfo=UTC)
-    assert within_contact_cap(last_customer_email_at=None, now=now, cap_days=7)
-    assert not within_contact_cap(
-        last_customer_email_at=now - timedelta(days=6), now=now, cap_days=7
-    )
-    assert within_contact_cap(last_customer_email_at=now - timedelta(days=7), now=now, cap_days=7)
 
 
 def _tiers(as_of: date, reached: set[str]) -> list[str]:
