@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
+from crm_db.enums import AbcClass, ContactChannel, RevisitStatus, StaffRole
 from crm_db.models import ContactHistory, OutboxMessage, Revisit
 from crm_db.session import session_scope
 from tasks.common.directory import load_directory
@@ -21,7 +21,7 @@ from tasks.revisit_escalation import escalate_overdue
 from tasks.revisit_planning import PlanningContext, RangeCounts
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.revisits import DEFAULT_CADENCES
-from tests.factories import Org, make_customer, make_org
+from tests.factories import Org, make_customer, make_org, make_staff
 
 AS_OF = date(2026, 11, 23)
 
@@ -110,6 +110,31 @@ def test_missing_branch_manager_falls_back_and_dry_run_writes_nothing(engine: En
     _escalate(engine, AS_OF)
     (mail,) = _outbox(engine, "revisit_escalation")
     assert mail.staff_id == region_manager and mail.context["level"] == "branch"
+
+
+def test_a_broken_chain_escalates_to_senior_management_and_records_the_tiers(
+    engine: Engine,
+) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        boss = make_staff(session, StaffRole.EXECUTIVE)
+        # Both managers gone, and their chain loops: the ladder ends at senior management.
+        org.branch_manager.active = False
+        org.region_manager.active = False
+        org.region_manager.manager_id = org.branch_manager.id
+        revisit = _revisit(session, org, AS_OF - timedelta(days=15))
+        boss_id, revisit_id = boss.id, revisit.id
+    counts = _escalate(engine, AS_OF)
+    assert counts.total("escalated:branch") == 1 and counts.total("escalated:region") == 1
+    assert {(m.staff_id, m.context["level"]) for m in _outbox(engine, "revisit_escalation")} == {
+        (boss_id, "branch"),
+        (boss_id, "region"),
+    }
+    with session_scope(engine) as session:
+        stored = session.get(Revisit, revisit_id)
+        assert stored is not None and stored.escalation_level == 2
+        assert stored.branch_escalated_at == stored.region_escalated_at  # the same run
+    assert _escalate(engine, AS_OF + timedelta(days=1)).total("escalated:region") == 0
 
 
 def test_care_emails_respect_consent_address_and_cap(engine: Engine) -> None:
