@@ -32,12 +32,11 @@ _OVERDUE = text(
            v.region_escalated_at IS NOT NULL AS region_done,
            v.assignee_id, v.needs_reassignment, c.name AS customer_name, c.branch_id,
            b.name AS branch_name, r.name AS region_name,
-           COALESCE(r.code, '-') AS region_code, a.name AS assignee_name
+           COALESCE(r.code, '-') AS region_code
     FROM revisits v
     JOIN customers c ON c.id = v.customer_id
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
-    LEFT JOIN staff a ON a.id = v.assignee_id
     WHERE v.status = 'open' AND v.region_escalated_at IS NULL AND v.due_on <= :latest_due
     ORDER BY v.id
     """
@@ -108,11 +107,12 @@ def escalate_overdue(
                     continue
                 emails[recipient] = address.email
                 info = context[row.customer_id]
+                assignee = directory.member(row.assignee_id)
                 items[(tier, recipient)].append(
                     {
                         "customer_name": row.customer_name,
                         "customer_class": row.abc_class,
-                        "account_manager_name": row.assignee_name or "-",
+                        "account_manager_name": assignee.name if assignee else "-",
                         "channel": row.channel,
                         "due_date": due_on.isoformat(),
                         "overdue_days": (ctx.as_of - due_on).days,
