@@ -36,6 +36,7 @@ from crm_web.context import Web, WebContext
 from crm_web.i18n import page_locale
 from crm_web.link_tokens import positive_id, token_claims
 from crm_web.unsubscribe import invalid_link, local_date
+from tasks.common.write_lock import get_for_update
 from tasks.mail.links import REVISIT_OUTCOME_PURPOSE
 from tasks.revisits.completion import MAX_NOTES, REACHED, RevisitOutcomeError, record_outcome
 
@@ -211,15 +212,6 @@ def load_view(engine: Engine, claims: LinkClaims) -> RevisitView | None:
         return _load_view(session, claims)
 
 
-def _take_write_lock(session: Session) -> None:
-    # SQLite ignores FOR UPDATE: take its single write lock at BEGIN, so two concurrent posts
-    # run one after the other (the second then sees the first's outcome) instead of both reading
-    # "open". PostgreSQL gets a row lock instead (SELECT ... FOR UPDATE in save_outcome).
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 @dataclass(frozen=True)
 class Saved:
     view: RevisitView  # after recording
@@ -255,9 +247,9 @@ def save_outcome(
 ) -> SaveResult:
     """Record ``form`` for the token's revisit and staff member, all in one transaction."""
     with session_scope(engine) as session:
-        _take_write_lock(session)
-        # Lock the row first (PostgreSQL), so the checks below see the committed state.
-        session.get(Revisit, claims.revisit_id, with_for_update=True)
+        # Lock first, so the checks below see the committed state: two concurrent posts run one
+        # after the other (the second sees the first's outcome) instead of both reading "open".
+        get_for_update(session, Revisit, claims.revisit_id)
         view = _load_view(session, claims)
         if view is None:
             return None

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,
@@ -14,8 +15,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_db.enums import (
@@ -69,7 +72,8 @@ class Revisit(Base):
         str_enum(RevisitStatus, "status"), default=RevisitStatus.OPEN
     )
     needs_reassignment: Mapped[bool] = mapped_column(Boolean, default=False)
-    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # The escalation level is derived from these (``escalation_level`` below), not stored a
+    # second time (migration 0004).
     branch_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     region_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -78,6 +82,23 @@ class Revisit(Base):
     # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
     # (see migration 0002).
     run_id: Mapped[int | None] = mapped_column(Integer)
+
+    @hybrid_property
+    def escalation_level(self) -> int:
+        """0 none, 1 branch manager, 2 region manager: derived from the escalation timestamps."""
+        if self.region_escalated_at is not None:
+            return 2
+        return 1 if self.branch_escalated_at is not None else 0
+
+    @escalation_level.inplace.expression
+    @classmethod
+    def _escalation_level_expression(cls) -> ColumnElement[int]:
+        return case(
+            (cls.region_escalated_at.is_not(None), 2),
+            (cls.branch_escalated_at.is_not(None), 1),
+            else_=0,
+        )
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

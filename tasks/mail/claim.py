@@ -13,8 +13,6 @@ The transaction ends before any SMTP traffic starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -33,6 +31,7 @@ from sqlalchemy import (
 
 from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxMessage
+from tasks.common.write_lock import for_update, write_transaction
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 _CUSTOMERS = cast(Table, Customer.__table__)
@@ -62,27 +61,6 @@ class ClaimedMessage:
     next_attempt_at: datetime
     lease_until: datetime
     consent: Consent | None  # None for rows without a customer
-
-
-@contextmanager
-def write_transaction(bind: Engine | Connection) -> Iterator[Connection]:
-    """A short write transaction on ``bind`` (an engine, or a connection held by the caller);
-    on SQLite it takes the write lock at BEGIN (``IMMEDIATE``)."""
-    if isinstance(bind, Engine):
-        with bind.connect() as conn, write_transaction(conn) as same:
-            yield same
-        return
-    conn = bind
-    if conn.dialect.name == "sqlite":
-        # pysqlite would open a deferred transaction lazily; an explicit BEGIN IMMEDIATE makes
-        # it wait (busy_timeout) for the lock instead of failing on a stale snapshot.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
 
 
 def due_condition(now: datetime) -> ColumnElement[bool]:
@@ -125,7 +103,7 @@ def _claim_where(
         # A MATERIALIZED CTE runs the locking SELECT exactly once. As an ``IN (subquery)`` the
         # planner may re-run it per row, and with SKIP LOCKED each run can pick different rows,
         # claiming more than ``limit``.
-        due = ids.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        due = for_update(ids, skip_locked=True).cte("due").prefix_with("MATERIALIZED")
         matched = _OUTBOX.c.id == due.c.id
     else:
         matched = _OUTBOX.c.id.in_(ids.scalar_subquery())

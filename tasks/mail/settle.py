@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, Table, Update, bindparam, func, updat
 
 from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxMessage, Staff
-from tasks.mail.claim import write_transaction
+from tasks.common.write_lock import write_transaction
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 

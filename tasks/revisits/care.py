@@ -13,29 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from crm_db.bulk import driver_timestamp, id_list, insert_rows
-from crm_db.types import raw_utc_datetime
+from crm_db.bulk import driver_timestamp, insert_rows
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
-from tasks.revisits.rules.planning import within_contact_cap
+from tasks.rules.contact_policy import ContactFacts, ContactRules, MessageKind, decide
 
 CARE_KIND = "revisit_care"
-
-# Pending, sending or sent; NOT IN keeps PostgreSQL off the status index (see
-# revisit_planning._DUE_CANDIDATES).
-_LAST_CUSTOMER_EMAIL = text(
-    """
-    SELECT customer_id, MAX(created_at) AS latest FROM email_outbox
-    WHERE customer_id IN :ids AND status NOT IN ('failed', 'suppressed')
-    GROUP BY customer_id
-    """
-).bindparams(id_list("ids"))
-
-_STAFF_CONTACTS = text("SELECT id, name, phone FROM staff WHERE id IN :ids").bindparams(
-    id_list("ids")
-)
 
 CARE_CONTACT_NOTE = "care email queued"  # on the contact a care email records
 _CONTACT_COLUMNS = (
@@ -60,26 +45,6 @@ class CareRecipient:
     last_contact: datetime | None = None
 
 
-def last_customer_emails(
-    conn: Connection, customer_ids: Sequence[int]
-) -> dict[int, datetime | None]:
-    """When each customer was last sent (or is about to be sent) a customer-facing email."""
-    if not customer_ids:
-        return {}
-    rows = conn.execute(_LAST_CUSTOMER_EMAIL, {"ids": list(customer_ids)})
-    return {row.customer_id: raw_utc_datetime(row.latest) for row in rows}
-
-
-def load_staff_contacts(
-    conn: Connection, staff_ids: Sequence[int]
-) -> dict[int, tuple[str, str | None]]:
-    """Name and phone of the managers signing the care emails."""
-    if not staff_ids:
-        return {}
-    rows = conn.execute(_STAFF_CONTACTS, {"ids": sorted(set(staff_ids))})
-    return {row.id: (row.name, row.phone) for row in rows}
-
-
 def care_skip_reason(
     *,
     opted_out: bool,
@@ -90,16 +55,28 @@ def care_skip_reason(
     now: datetime,
     cap_days: int,
 ) -> str | None:
-    """Why no care email goes out now (``None``: send it)."""
-    if opted_out:
-        return "opted_out"
-    if not email or undeliverable:
-        return "no_email"
-    if not is_valid_recipient(email, name):
-        return "invalid_email"  # bad contact data: reported, never sent, the batch goes on
-    if not within_contact_cap(last_customer_email_at=last_sent, now=now, cap_days=cap_days):
-        return "contact_cap"
-    return None
+    """Why no care email goes out now (``None``: send it): the contact policy's decision for a
+    care email, from facts planning selected beside the due customers."""
+    has_email = bool(email) and not undeliverable
+    facts = ContactFacts(
+        customer_id=0,
+        has_email=has_email,
+        email_valid=has_email and is_valid_recipient(email, name),
+        has_phone=False,
+        marketing_opt_out=opted_out,
+        survey_opt_out=False,
+        unsubscribed=False,
+        last_email_at=last_sent,
+        last_survey_at=None,
+    )
+    return care_decision(facts, now=now, cap_days=cap_days)
+
+
+def care_decision(facts: ContactFacts, *, now: datetime, cap_days: int) -> str | None:
+    """The contact policy for a care email: why not (``None``: send it). No phone alternative
+    here: the revisit stays open for its manager, who sees it in the digest."""
+    decision = decide(facts, MessageKind.CARE, now=now, rules=ContactRules(cap_days=cap_days))
+    return None if decision.email or decision.reason is None else decision.reason.value
 
 
 def care_message(
@@ -154,9 +131,8 @@ __all__ = [
     "CARE_CONTACT_NOTE",
     "CARE_KIND",
     "CareRecipient",
+    "care_decision",
     "care_message",
     "care_skip_reason",
-    "last_customer_emails",
-    "load_staff_contacts",
     "record_care_contacts",
 ]

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import (
-    Branch,
     CareFeedback,
     ContactHistory,
     Customer,
@@ -30,8 +29,9 @@ from crm_db.models import (
 from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
 from tasks.common import policies
+from tasks.common.directory import load_directory
+from tasks.common.write_lock import for_update, lock_rows
 from tasks.revisits.care import CARE_KIND
-from tasks.revisits.planning import assignment_for, load_staff_members
 from tasks.revisits.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
     Answer,
@@ -157,15 +157,8 @@ def _record(
 
 
 def _lock(session: Session, outbox_id: int) -> None:
-    """Serialise answers to one email. SQLite ignores FOR UPDATE: take its single write lock at
-    BEGIN, so a concurrent answer waits and then sees this one. PostgreSQL locks the outbox row."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        session.execute(
-            select(OutboxMessage.id).where(OutboxMessage.id == outbox_id).with_for_update()
-        )
+    """Serialise answers to one email: a concurrent answer waits and then sees this one."""
+    lock_rows(session, select(OutboxMessage.id).where(OutboxMessage.id == outbox_id))
 
 
 def _load(session: Session, outbox_id: int) -> CareEmail | None:
@@ -213,19 +206,10 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
 
 
 def _assignment(session: Session, customer: Customer) -> Assignment:
-    """Who gets the call: planning's rule (``assignment_for``) for this one customer."""
-    branch_manager_id = None
-    if customer.branch_id is not None:
-        branch_manager_id = session.scalar(
-            select(Branch.manager_id).where(Branch.id == customer.branch_id)
-        )
-    ids = [i for i in (customer.account_manager_id, branch_manager_id) if i is not None]
-    return assignment_for(
-        load_staff_members(session.connection(), ids),
-        {customer.branch_id: branch_manager_id} if customer.branch_id is not None else {},
-        customer.account_manager_id,
-        customer.branch_id,
-    )
+    """Who gets the call: the customer's owner as planning decides it (the directory's rule).
+    Two reads of small tables, once per answer."""
+    directory = load_directory(session.connection())
+    return directory.owner(customer.account_manager_id, customer.branch_id)
 
 
 def _follow_up(
@@ -241,9 +225,11 @@ def _follow_up(
     email-channel revisit would otherwise be closed by the next care email) and due no later."""
     # Locked: a manager recording its outcome (or a care email closing it) waits for this.
     open_revisit = session.scalars(
-        select(Revisit)
-        .where(Revisit.customer_id == customer.id, Revisit.status == RevisitStatus.OPEN)
-        .with_for_update()
+        for_update(
+            select(Revisit).where(
+                Revisit.customer_id == customer.id, Revisit.status == RevisitStatus.OPEN
+            )
+        )
     ).one_or_none()
     answered_on = now.astimezone(timezone).date()
     taken = set(
@@ -270,7 +256,6 @@ def _follow_up(
         # An inactive account manager's customer goes to the branch manager, flagged in the
         # digest (as planning does); the notes carry the customer's words to whoever calls.
         needs_reassignment=assignment.needs_reassignment,
-        escalation_level=0,
         notes=notes,
         created_at=now,
     )

@@ -21,17 +21,17 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from crm_core.masking import mask_phone
 from crm_db.bulk import id_list
 from crm_db.types import UTCDateTime, raw_date
+from tasks.common.contact_policy import load_contact_facts
 from tasks.common.customer_context import load_care_context, load_customer_context
+from tasks.common.directory import Directory
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisits.care import (
     CareRecipient,
+    care_decision,
     care_message,
-    care_skip_reason,
-    last_customer_emails,
     record_care_contacts,
 )
 from tasks.revisits.planning import PlanningContext, RangeCounts
-from tasks.staff_directory import StaffAddress
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
 
@@ -45,8 +45,8 @@ _DUE_EMAIL_REVISITS = text(
           AND created_at < :created_before
         ORDER BY id LIMIT :limit
     )
-    SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.email_undeliverable, c.locale,
-           c.marketing_opt_out, c.unsubscribed_at, COALESCE(r.code, '-') AS region_code,
+    SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.locale,
+           COALESCE(r.code, '-') AS region_code,
            a.name AS manager_name, a.phone AS manager_phone
     FROM batch
     JOIN revisits v ON v.id = batch.id
@@ -93,20 +93,13 @@ def queue_care_emails(
                 break
             after = rows[-1].id
             ids = [r.customer_id for r in rows]
-            last_sent = last_customer_emails(conn, ids)
+            # Consent, address and the contact cap over every kind of customer email.
+            facts = load_contact_facts(conn, ids)
             context = load_care_context(conn, ids, timezone=ctx.timezone)
             messages: list[NewMessage] = []
             sent: list[tuple[int, int, int | None]] = []
             for row in rows:
-                reason = care_skip_reason(
-                    opted_out=bool(row.marketing_opt_out or row.unsubscribed_at is not None),
-                    email=row.email,
-                    name=row.name,
-                    undeliverable=bool(row.email_undeliverable),
-                    last_sent=last_sent.get(row.customer_id),
-                    now=ctx.now,
-                    cap_days=cap_days,
-                )
+                reason = care_decision(facts[row.customer_id], now=ctx.now, cap_days=cap_days)
                 if reason:
                     counts.add(row.region_code, f"care_skipped:{reason}")
                     continue
@@ -204,7 +197,6 @@ def queue_digest_batch(
     ctx: PlanningContext,
     assignees: list[int],
     *,
-    staff: dict[int, StaffAddress],
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
@@ -218,7 +210,9 @@ def queue_digest_batch(
         groups = _assignee_groups(conn, ctx.as_of, assignees)
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
         context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
-    messages = list(_digest_messages(groups, staff, context, outcome_url, ctx, run_id, counts))
+    messages = list(
+        _digest_messages(groups, ctx.directory, context, outcome_url, ctx, run_id, counts)
+    )
     if not dry_run and messages:
         with engine.begin() as conn:
             enqueue(conn, messages, now=ctx.now)
@@ -229,7 +223,6 @@ def queue_digests(
     engine: Engine,
     ctx: PlanningContext,
     *,
-    staff: dict[int, StaffAddress],
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
@@ -243,7 +236,6 @@ def queue_digests(
                 engine,
                 ctx,
                 assignees,
-                staff=staff,
                 outcome_url=outcome_url,
                 run_id=run_id,
                 dry_run=dry_run,
@@ -254,7 +246,7 @@ def queue_digests(
 
 def _digest_messages(
     groups: list[list[Any]],
-    staff: dict[int, StaffAddress],
+    directory: Directory,
     context: dict[int, Any],
     outcome_url: Callable[[int, int], str],
     ctx: PlanningContext,
@@ -265,7 +257,9 @@ def _digest_messages(
         for row in group:  # every open revisit past its due date, per customer's region
             if raw_date(row.due_on) < ctx.as_of:
                 counts.add(row.region_code, "overdue")
-        assignee = staff.get(group[0].assignee_id)
+        # The assignee's address even if they have left since: open work reaches them until it
+        # is reassigned (as before the directory; only a missing or bad address skips).
+        assignee = directory.member(group[0].assignee_id)
         region = group[0].region_code
         if assignee is None or not assignee.email:
             counts.add(region, "digest_skipped:manager_without_email")

@@ -1,8 +1,10 @@
 """IO for the revisits flow: escalate revisits still open N days after due (每级只通知一次).
 
-Open ``N`` days after due -> the branch manager; another ``N`` days -> the region manager. The
-level reached is recorded on the revisit in the same transaction as the outbox rows, and each
-recipient gets one email per tier and day (idempotency key), so re-runs add nothing.
+Open ``N`` days after due -> the branch manager; another ``N`` days -> the region manager (the
+shared escalation ladder, ``tasks.revisits.rules.planning.overdue_ladder``). The tiers reached are
+the revisit's ``branch_escalated_at`` / ``region_escalated_at``, written in the same transaction as
+the outbox rows (each only while still empty), and each recipient gets one email per tier and day
+(idempotency key), so re-runs add nothing.
 """
 
 from __future__ import annotations
@@ -20,58 +22,49 @@ from crm_db.types import UTCDateTime, raw_date
 from tasks.common.customer_context import load_customer_context
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisits.planning import PlanningContext, RangeCounts
-from tasks.revisits.rules.planning import StaffMember, management_chain, overdue_tiers
-from tasks.staff_directory import StaffAddress
+from tasks.revisits.rules.planning import overdue_ladder
+from tasks.rules.escalation_ladder import Progress
 
 _OVERDUE = text(
     """
-    SELECT v.id, v.customer_id, v.abc_class, v.channel, v.due_on, v.escalation_level,
-           v.assignee_id, v.needs_reassignment, c.name AS customer_name,
-           b.manager_id AS branch_manager_id, b.name AS branch_name,
-           r.manager_id AS region_manager_id, r.name AS region_name,
-           COALESCE(r.code, '-') AS region_code, a.name AS assignee_name
+    SELECT v.id, v.customer_id, v.abc_class, v.channel, v.due_on,
+           v.branch_escalated_at IS NOT NULL AS branch_done,
+           v.region_escalated_at IS NOT NULL AS region_done,
+           v.assignee_id, v.needs_reassignment, c.name AS customer_name, c.branch_id,
+           b.name AS branch_name, r.name AS region_name,
+           COALESCE(r.code, '-') AS region_code
     FROM revisits v
     JOIN customers c ON c.id = v.customer_id
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
-    LEFT JOIN staff a ON a.id = v.assignee_id
-    WHERE v.status = 'open' AND v.escalation_level < 2 AND v.due_on <= :latest_due
+    WHERE v.status = 'open' AND v.region_escalated_at IS NULL AND v.due_on <= :latest_due
     ORDER BY v.id
     """
 )
 
-_RECORD = text(
-    "UPDATE revisits SET escalation_level = :level, "
-    "branch_escalated_at = CASE WHEN :level >= 1 AND branch_escalated_at IS NULL "
-    "THEN :now ELSE branch_escalated_at END, "
-    "region_escalated_at = CASE WHEN :level >= 2 AND region_escalated_at IS NULL "
-    "THEN :now ELSE region_escalated_at END "
-    "WHERE id = :id AND escalation_level < :level"
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-
-def _pick(candidates: list[int | None], staff: dict[int, StaffMember]) -> int | None:
-    """The first candidate who is still here and can receive mail."""
-    for candidate in candidates:
-        member = staff.get(candidate) if candidate is not None else None
-        if member is not None and member.active and member.has_email:
-            return member.id
-    return None
+# One statement per tier: a tier's timestamp is written once, never moved.
+_RECORD = {
+    tier: text(
+        f"UPDATE revisits SET {tier.value}_escalated_at = :now "
+        f"WHERE id = :id AND {tier.value}_escalated_at IS NULL"
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    for tier in (EscalationTier.BRANCH, EscalationTier.REGION)
+}
 
 
 def escalate_overdue(
     engine: Engine,
     ctx: PlanningContext,
     *,
-    recipients: dict[int, StaffAddress],
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
 ) -> RangeCounts:
     """Escalate every overdue open revisit by the tiers it has newly reached."""
     counts = RangeCounts()
-    staff = dict(ctx.staff)
-    managers = {sid: m.manager_id for sid, m in staff.items()}
+    directory = ctx.directory
+    org = directory.org()
+    ladders = {abc: overdue_ladder(c.overdue_after_days) for abc, c in ctx.cadences.items()}
     min_overdue = min(c.overdue_after_days for c in ctx.cadences.values())
     latest_due = date.fromordinal(ctx.as_of.toordinal() - min_overdue)
     session = session_factory(engine)()
@@ -83,40 +76,43 @@ def escalate_overdue(
         )
         items: dict[tuple[EscalationTier, int], list[dict[str, Any]]] = defaultdict(list)
         scope_names: dict[tuple[EscalationTier, int], str] = {}
-        updates: list[dict[str, Any]] = []
+        updates: dict[EscalationTier, list[dict[str, Any]]] = defaultdict(list)
         emails: dict[int, str] = {}
         for row in rows:
-            cadence = ctx.cadences[AbcClass(row.abc_class)]
             due_on = raw_date(row.due_on)
-            tiers = overdue_tiers(
-                due_on=due_on,
-                as_of=ctx.as_of,
-                overdue_after_days=cadence.overdue_after_days,
-                already_escalated=row.escalation_level,
+            reached = {
+                tier.value
+                for tier, done in (
+                    (EscalationTier.BRANCH, row.branch_done),
+                    (EscalationTier.REGION, row.region_done),
+                )
+                if done
+            }
+            notices = ladders[AbcClass(row.abc_class)].due(
+                Progress(elapsed=ctx.as_of - due_on),
+                reached,
+                directory.posts(row.assignee_id, row.branch_id),
+                org,
             )
-            if not tiers:
-                continue
-            for tier in tiers:
+            for notice in notices:
+                tier = EscalationTier(notice.tier.name)
+                # Reached even when nobody can be told: reported, and not retried every day.
+                updates[tier].append({"id": row.id, "now": ctx.now})
                 counts.add(row.region_code, f"escalated:{tier.value}")
-                chain = management_chain(row.assignee_id, managers) if row.assignee_id else []
-                if tier is EscalationTier.BRANCH:
-                    candidates = [row.branch_manager_id, row.region_manager_id, *chain]
-                    scope = row.branch_name or "-"
-                else:
-                    candidates = [row.region_manager_id, *chain[1:]]
-                    scope = row.region_name or "-"
-                recipient = _pick(candidates, staff)
-                address = recipients.get(recipient) if recipient is not None else None
-                if recipient is None or address is None or not address.email:
+                scope = row.branch_name if tier is EscalationTier.BRANCH else row.region_name
+                recipient = notice.recipient_id
+                address = directory.member(recipient)
+                if recipient is None or address is None or address.email is None:
                     counts.add(row.region_code, "escalation_unnotified:no_recipient")
                     continue
                 emails[recipient] = address.email
                 info = context[row.customer_id]
+                assignee = directory.member(row.assignee_id)
                 items[(tier, recipient)].append(
                     {
                         "customer_name": row.customer_name,
                         "customer_class": row.abc_class,
-                        "account_manager_name": row.assignee_name or "-",
+                        "account_manager_name": assignee.name if assignee else "-",
                         "channel": row.channel,
                         "due_date": due_on.isoformat(),
                         "overdue_days": (ctx.as_of - due_on).days,
@@ -128,20 +124,18 @@ def escalate_overdue(
                         "needs_reassignment": bool(row.needs_reassignment),
                     }
                 )
-                scope_names.setdefault((tier, recipient), scope)
-            level = 2 if EscalationTier.REGION in tiers else 1
-            updates.append({"id": row.id, "level": level, "now": ctx.now})
+                scope_names.setdefault((tier, recipient), scope or "-")
         messages = [
             NewMessage(
                 idempotency_key=f"revisit_escalation:{ctx.as_of}:{tier.value}:staff:{rid}",
                 kind="revisit_escalation",
-                locale=recipients[rid].locale,
+                locale=directory.staff[rid].locale,
                 recipient_email=emails[rid],
-                recipient_name=recipients[rid].name,
+                recipient_name=directory.staff[rid].name,
                 customer_id=None,
                 staff_id=rid,
                 context={
-                    "recipient_name": recipients[rid].name,
+                    "recipient_name": directory.staff[rid].name,
                     "level": tier.value,
                     "scope_name": scope_names[(tier, rid)],
                     "date": ctx.as_of.isoformat(),
@@ -153,7 +147,8 @@ def escalate_overdue(
             for (tier, rid), tier_items in sorted(items.items())
         ]
         if not dry_run and updates:
-            conn.execute(_RECORD, updates)
+            for tier, params in updates.items():
+                conn.execute(_RECORD[tier], params)
             result = enqueue(session, messages, now=ctx.now)
             counts.add("-", "escalation_emails", result.inserted)
             session.commit()

@@ -31,23 +31,21 @@ from sqlalchemy import (
 
 from crm_db.bulk import driver_date, driver_timestamp, insert_rows
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
-from crm_db.models import Customer, Staff
+from crm_db.models import Customer
 from crm_db.types import UTCDateTime, raw_utc_datetime
 from tasks.common.customer_context import load_last_issues
+from tasks.common.directory import Directory, StaffRecord
 from tasks.mail.outbox import NewMessage, PreparedMessages, prepare
 from tasks.revisits.care import (
     CARE_CONTACT_NOTE,
     CareRecipient,
     care_message,
     care_skip_reason,
-    load_staff_contacts,
 )
 from tasks.revisits.rules.planning import (
     Assignment,
     Cadence,
     SkipReason,
-    StaffMember,
-    assign,
     planning_cutoff,
     scheduled_due,
 )
@@ -63,8 +61,11 @@ class PlanningContext:
     timezone: ZoneInfo
     calendar: WorkCalendar
     cadences: Mapping[AbcClass, Cadence]
-    staff: Mapping[int, StaffMember]
-    branch_managers: Mapping[int, int | None]  # branch id -> manager staff id
+    directory: Directory
+
+    @property
+    def staff(self) -> Mapping[int, StaffRecord]:
+        return self.directory.staff
 
     @property
     def cutoff(self) -> date:
@@ -219,7 +220,6 @@ _REVISIT_COLUMNS = (
     "due_on",
     "status",
     "needs_reassignment",
-    "escalation_level",
     "run_id",
     "created_at",
     "outcome",
@@ -374,23 +374,7 @@ _SKIPPED_OPTED_OUT = f"skipped:{SkipReason.OPTED_OUT.value}"
 
 
 def _assign(ctx: PlanningContext, manager_id: int | None, branch_id: int | None) -> Assignment:
-    return assignment_for(ctx.staff, ctx.branch_managers, manager_id, branch_id)
-
-
-def assignment_for(
-    staff: Mapping[int, StaffMember],
-    branch_managers: Mapping[int, int | None],
-    manager_id: int | None,
-    branch_id: int | None,
-) -> Assignment:
-    """Who gets a revisit of a customer with account manager ``manager_id`` in ``branch_id``
-    (``assign``'s rule, looked up in the staff directory and the branches' managers)."""
-    branch_manager_id = branch_managers.get(branch_id) if branch_id else None
-    return assign(
-        account_manager=staff.get(manager_id) if manager_id else None,
-        branch_manager=staff.get(branch_manager_id) if branch_manager_id else None,
-        has_branch=branch_id is not None,
-    )
+    return ctx.directory.owner(manager_id, branch_id)
 
 
 @dataclass
@@ -434,7 +418,10 @@ class _CareBatch:
             recipients=recipients,
             skipped=skipped,
             last_issues=load_last_issues(conn, list(recipients)),
-            managers=load_staff_contacts(conn, assignees),
+            managers={
+                sid: (m.name, m.phone)
+                for sid, m in ctx.directory.subset(sorted(set(assignees))).items()
+            },
         )
 
     def prepare(
@@ -525,7 +512,6 @@ def _insert_revisits(
                 due_on,
                 RevisitStatus.DONE.value if emailed else RevisitStatus.OPEN.value,
                 item.needs_reassignment,
-                0,
                 run_id,
                 stamp,
                 "email_sent" if emailed else None,
@@ -550,40 +536,11 @@ _CREATED_BY_RUN = text(
 ).bindparams(bindparam("due_on", type_=Date()), bindparam("now", type_=UTCDateTime()))
 
 
-def load_staff(engine: Engine) -> tuple[dict[int, StaffMember], dict[int, int | None]]:
-    """The staff directory and each branch's manager (small tables: loaded once per run)."""
-    with engine.connect() as conn:
-        staff = load_staff_members(conn)
-        branches = dict(conn.execute(text("SELECT id, manager_id FROM branches")).tuples().all())
-    return staff, branches
-
-
-def load_staff_members(
-    conn: Connection, ids: Collection[int] | None = None
-) -> dict[int, StaffMember]:
-    """Staff as the assignment rule sees them: everyone, or just ``ids``."""
-    query = select(Staff.id, Staff.active, Staff.email, Staff.email_undeliverable, Staff.manager_id)
-    if ids is not None:
-        query = query.where(Staff.id.in_(list(ids)))
-    return {
-        row.id: StaffMember(
-            row.id,
-            active=bool(row.active),
-            has_email=bool(row.email) and not row.email_undeliverable,
-            manager_id=row.manager_id,
-        )
-        for row in conn.execute(query)
-    }
-
-
 __all__ = [
     "PlanningContext",
     "RangeCounts",
     "SkipReason",
-    "assignment_for",
     "customer_id_ranges",
     "id_ranges",
-    "load_staff",
-    "load_staff_members",
     "plan_range",
 ]

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from crm_core.settings import get_settings
 from crm_db.session import session_scope, shared_engine
 from tasks.common import policies
+from tasks.common.directory import load_directory
 from tasks.mail.links import revisit_outcome_url
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
@@ -28,10 +29,8 @@ from tasks.revisits.planning import (
     PlanningContext,
     RangeCounts,
     customer_id_ranges,
-    load_staff,
     plan_range,
 )
-from tasks.staff_directory import load_staff_addresses
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,13 @@ def load_context(as_of: date, now: datetime, range_size: int, lanes: int = 1) ->
     with session_scope(engine) as session:
         calendar = policies.work_calendar(session)
         cadences = policies.cadences(session)
-    staff, branch_managers = load_staff(engine)
     context = PlanningContext(
         as_of=as_of,
         now=now,
         timezone=get_settings().tz,
         calendar=calendar,
         cadences=cadences,
-        staff=staff,
-        branch_managers=branch_managers,
+        directory=load_directory(engine),
     )
     return RunInputs(context, customer_id_ranges(engine, range_size, lanes))
 
@@ -109,7 +106,6 @@ def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: b
     counts = escalate_overdue(
         engine,
         ctx,
-        recipients=load_staff_addresses(engine),
         outcome_url=_outcome_links(ctx.now),
         run_id=run_id,
         dry_run=dry_run,
@@ -139,7 +135,6 @@ def digest_batch(
         engine,
         ctx,
         assignees,
-        staff=load_staff_addresses(engine),
         outcome_url=_outcome_links(ctx.now),
         run_id=run_id,
         dry_run=dry_run,

@@ -77,7 +77,6 @@ def test_insert_rows_counts_only_rows_inserted(engine: Engine) -> None:
         "due_on",
         "status",
         "needs_reassignment",
-        "escalation_level",
         "created_at",
     )
 
@@ -90,7 +89,6 @@ def test_insert_rows_counts_only_rows_inserted(engine: Engine) -> None:
             driver_date(date(2026, 11, 23), dialect),
             "open",
             False,
-            0,
             driver_timestamp(NOW, dialect),
         )
 

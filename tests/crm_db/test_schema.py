@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from crm_db import migrate
@@ -199,21 +199,23 @@ def test_sqlite_upgrade_rebuilding_referenced_tables_keeps_the_rows_that_referen
         customer = _customer(branch, manager)
         session.add(customer)
         session.flush()
-        revisit = Revisit(
-            customer_id=customer.id,
-            abc_class=AbcClass.A,
-            channel="visit",
-            due_on=date(2026, 11, 23),
-        )
-        session.add(revisit)
-        session.flush()
+        # In SQL: the 0001 table has a column (escalation_level, dropped by 0004) the model
+        # no longer has.
+        revisit_id = session.execute(
+            text(
+                "INSERT INTO revisits (customer_id, abc_class, channel, due_on, status, "
+                "needs_reassignment, escalation_level, created_at) VALUES (:c, 'A', 'visit', "
+                "'2026-11-23', 'open', 0, 0, '2026-11-23 00:00:00.000000') RETURNING id"
+            ),
+            {"c": customer.id},
+        ).scalar_one()
         session.add(
             ContactHistory(
                 customer_id=customer.id,
                 channel="visit",
                 outcome="completed",
                 occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
-                revisit_id=revisit.id,
+                revisit_id=revisit_id,
             )
         )
     migrate.upgrade(engine)
@@ -240,4 +242,38 @@ def test_sqlite_migration_that_would_leave_broken_references_rolls_back_whole(
     assert not {t for t in tables if t.startswith("_alembic_tmp")}
     foreign_keys = {fk["name"] for fk in inspect(engine).get_foreign_keys("revisits")}
     assert "fk_revisits_run_id_flow_runs" in foreign_keys  # the rebuild was undone
+    engine.dispose()
+
+
+def test_0004_downgrade_restores_the_escalation_level_from_the_timestamps(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    migrate.upgrade(engine, "0004")
+    with session_scope(engine) as session:
+        branch, manager = _org(session)
+        customers = [_customer(branch, manager, f"E{i}") for i in range(3)]
+        session.add_all(customers)
+        session.flush()
+        stamp = datetime(2026, 11, 30, tzinfo=UTC)
+        for i, customer in enumerate(customers):
+            session.add(
+                Revisit(
+                    customer_id=customer.id,
+                    abc_class=AbcClass.A,
+                    channel="visit",
+                    due_on=date(2026, 11, 23),
+                    branch_escalated_at=stamp if i >= 1 else None,
+                    region_escalated_at=stamp if i >= 2 else None,
+                )
+            )
+        session.flush()
+        # The derived level, in SQL (hybrid expression) and in Python.
+        levels = session.scalars(select(Revisit.escalation_level).order_by(Revisit.id)).all()
+        assert levels == [0, 1, 2]
+        assert [r.escalation_level for r in session.scalars(select(Revisit))] == [0, 1, 2]
+    migrate.downgrade(engine, "0003")
+    with engine.connect() as conn:
+        restored = conn.exec_driver_sql(
+            "SELECT escalation_level FROM revisits ORDER BY id"
+        ).scalars()
+        assert list(restored) == [0, 1, 2]
     engine.dispose()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from crm_db.enums import AbcClass, ContactChannel, EscalationTier
 from crm_db.policy_defaults import REVISIT_DEFAULTS
 from tasks.rules.calendar import WorkCalendar
+from tasks.rules.escalation_ladder import Ladder, RecipientKind, Tier
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,14 @@ class SkipReason(StrEnum):
     CONTACT_CAP = "contact_cap"
 
 
-@dataclass(frozen=True)
-class StaffMember:
-    id: int
-    active: bool
-    has_email: bool
-    manager_id: int | None = None
+class Member(Protocol):
+    """A staff member as the assignment rule sees them (``tasks.common.directory.StaffRecord``)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def active(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,8 @@ class Assignment:
 
 def assign(
     *,
-    account_manager: StaffMember | None,
-    branch_manager: StaffMember | None,
+    account_manager: Member | None,
+    branch_manager: Member | None,
     has_branch: bool,
 ) -> Assignment:
     """The account manager; if they left (or there is none), the branch manager, flagged for
@@ -106,31 +110,22 @@ def combined_notes(existing: str | None, new: str | None) -> str | None:
     return f"{existing}\n\n{new}"
 
 
-def within_contact_cap(
-    *, last_customer_email_at: datetime | None, now: datetime, cap_days: int
-) -> bool:
-    """No customer gets more than one customer-facing email per ``cap_days``, across all flows."""
-    return last_customer_email_at is None or now - last_customer_email_at >= timedelta(
-        days=cap_days
+def overdue_ladder(overdue_after_days: int) -> Ladder:
+    """The revisit ladder: open ``N`` days after due -> the branch manager; another ``N`` days ->
+    the region manager. Each tier once; the tiers reached are the revisit's escalation
+    timestamps (``branch_escalated_at``, ``region_escalated_at``)."""
+    days = timedelta(days=overdue_after_days)
+    return Ladder(
+        (
+            Tier(EscalationTier.BRANCH.value, RecipientKind.BRANCH_MANAGER, after=days),
+            Tier(EscalationTier.REGION.value, RecipientKind.REGION_MANAGER, after=2 * days),
+        )
     )
 
 
-def overdue_tiers(
-    *, due_on: date, as_of: date, overdue_after_days: int, already_escalated: int
-) -> list[EscalationTier]:
-    """Tiers a still-open revisit must now be escalated to, beyond those already recorded.
-
-    Open ``N`` days after due -> branch manager (level 1); another ``N`` days -> region manager
-    (level 2). Each tier exactly once: ``already_escalated`` is the recorded level.
-    """
-    days_late = (as_of - due_on).days
-    reached = 0
-    if days_late >= overdue_after_days:
-        reached = 1
-    if days_late >= 2 * overdue_after_days:
-        reached = 2
-    tiers = [EscalationTier.BRANCH, EscalationTier.REGION]
-    return tiers[already_escalated:reached]
+def escalation_level(*, branch_escalated: bool, region_escalated: bool) -> int:
+    """The level a revisit reached (0, 1 branch, 2 region), derived from its timestamps."""
+    return 2 if region_escalated else 1 if branch_escalated else 0
 
 
 def management_chain(

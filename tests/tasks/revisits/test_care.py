@@ -15,8 +15,9 @@ import tasks.revisits.planning
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, OutboxStatus, RevisitStatus
 from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit
 from crm_db.session import session_scope
+from tasks.common.directory import load_directory
 from tasks.revisits.emails import queue_care_emails
-from tasks.revisits.planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
 from tasks.revisits.rules.planning import DEFAULT_CADENCES, Cadence
 from tasks.rules.calendar import WorkCalendar
 from tests.factories import make_customer, make_org, queue_earlier_care_email
@@ -26,15 +27,13 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _ctx(engine: Engine, as_of: date) -> PlanningContext:
-    staff, branches = load_staff(engine)
     return PlanningContext(
         as_of=as_of,
         now=datetime.combine(as_of, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1),
         timezone=SHANGHAI,
         calendar=WorkCalendar(),
         cadences=DEFAULT_CADENCES,
-        staff=staff,
-        branch_managers=branches,
+        directory=load_directory(engine),
     )
 
 

@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
+from crm_db.enums import AbcClass, ContactChannel, RevisitStatus, StaffRole
 from crm_db.models import ContactHistory, OutboxMessage, Revisit
 from crm_db.session import session_scope
+from tasks.common.directory import load_directory
 from tasks.revisits.emails import (
     digest_batches,
     queue_care_emails,
@@ -17,25 +18,22 @@ from tasks.revisits.emails import (
     queue_digests,
 )
 from tasks.revisits.escalation import escalate_overdue
-from tasks.revisits.planning import PlanningContext, RangeCounts, load_staff
+from tasks.revisits.planning import PlanningContext, RangeCounts
 from tasks.revisits.rules.planning import DEFAULT_CADENCES
 from tasks.rules.calendar import WorkCalendar
-from tasks.staff_directory import load_staff_addresses
-from tests.factories import Org, make_customer, make_org
+from tests.factories import Org, make_customer, make_org, make_staff
 
 AS_OF = date(2026, 11, 23)
 
 
 def _ctx(engine: Engine, as_of: date = AS_OF) -> PlanningContext:
-    staff, branches = load_staff(engine)
     return PlanningContext(
         as_of=as_of,
         now=datetime.combine(as_of, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1),
         timezone=ZoneInfo("Asia/Shanghai"),
         calendar=WorkCalendar(),
         cadences=DEFAULT_CADENCES,
-        staff=staff,
-        branch_managers=branches,
+        directory=load_directory(engine),
     )
 
 
@@ -70,7 +68,6 @@ def _escalate(engine: Engine, as_of: date, dry_run: bool = False):  # type: igno
     return escalate_overdue(
         engine,
         _ctx(engine, as_of),
-        recipients=load_staff_addresses(engine),
         outcome_url=_link,
         run_id=None,
         dry_run=dry_run,
@@ -113,6 +110,31 @@ def test_missing_branch_manager_falls_back_and_dry_run_writes_nothing(engine: En
     _escalate(engine, AS_OF)
     (mail,) = _outbox(engine, "revisit_escalation")
     assert mail.staff_id == region_manager and mail.context["level"] == "branch"
+
+
+def test_a_broken_chain_escalates_to_senior_management_and_records_the_tiers(
+    engine: Engine,
+) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        boss = make_staff(session, StaffRole.EXECUTIVE)
+        # Both managers gone, and their chain loops: the ladder ends at senior management.
+        org.branch_manager.active = False
+        org.region_manager.active = False
+        org.region_manager.manager_id = org.branch_manager.id
+        revisit = _revisit(session, org, AS_OF - timedelta(days=15))
+        boss_id, revisit_id = boss.id, revisit.id
+    counts = _escalate(engine, AS_OF)
+    assert counts.total("escalated:branch") == 1 and counts.total("escalated:region") == 1
+    assert {(m.staff_id, m.context["level"]) for m in _outbox(engine, "revisit_escalation")} == {
+        (boss_id, "branch"),
+        (boss_id, "region"),
+    }
+    with session_scope(engine) as session:
+        stored = session.get(Revisit, revisit_id)
+        assert stored is not None and stored.escalation_level == 2
+        assert stored.branch_escalated_at == stored.region_escalated_at  # the same run
+    assert _escalate(engine, AS_OF + timedelta(days=1)).total("escalated:region") == 0
 
 
 def test_care_emails_respect_consent_address_and_cap(engine: Engine) -> None:
@@ -172,7 +194,6 @@ def test_one_digest_per_manager_with_context(engine: Engine) -> None:
         return queue_digests(
             engine,
             _ctx(engine),
-            staff=load_staff_addresses(engine),
             outcome_url=_link,
             run_id=None,
             dry_run=False,
@@ -208,7 +229,6 @@ def test_digest_batches_split_assignees_and_together_send_each_digest_once(
                 engine,
                 _ctx(engine),
                 batch,
-                staff=load_staff_addresses(engine),
                 outcome_url=_link,
                 run_id=None,
                 dry_run=False,
@@ -237,7 +257,6 @@ def test_bad_contact_data_is_reported_not_fatal(engine: Engine) -> None:
     digests = queue_digests(
         engine,
         _ctx(engine),
-        staff=load_staff_addresses(engine),
         outcome_url=_link,
         run_id=None,
         dry_run=False,

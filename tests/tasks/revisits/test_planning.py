@@ -9,11 +9,11 @@ from sqlalchemy import Engine, select
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
 from crm_db.session import session_scope
+from tasks.common.directory import load_directory
 from tasks.revisits.planning import (
     PlanningContext,
     customer_id_ranges,
     id_ranges,
-    load_staff,
     plan_range,
 )
 from tasks.revisits.rules.planning import DEFAULT_CADENCES
@@ -25,15 +25,13 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _context(engine: Engine, as_of: date) -> PlanningContext:
-    staff, branches = load_staff(engine)
     return PlanningContext(
         as_of=as_of,
         now=datetime.combine(as_of, datetime.min.time(), tzinfo=UTC),
         timezone=SHANGHAI,
         calendar=WorkCalendar(),
         cadences=DEFAULT_CADENCES,
-        staff=staff,
-        branch_managers=branches,
+        directory=load_directory(engine),
     )
 
 

@@ -19,13 +19,13 @@ from sqlalchemy import Engine, func, select
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit
 from crm_db.session import session_scope
+from tasks.common.directory import load_directory
 from tasks.revisits.completion import REACHED, record_outcome
 from tasks.revisits.emails import queue_care_emails, queue_digests
 from tasks.revisits.escalation import escalate_overdue
-from tasks.revisits.planning import PlanningContext, customer_id_ranges, load_staff, plan_range
+from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
 from tasks.revisits.rules.planning import Cadence, natural_due, planning_cutoff
 from tasks.rules.calendar import WorkCalendar
-from tasks.staff_directory import load_staff_addresses
 from tests.factories import make_customer, make_org
 
 START = date(2026, 8, 29)  # a Saturday: the first day's backlog lands on a weekend
@@ -44,15 +44,13 @@ def _link(revisit_id: int, staff_id: int) -> str:
 
 
 def _ctx(engine: Engine, day: date) -> PlanningContext:
-    staff, branches = load_staff(engine)
     return PlanningContext(
         as_of=day,
         now=datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1),
         timezone=SHANGHAI,
         calendar=CALENDAR,
         cadences=CADENCES,
-        staff=staff,
-        branch_managers=branches,
+        directory=load_directory(engine),
     )
 
 
@@ -108,7 +106,6 @@ def test_sixty_days(engine: Engine) -> None:
         escalate_overdue(
             engine,
             ctx,
-            recipients=load_staff_addresses(engine),
             outcome_url=_link,
             run_id=None,
             dry_run=False,
@@ -121,7 +118,6 @@ def test_sixty_days(engine: Engine) -> None:
         queue_digests(
             engine,
             ctx,
-            staff=load_staff_addresses(engine),
             outcome_url=_link,
             run_id=None,
             dry_run=False,

@@ -1,22 +1,30 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date
 
 from crm_db.enums import EscalationTier
 from tasks.revisits.rules.planning import (
     SkipReason,
-    StaffMember,
     assign,
     combined_notes,
+    escalation_level,
     has_cycle,
     management_chain,
     natural_due,
-    overdue_tiers,
+    overdue_ladder,
     planning_cutoff,
     scheduled_due,
-    within_contact_cap,
 )
 from tasks.rules.calendar import WorkCalendar
+from tasks.rules.escalation_ladder import Org, Posts, Progress
+
+
+@dataclass(frozen=True)
+class _Member:
+    id: int
+    active: bool
+
 
 CAL = WorkCalendar(exceptions={date(2026, 10, 1): False})
 MONDAY, SATURDAY = date(2026, 11, 23), date(2026, 11, 21)
@@ -44,9 +52,9 @@ def test_weekend_due_dates_move_to_monday() -> None:
 
 
 def test_assignment() -> None:
-    active = StaffMember(1, active=True, has_email=True)
-    left = StaffMember(2, active=False, has_email=True)
-    boss = StaffMember(3, active=True, has_email=True)
+    active = _Member(1, active=True)
+    left = _Member(2, active=False)
+    boss = _Member(3, active=True)
     assert assign(account_manager=active, branch_manager=boss, has_branch=True).assignee_id == 1
     moved = assign(account_manager=left, branch_manager=boss, has_branch=True)
     assert (moved.assignee_id, moved.needs_reassignment) == (3, True)
@@ -56,44 +64,27 @@ def test_assignment() -> None:
     assert nobody.skip is SkipReason.NO_ASSIGNEE
 
 
-def test_contact_cap() -> None:
-    now = datetime(2026, 11, 23, 9, tzinfo=UTC)
-    assert within_contact_cap(last_customer_email_at=None, now=now, cap_days=7)
-    assert not within_contact_cap(
-        last_customer_email_at=now - timedelta(days=6), now=now, cap_days=7
-    )
-    assert within_contact_cap(last_customer_email_at=now - timedelta(days=7), now=now, cap_days=7)
+def _tiers(as_of: date, reached: set[str]) -> list[str]:
+    """The tiers the revisit ladder notifies for a revisit due on 1 Nov (7-day threshold)."""
+    ladder = overdue_ladder(7)
+    progress = Progress(elapsed=as_of - date(2026, 11, 1))
+    return [n.tier.name for n in ladder.due(progress, reached, Posts(), Org({}))]
 
 
 def test_overdue_tiers_each_once() -> None:
-    due = date(2026, 11, 1)
-    assert (
-        overdue_tiers(
-            due_on=due, as_of=date(2026, 11, 7), overdue_after_days=7, already_escalated=0
-        )
-        == []
-    )
-    assert overdue_tiers(
-        due_on=due, as_of=date(2026, 11, 8), overdue_after_days=7, already_escalated=0
-    ) == [EscalationTier.BRANCH]
-    assert (
-        overdue_tiers(
-            due_on=due, as_of=date(2026, 11, 9), overdue_after_days=7, already_escalated=1
-        )
-        == []
-    )
-    assert overdue_tiers(
-        due_on=due, as_of=date(2026, 11, 15), overdue_after_days=7, already_escalated=1
-    ) == [EscalationTier.REGION]
-    assert overdue_tiers(
-        due_on=due, as_of=date(2026, 12, 30), overdue_after_days=7, already_escalated=0
-    ) == [EscalationTier.BRANCH, EscalationTier.REGION]
-    assert (
-        overdue_tiers(
-            due_on=due, as_of=date(2026, 12, 30), overdue_after_days=7, already_escalated=2
-        )
-        == []
-    )
+    branch, region = EscalationTier.BRANCH.value, EscalationTier.REGION.value
+    assert _tiers(date(2026, 11, 7), set()) == []
+    assert _tiers(date(2026, 11, 8), set()) == [branch]
+    assert _tiers(date(2026, 11, 9), {branch}) == []
+    assert _tiers(date(2026, 11, 15), {branch}) == [region]
+    assert _tiers(date(2026, 12, 30), set()) == [branch, region]
+    assert _tiers(date(2026, 12, 30), {branch, region}) == []
+
+
+def test_escalation_level_is_derived_from_the_timestamps() -> None:
+    assert escalation_level(branch_escalated=False, region_escalated=False) == 0
+    assert escalation_level(branch_escalated=True, region_escalated=False) == 1
+    assert escalation_level(branch_escalated=True, region_escalated=True) == 2
 
 
 def test_management_chain_survives_cycles() -> None:
