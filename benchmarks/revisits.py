@@ -203,8 +203,8 @@ def plain_run(range_size: int) -> tuple[float, dict[str, int]]:
     which exists only in Prefect, is left out. Returns the wall time and the counts."""
     from crm_db.types import utcnow
     from flows.revisits import FLOW_NAME, PLANNING_CONCURRENCY
+    from tasks.common.run_context import RunCounts
     from tasks.common.run_ledger import ledger_run
-    from tasks.revisits.planning import RangeCounts
     from tasks.revisits.prefect_tasks import (
         assignee_batches,
         digest_batch,
@@ -218,7 +218,7 @@ def plain_run(range_size: int) -> tuple[float, dict[str, int]]:
     params = {"as_of": AS_OF, "range_size": range_size}
     with ledger_run(FLOW_NAME, AS_OF, params, dry_run=False) as ledger:
         inputs = load_context(AS_OF, utcnow(), range_size, lanes=PLANNING_CONCURRENCY)
-        ctx, counts = inputs.context, RangeCounts()
+        ctx, counts = inputs.context, RunCounts()
         counts.merge(follow_up_open_revisits.fn(ctx, ledger.id, False))
         for lo, hi in inputs.ranges:
             counts.merge(plan_revisits_range.fn(ctx, lo, hi, ledger.id, False))

@@ -18,7 +18,8 @@ from pydantic import Field
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.common.flow_run import flow_run
-from tasks.revisits.planning import PlanningContext, RangeCounts
+from tasks.common.run_context import RunCounts
+from tasks.revisits.planning import PlanningContext
 from tasks.revisits.prefect_tasks import (
     assignee_batches,
     digest_batch,
@@ -78,7 +79,7 @@ def revisits(
         # directory) looking for futures, twice per task run - ~25 ms a task at 400 staff.
         # Prefect unwraps it before calling the task, hence the cast.
         shared = cast(PlanningContext, quote(ctx))
-        counts = RangeCounts()
+        counts = RunCounts()
         # The follow-ups touch only revisits of earlier days, planning only customers without an
         # open revisit: independent, so the follow-ups run beside the first ranges.
         steps = [follow_up_open_revisits.submit(shared, run_id, dry_run)] + [

@@ -24,6 +24,7 @@ from crm_db.types import UTCDateTime, raw_date
 from tasks.common.contact_policy import load_contact_facts
 from tasks.common.customer_context import load_care_context, load_customer_context
 from tasks.common.directory import Directory
+from tasks.common.run_context import RunCounts
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisits.care import (
     CareRecipient,
@@ -31,7 +32,7 @@ from tasks.revisits.care import (
     care_message,
     record_care_contacts,
 )
-from tasks.revisits.planning import PlanningContext, RangeCounts
+from tasks.revisits.planning import PlanningContext
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
 
@@ -76,14 +77,14 @@ def queue_care_emails(
     dry_run: bool,
     batch: int = 2000,
     created_before: datetime | None = None,
-) -> RangeCounts:
+) -> RunCounts:
     """Care emails for open email-channel revisits that are due (planning sends most of them as
     it creates the revisits; this catches the rest, e.g. those the contact cap deferred).
 
     ``created_before``: only revisits created before this instant - the flow passes its run's
     instant, so this can run beside planning and leave the revisits planning creates (and has
     already decided about) to it."""
-    counts = RangeCounts()
+    counts = RunCounts()
     after = 0
     params = {"as_of": ctx.as_of, "limit": batch, "created_before": created_before or _NO_LIMIT}
     while True:
@@ -200,12 +201,12 @@ def queue_digest_batch(
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
-) -> RangeCounts:
+) -> RunCounts:
     """One digest per assignee in ``assignees``, queued in one transaction.
 
     Reads and the write are separate transactions (as in planning), so batches can run side by
     side: a read snapshot is never upgraded to a write after another batch has committed."""
-    counts = RangeCounts()
+    counts = RunCounts()
     with engine.connect() as conn:
         groups = _assignee_groups(conn, ctx.as_of, assignees)
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
@@ -227,9 +228,9 @@ def queue_digests(
     run_id: int | None,
     dry_run: bool,
     batch_rows: int = 5000,
-) -> RangeCounts:
+) -> RunCounts:
     """Every digest of the day, batch after batch (the flow runs the batches as tasks)."""
-    counts = RangeCounts()
+    counts = RunCounts()
     for assignees in digest_batches(engine, ctx.as_of, batch_rows):
         counts.merge(
             queue_digest_batch(
@@ -251,7 +252,7 @@ def _digest_messages(
     outcome_url: Callable[[int, int], str],
     ctx: PlanningContext,
     run_id: int | None,
-    counts: RangeCounts,
+    counts: RunCounts,
 ) -> Iterator[NewMessage]:
     for group in groups:
         for row in group:  # every open revisit past its due date, per customer's region

@@ -20,8 +20,9 @@ from crm_db.enums import AbcClass, EscalationTier
 from crm_db.session import session_factory
 from crm_db.types import UTCDateTime, raw_date
 from tasks.common.customer_context import load_customer_context
+from tasks.common.run_context import RunCounts
 from tasks.mail.outbox import NewMessage, enqueue
-from tasks.revisits.planning import PlanningContext, RangeCounts
+from tasks.revisits.planning import PlanningContext
 from tasks.revisits.rules.planning import overdue_ladder
 from tasks.rules.escalation_ladder import Progress
 
@@ -59,9 +60,9 @@ def escalate_overdue(
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
-) -> RangeCounts:
+) -> RunCounts:
     """Escalate every overdue open revisit by the tiers it has newly reached."""
-    counts = RangeCounts()
+    counts = RunCounts()
     directory = ctx.directory
     org = directory.org()
     ladders = {abc: overdue_ladder(c.overdue_after_days) for abc, c in ctx.cadences.items()}

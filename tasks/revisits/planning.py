@@ -10,12 +10,11 @@ An email-channel revisit's care email can be queued in the same pass (see ``plan
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BindParameter,
@@ -34,7 +33,8 @@ from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import Customer
 from crm_db.types import UTCDateTime, raw_utc_datetime
 from tasks.common.customer_context import load_last_issues
-from tasks.common.directory import Directory, StaffRecord
+from tasks.common.directory import StaffRecord
+from tasks.common.run_context import RunContext, RunCounts
 from tasks.mail.outbox import NewMessage, PreparedMessages, prepare
 from tasks.revisits.care import (
     CARE_CONTACT_NOTE,
@@ -49,19 +49,13 @@ from tasks.revisits.rules.planning import (
     planning_cutoff,
     scheduled_due,
 )
-from tasks.rules.calendar import WorkCalendar
 
 
 @dataclass(frozen=True)
-class PlanningContext:
-    """Everything a range needs, loaded once per run (policies, calendar, the staff directory)."""
+class PlanningContext(RunContext):
+    """A revisits run's context: the shared run context plus the revisit policies by class."""
 
-    as_of: date
-    now: datetime
-    timezone: ZoneInfo
-    calendar: WorkCalendar
     cadences: Mapping[AbcClass, Cadence]
-    directory: Directory
 
     @property
     def staff(self) -> Mapping[int, StaffRecord]:
@@ -79,9 +73,6 @@ class PlanningContext:
         from ``as_of``), so it is computed once, not per customer."""
         return scheduled_due(natural=self.cutoff, as_of=self.as_of, calendar=self.calendar)
 
-    def local_date(self, moment: datetime) -> date:
-        return moment.astimezone(self.timezone).date()
-
     def threshold_params(self) -> dict[str, Any]:
         """Per class: the latest natural-due base date that is due at the cut-off, as a date (for
         ``first_card_on``) and as the UTC instant ending that local day (for contact times)."""
@@ -92,23 +83,6 @@ class PlanningContext:
             params[f"day_{abc.value}"] = base
             params[f"end_{abc.value}"] = end_local.astimezone(UTC)
         return params
-
-
-@dataclass
-class RangeCounts:
-    """Per-region counts for the run artifact (region code -> counter)."""
-
-    by_region: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-
-    def add(self, region: str, key: str, n: int = 1) -> None:
-        self.by_region[region][key] += n
-
-    def merge(self, other: RangeCounts) -> None:
-        for region, counter in other.by_region.items():
-            self.by_region[region].update(counter)
-
-    def total(self, key: str) -> int:
-        return sum(counter[key] for counter in self.by_region.values())
 
 
 # The due customers of an id range: every customer whose natural due date (last completed
@@ -246,7 +220,7 @@ def plan_range(
     run_id: int | None,
     dry_run: bool,
     care_cap_days: int | None = None,
-) -> RangeCounts:
+) -> RunCounts:
     """Create the due revisits of customers ``lo..hi``; in a dry run only count them.
 
     With ``care_cap_days`` (the contact cap), an email-channel revisit that can go out now
@@ -262,7 +236,7 @@ def plan_range(
     A revisit another writer created in between is skipped by the unique keys (and so is its
     care email).
     """
-    counts = RangeCounts()
+    counts = RunCounts()
     email_classes = [
         abc.value
         for abc, cadence in ctx.cadences.items()
@@ -307,7 +281,7 @@ def plan_range(
 
 
 def _plan_candidates(
-    candidates: Sequence[tuple[Any, ...]], ctx: PlanningContext, counts: RangeCounts
+    candidates: Sequence[tuple[Any, ...]], ctx: PlanningContext, counts: RunCounts
 ) -> list[_Planned]:
     """The revisits to create for a range's due customers (the others counted as skipped).
 
@@ -538,7 +512,7 @@ _CREATED_BY_RUN = text(
 
 __all__ = [
     "PlanningContext",
-    "RangeCounts",
+    "RunCounts",
     "SkipReason",
     "customer_id_ranges",
     "id_ranges",

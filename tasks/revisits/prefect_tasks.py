@@ -22,15 +22,11 @@ from crm_core.settings import get_settings
 from crm_db.session import session_scope, shared_engine
 from tasks.common import policies
 from tasks.common.directory import load_directory
+from tasks.common.run_context import RunCounts
 from tasks.mail.links import revisit_outcome_url
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
-from tasks.revisits.planning import (
-    PlanningContext,
-    RangeCounts,
-    customer_id_ranges,
-    plan_range,
-)
+from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
 
 
 @dataclass(frozen=True)
@@ -66,7 +62,7 @@ def plan_revisits_range(
     hi: int,
     run_id: int | None,
     dry_run: bool,
-) -> RangeCounts:
+) -> RunCounts:
     # Safe to retry: a range commits in one transaction (revisits, care emails, contacts), and
     # inserts ignore rows that a previous attempt already committed.
     engine = shared_engine()
@@ -92,7 +88,7 @@ def _outcome_links(now: datetime) -> Callable[[int, int], str]:
 
 
 @task(name="follow-up-open-revisits", cache_policy=NO_CACHE)
-def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RangeCounts:
+def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RunCounts:
     """The open revisits of earlier days: escalate the overdue ones, then send the care emails
     left over (e.g. deferred by the contact cap). Neither touches a customer planning can pick
     (planning takes customers without an open revisit; this only revisits created before the
@@ -126,7 +122,7 @@ def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: b
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def digest_batch(
     ctx: PlanningContext, assignees: list[int], run_id: int | None, dry_run: bool
-) -> RangeCounts:
+) -> RunCounts:
     """The digests of one batch of assignees (``digest_batches``), queued in one transaction."""
     # Safe to retry: a digest's idempotency key (kind, date, assignee) makes a second attempt
     # queue nothing twice.

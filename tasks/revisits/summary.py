@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tasks.revisits.planning import RangeCounts
+from tasks.common.run_context import RunCounts
 
 COLUMNS = (
     ("due", "due"),
@@ -20,7 +20,7 @@ COLUMNS = (
 EMAIL_KEYS = ("care_emails", "digests", "escalation_emails")
 
 
-def artifact_rows(counts: RangeCounts) -> list[dict[str, str | int]]:
+def artifact_rows(counts: RunCounts) -> list[dict[str, str | int]]:
     """One row per region (and ``-`` for customers without one), plus a total row."""
     rows: list[dict[str, str | int]] = []
     total: Counter[str] = Counter()
@@ -44,8 +44,5 @@ def _row(region: str, counter: Counter[str]) -> dict[str, str | int]:
     return row
 
 
-def ledger_counts(counts: RangeCounts) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for counter in counts.by_region.values():
-        total.update(counter)
-    return {key.replace(":", "_"): n for key, n in sorted(total.items())}
+def ledger_counts(counts: RunCounts) -> dict[str, int]:
+    return counts.totals()

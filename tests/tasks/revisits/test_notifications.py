@@ -11,6 +11,7 @@ from crm_db.enums import AbcClass, ContactChannel, RevisitStatus, StaffRole
 from crm_db.models import ContactHistory, OutboxMessage, Revisit
 from crm_db.session import session_scope
 from tasks.common.directory import load_directory
+from tasks.common.run_context import RunCounts
 from tasks.revisits.emails import (
     digest_batches,
     queue_care_emails,
@@ -18,7 +19,7 @@ from tasks.revisits.emails import (
     queue_digests,
 )
 from tasks.revisits.escalation import escalate_overdue
-from tasks.revisits.planning import PlanningContext, RangeCounts
+from tasks.revisits.planning import PlanningContext
 from tasks.revisits.rules.planning import DEFAULT_CADENCES
 from tasks.rules.calendar import WorkCalendar
 from tests.factories import Org, make_customer, make_org, make_staff
@@ -222,7 +223,7 @@ def test_digest_batches_split_assignees_and_together_send_each_digest_once(
     # Three assignees with 1, 2 and 3 due revisits: no batch mixes past two rows unless alone.
     assert sorted(len(b) for b in batches) == [1, 1, 1]
     assert sorted(a for b in batches for a in b) == sorted(o.account_manager.id for o in orgs)
-    counts = RangeCounts()
+    counts = RunCounts()
     for batch in batches:
         counts.merge(
             queue_digest_batch(

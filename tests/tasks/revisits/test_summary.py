@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from tasks.revisits.planning import RangeCounts
+from tasks.common.run_context import RunCounts
 from tasks.revisits.summary import artifact_rows, ledger_counts
 
 
 def test_rows_per_region_with_reasons_and_total() -> None:
-    counts = RangeCounts()
+    counts = RunCounts()
     for key, n in (
         ("due", 5),
         ("created", 4),
