@@ -218,6 +218,15 @@ def _message_id(message_id: str) -> str:
     return f"<{match.group(1)}>"
 
 
+def _transfer_encoding(body: str) -> str:
+    """``7bit`` for ASCII whose lines fit RFC 5322's limit, else ``base64`` (compact for CJK, and
+    unlike 8bit it needs no 8BITMIME). Chosen here rather than by ``set_content``'s heuristic,
+    which trial-encodes the body as quoted-printable in pure Python to compare sizes."""
+    if body.isascii() and all(len(line) <= _LINE_LIMIT - 2 for line in body.splitlines()):
+        return "7bit"
+    return "base64"
+
+
 def _set_boundaries(message: EmailMessage, message_id: str) -> None:
     """Give every multipart a boundary derived from the Message-ID (public ``set_boundary``).
 
@@ -269,8 +278,8 @@ def build_message(
             raise ValueError("unsubscribe_url must be an http(s) URL of printable ASCII")
         msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(rendered.text, subtype="plain")
-    msg.add_alternative(rendered.html, subtype="html")
+    msg.set_content(rendered.text, subtype="plain", cte=_transfer_encoding(rendered.text))
+    msg.add_alternative(rendered.html, subtype="html", cte=_transfer_encoding(rendered.html))
     html_part = list(msg.iter_parts())[1]
     for attachment in attachments:
         maintype, _, subtype = attachment.content_type.partition("/")

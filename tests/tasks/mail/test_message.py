@@ -173,15 +173,23 @@ def test_long_unsubscribe_url_stays_one_followable_line() -> None:
     assert message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == f"<{url}>"
 
 
-def test_ascii_parts_are_quoted_printable_and_readable() -> None:
+def test_ascii_parts_are_7bit_and_readable() -> None:
     long_line = "word " * 60
     rendered = RenderedEmail(subject="S", text=f"{long_line}\nend\n", html=f"<p>{long_line}</p>")
     raw = message_bytes(build(rendered))
-    assert b"Content-Transfer-Encoding: quoted-printable" in raw
-    body = raw.split(b"\r\n\r\n", 1)[1]  # after the top-level headers
-    assert max(len(line) for line in body.split(b"\r\n")) <= 78  # RFC 2045 6.7 (76 + "=")
+    assert raw.count(b"Content-Transfer-Encoding: 7bit") == 2
+    assert long_line.encode() in raw  # readable as it is, lines within RFC 5322's 998
     back = parsed(build(rendered))
     assert [content(p) for p in back.iter_parts()] == [rendered.text, stock_body(rendered.html)]
+
+
+def test_ascii_lines_too_long_for_7bit_go_base64() -> None:
+    rendered = RenderedEmail(subject="S", text="x" * 2000 + "\n", html="<p>h</p>")
+    raw = message_bytes(build(rendered))
+    assert b"Content-Transfer-Encoding: base64" in raw
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    back = parsed(build(rendered))
+    assert content(next(back.iter_parts())) == rendered.text
 
 
 def test_non_ascii_parts_are_base64_never_8bit() -> None:
