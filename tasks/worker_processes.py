@@ -16,9 +16,9 @@ forked them (Linux ``PR_SET_PDEATHSIG``), so a flow run that is killed leaves no
 behind; a range a dying worker was writing rolls back and is planned again by the task's retry
 (in the flow's threads) or the next run (its inserts skip what exists).
 
-Delivery's message builders (tasks/mail/build_pool.py) are started differently on purpose: they
-serve an asyncio loop over pipes for the whole run and are cheap to spawn once; these run a few
-seconds-long synchronous calls, where a 2 s spawn would cost more than it saves.
+Delivery's message builders (tasks/mail/build.py) are spawned instead, on purpose: they serve
+an asyncio loop for the whole run and are cheap to spawn once; these run a few seconds-long
+synchronous calls, where a 2 s spawn would cost more than it saves.
 
 ``CRM_FLOW_PROCESSES`` (environment, read per run): ``auto`` (default) = one per CPU, and none
 on a one-CPU machine; ``0`` = none; ``N``; never more than 4. Without processes - and on macOS and
