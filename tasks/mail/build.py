@@ -210,7 +210,13 @@ class BuildExecutor:
 
     @property
     def ready(self) -> bool:
-        return self.alive and any(f.done() and not f.exception() for f in self._warm)
+        if not self.alive:
+            return False
+        if any(f.done() and f.exception() is None for f in self._warm):
+            return True
+        if all(f.done() for f in self._warm):  # every worker failed to start
+            self._lost(self._warm[0].exception() or BuildLost("no worker started"))
+        return False
 
     @property
     def has_room(self) -> bool:
