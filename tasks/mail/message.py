@@ -151,10 +151,10 @@ def _full_validation(email: str, name: str) -> tuple[str, str]:
     return normalised_email, clean_name
 
 
-# Building: the stock SMTP policy with ``cte_type="7bit"``: a body that is not plain
-# short-lined ASCII is encoded as quoted-printable or base64 (the stdlib picks the shorter, with
-# lines of at most 76 characters as RFC 2045 requires), never sent as raw 8bit, which would need
-# 8BITMIME from every relay on the path.
+# Building: the stock SMTP policy with ``cte_type="7bit"``: nothing is sent as raw 8bit, which
+# would need 8BITMIME from every relay on the path. Text bodies get their encoding from
+# ``_transfer_encoding``; binary attachments are base64 with the stock 76-character lines
+# (RFC 2045 6.8), which this policy's 78-character limit gives.
 POLICY = email_policy.SMTP.clone(cte_type="7bit")
 # Serialising: the same, with header lines allowed up to RFC 5322's hard limit of 998 rather
 # than the recommended 78. The stock folder turns a URL that does not fit a line into encoded
