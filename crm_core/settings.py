@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(8, ge=1, le=100, description="tries before a row fails")
     outbox_backoff_base_s: float = Field(60.0, gt=0, description="first retry delay (doubles)")
     outbox_backoff_max_s: float = Field(6 * 3600.0, gt=0, description="longest retry delay")
+    outbox_attachment_max_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=0,
+        description="total attachment bytes one outbox message may carry (default 10 MiB)",
+    )
 
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="base of links in emails (unsubscribe, surveys)"

@@ -11,7 +11,7 @@ from crm_db.models.care import (
 )
 from crm_db.models.complaints import Complaint, ComplaintEscalation, ComplaintEvent, SlaPolicy
 from crm_db.models.customers import ContactHistory, Customer, CustomerClassChange, Transaction
-from crm_db.models.operations import FlowRun, OutboxMessage, PolicySetting
+from crm_db.models.operations import FlowRun, OutboxAttachment, OutboxMessage, PolicySetting
 from crm_db.models.organisation import Branch, BusinessCalendar, CalendarDay, Region, Staff
 from crm_db.models.targets import ReconciliationRow, ReconciliationSnapshot, Target
 
@@ -28,6 +28,7 @@ __all__ = [
     "Customer",
     "CustomerClassChange",
     "FlowRun",
+    "OutboxAttachment",
     "OutboxMessage",
     "PolicySetting",
     "ReconciliationRow",

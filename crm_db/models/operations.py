@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_db.enums import OutboxStatus, RunStatus
@@ -71,6 +81,26 @@ class OutboxMessage(Base):
     run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxAttachment(Base):
+    """A file carried by an outbox message: an XLSX report, or (``content_id`` set) an inline
+    image the HTML shows with ``cid:``. Inserted with its message, in the same transaction;
+    delivery rebuilds the message from these bytes on every attempt, in ``position`` order.
+
+    A table rather than a column on ``email_outbox``: most messages carry none, and claiming
+    reads the outbox row by row at delivery rate, so the bytes stay out of that path."""
+
+    __tablename__ = "outbox_attachments"
+    __table_args__ = (UniqueConstraint("outbox_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("email_outbox.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(255))
+    content_id: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PolicySetting(Base):

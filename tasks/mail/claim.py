@@ -30,11 +30,13 @@ from sqlalchemy import (
 )
 
 from crm_db.enums import OutboxStatus
-from crm_db.models import Customer, OutboxMessage
+from crm_db.models import Customer, OutboxAttachment, OutboxMessage
 from tasks.common.write_lock import for_update, write_transaction
+from tasks.mail.message import Attachment
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 _CUSTOMERS = cast(Table, Customer.__table__)
+_ATTACHMENTS = cast(Table, OutboxAttachment.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class ClaimedMessage:
     next_attempt_at: datetime
     lease_until: datetime
     consent: Consent | None  # None for rows without a customer
+    created_at: datetime | None = None  # when the row was queued: the message's Date
+    attachments: tuple[Attachment, ...] = ()
 
 
 def due_condition(now: datetime) -> ColumnElement[bool]:
@@ -83,6 +87,7 @@ _RETURNED = (
     _OUTBOX.c.attempts,
     _OUTBOX.c.next_attempt_at,
     _OUTBOX.c.lease_until,
+    _OUTBOX.c.created_at,
 )
 
 
@@ -154,6 +159,7 @@ def claim_batch(
         return []
     rows.sort(key=lambda r: (r.next_attempt_at, r.id))
     consents = _load_consent(engine, {r.customer_id for r in rows if r.customer_id is not None})
+    attachments = _load_attachments(engine, [r.id for r in rows])
     return [
         ClaimedMessage(
             id=r.id,
@@ -169,6 +175,8 @@ def claim_batch(
             next_attempt_at=r.next_attempt_at,
             lease_until=r.lease_until,
             consent=consents.get(r.customer_id) if r.customer_id is not None else None,
+            created_at=r.created_at,
+            attachments=attachments.get(r.id, ()),
         )
         for r in rows
     ]
@@ -194,6 +202,31 @@ def _load_consent(engine: Engine, customer_ids: set[int]) -> dict[int, Consent]:
                     survey_opt_out=bool(row.survey_opt_out),
                 )
     return found
+
+
+def _load_attachments(engine: Engine, outbox_ids: list[int]) -> dict[int, tuple[Attachment, ...]]:
+    """The attachments of these rows, in the order they were queued (one query per 5000 rows;
+    most batches have none, and then it reads an index only)."""
+    found: dict[int, list[Attachment]] = {}
+    ids = sorted(outbox_ids)
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 5000):
+            statement = (
+                select(
+                    _ATTACHMENTS.c.outbox_id,
+                    _ATTACHMENTS.c.filename,
+                    _ATTACHMENTS.c.content_type,
+                    _ATTACHMENTS.c.data,
+                    _ATTACHMENTS.c.content_id,
+                )
+                .where(_ATTACHMENTS.c.outbox_id.in_(ids[start : start + 5000]))
+                .order_by(_ATTACHMENTS.c.outbox_id, _ATTACHMENTS.c.position)
+            )
+            for row in conn.execute(statement):
+                found.setdefault(row.outbox_id, []).append(
+                    Attachment(row.filename, row.content_type, bytes(row.data), row.content_id)
+                )
+    return {key: tuple(value) for key, value in found.items()}
 
 
 def count_due(engine: Engine, *, now: datetime) -> dict[str, int]:

@@ -7,11 +7,11 @@ The pipeline, in one event loop:
   claims the next batch while the current one is still being sent (low-water mark), so sending
   never waits for a whole batch;
 * the producer decides what needs no rendering (unknown kind, consent suppression) and adds
-  the unsubscribe link, then hands chunks of rows to build worker processes
-  (``tasks.mail.build_pool``: render + build + serialise, the biggest CPU cost per message)
-  so that building overlaps claiming and sending; built bytes join the send queue. Small runs,
-  a one-CPU machine, ``CRM_BUILD_WORKERS=0``, or a worker that died make the lanes build in the
-  loop thread instead (the rows of a dead worker's chunks are released unsent);
+  the unsubscribe link, then hands chunks of rows to a stdlib process pool
+  (``tasks.mail.build.BuildExecutor``: render + build + serialise, the biggest CPU cost per
+  message) so that building overlaps claiming and sending; built bytes join the send queue.
+  Small runs, a one-CPU machine, ``CRM_BUILD_WORKERS=0``, or a worker that died or hung make
+  the lanes build in the loop thread instead (the rows of a lost chunk are released unsent);
 * ``smtp_concurrency`` lanes each take the next row (building it first if no worker did) and
   send it on their own connection;
 * a settler writes outcomes with group commit: every reply handled in one turn of the event
@@ -54,12 +54,12 @@ from sqlalchemy.exc import OperationalError
 from crm_core.masking import mask_email, mask_text
 from crm_core.settings import Settings
 from crm_db.enums import OutboxStatus
-from tasks.mail.build_pool import (
+from tasks.mail.build import (
     CHUNK,
     MIN_ROWS,
+    BuildExecutor,
     BuildJob,
-    BuildPool,
-    WorkerGone,
+    BuildLost,
     build_one,
     build_workers,
 )
@@ -90,8 +90,6 @@ LEASE_MARGIN_S = 1.0
 ROW_WARNINGS = 20
 # Settlement writes that hit a locked or briefly unavailable database are retried this often.
 SETTLE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
-# A chunk a build worker has not answered within this long is treated as lost with the worker.
-BUILD_TIMEOUT_S = 60.0
 
 # A queued row with its message bytes, the settlement that replaces sending, or None when the
 # lane must build it.
@@ -270,7 +268,7 @@ class _Run:
         self.settler = settler
         self.report = DeliveryReport()
         self.queue: deque[Entry] = deque()
-        self.pool: BuildPool | None = None
+        self.pool: BuildExecutor | None = None
         self.pool_workers = 0  # wanted; decided by the caller
         self.pool_defaults: tuple[str, str] | None = None
         self.in_flight = 0  # rows handed to build workers and not yet back
@@ -454,6 +452,7 @@ class _Run:
                     last_error=f"suppressed: {reason}",
                 )
             unsubscribe = item.customer_id
+        # Dated by the row's creation, not this attempt: a retry rebuilds the same bytes.
         return BuildJob(
             item.kind,
             item.locale,
@@ -463,6 +462,8 @@ class _Run:
             item.recipient_name,
             unsubscribe,
             item.id,
+            item.created_at,
+            item.attachments,
         )
 
     def _failed(self, item: ClaimedMessage, now: datetime, why: str) -> Settlement:
@@ -506,7 +507,7 @@ class _Run:
         assert self.pool_defaults is not None
         company, default_base = self.pool_defaults
         try:
-            self.pool = await BuildPool.start(
+            self.pool = BuildExecutor(
                 self.pool_workers, company=company, default_base_url=default_base
             )
         except OSError as exc:
@@ -523,14 +524,18 @@ class _Run:
             return
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            # While the workers start (~0.5-1 s), the lanes build only what keeps them busy.
+            # While the workers start (~1 s), the lanes build only what keeps them busy; then
+            # wait for room in the pool rather than pile chunks up in it.
             while (
-                not pool.any_ready
-                and pool.alive
-                and len(self.queue) > 2 * CHUNK
+                pool.alive
+                and (not pool.ready and len(self.queue) > 2 * CHUNK or not pool.has_room)
                 and not self.stopping
             ):
-                await asyncio.sleep(0.01)
+                if pool.ready:
+                    self.slot_freed.clear()
+                    await self.slot_freed.wait()
+                else:
+                    await asyncio.sleep(0.01)
             now = self.clock.now()
             jobs: list[tuple[ClaimedMessage, BuildJob]] = []
             for row in chunk:
@@ -539,43 +544,39 @@ class _Run:
                     self.settle(row, job)
                 else:
                     jobs.append((row, job))
-            future = None
-            while jobs and pool.alive and not self.stopping:
-                future = pool.submit(
-                    [job for _, job in jobs],
-                    sender=self.sender,
-                    base_url=self.base_url,
-                    date=now,
-                    key=self.key,
-                )
-                if future is not None or not pool.any_ready:
-                    break
-                self.slot_freed.clear()
-                await self.slot_freed.wait()
-            if future is None:
+            if not jobs:
+                continue
+            waiter = None
+            if pool.alive and not self.stopping:
+                try:
+                    waiter = pool.submit(
+                        [job for _, job in jobs],
+                        sender=self.sender,
+                        base_url=self.base_url,
+                        date=now,
+                        key=self.key,
+                    )
+                except BuildLost:
+                    waiter = None
+            if waiter is None:
                 self.queue.extend((row, None) for row, _ in jobs)
                 self.item_added.set()
                 continue
             self.in_flight += len(jobs)
-            group.create_task(self.collect(jobs, future, now))
+            group.create_task(self.collect(jobs, waiter, now))
 
     async def collect(
         self,
         jobs: list[tuple[ClaimedMessage, BuildJob]],
-        future: asyncio.Future[list[bytes | str]],
+        waiter: Coroutine[Any, Any, list[bytes | str]],
         now: datetime,
     ) -> None:
-        """Queue a chunk's messages when its worker answers; a chunk whose worker died (or
+        """Build a chunk in the pool and queue its messages; a chunk whose worker died (or
         hung) was never sent: release its rows."""
         try:
             try:
-                results = await asyncio.wait_for(future, BUILD_TIMEOUT_S)
-            except (WorkerGone, TimeoutError) as exc:
-                if isinstance(exc, TimeoutError) and self.pool is not None:
-                    # A hung worker would keep its slots forever: end it (and with it the
-                    # pool, so the rest of the run builds in-process).
-                    log.warning("outbox: a build worker did not answer; stopping the workers")
-                    self.pool.kill()
+                results = await waiter
+            except BuildLost:
                 for row, _ in jobs:
                     self.release(row, "build worker stopped before building; released unsent")
                 return
@@ -748,10 +749,8 @@ async def deliver_due_async(
         for lane in lanes:
             lane.close()
         if run.pool is not None:
-            try:
-                await run.pool.stop()
-            finally:
-                run.pool.kill()
+            # Idle workers exit at once; a lost pool was already shut down without waiting.
+            run.pool.shutdown(wait=run.pool.alive)
         claim_executor.shutdown(wait=True)
         run.report.duration_s = round(time.monotonic() - started, 3)
         log.info(

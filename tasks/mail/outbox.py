@@ -5,6 +5,11 @@ report on, so a decision and its emails commit (or roll back) together. Each mes
 idempotency key (``kind:period:entity``); adding a key that exists is a no-op, so re-running a
 flow or a Prefect retry never queues a message twice. The Message-ID is fixed here, once, and
 reused by every delivery attempt, so a receiver can recognise a rare duplicate.
+
+A message may carry attachments (an XLSX report, inline chart images referenced by ``cid:``):
+they are checked and size-capped (``outbox_attachment_max_bytes`` in total per message) with the
+rest of the message, and inserted into ``outbox_attachments`` in the same transaction as their
+row - only for rows this call inserted (a key that exists keeps the attachments it has).
 """
 
 from __future__ import annotations
@@ -15,16 +20,17 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session
 
 from crm_core.settings import get_settings
 from crm_db.bulk import driver_timestamp, insert_rows
 from crm_db.enums import OutboxStatus
+from crm_db.models import OutboxAttachment, OutboxMessage
 from tasks.mail.kinds import UnknownEmailKind, get_kind
-from tasks.mail.message import InvalidRecipient, validate_address
+from tasks.mail.message import Attachment, InvalidRecipient, check_attachment, validate_address
 
 MAX_KEY_LENGTH = 200
 MAX_LOCALE_LENGTH = 10
@@ -57,6 +63,7 @@ class NewMessage:
     staff_id: int | None
     context: dict[str, Any] = field(default_factory=dict)
     run_id: int | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,40 @@ def _printable(text: str) -> bool:
 def checked_row(message: NewMessage, *, now: datetime, id_domain: str) -> dict[str, Any]:
     """The ``email_outbox`` row for ``message`` (ORM field names), or ``InvalidOutboxMessage``."""
     return _checked(message, now=now, id_domain=id_domain)[0]
+
+
+def max_attachment_bytes() -> int:
+    return get_settings().outbox_attachment_max_bytes
+
+
+def check_attachments(message: NewMessage, *, cap: int) -> None:
+    """``InvalidOutboxMessage`` naming the key and the attachment when one is malformed, two
+    share a file name or Content-ID, or together they exceed ``cap`` bytes."""
+    key = message.idempotency_key
+    total = 0
+    names: set[str] = set()
+    cids: set[str] = set()
+    for attachment in message.attachments:
+        if not isinstance(attachment, Attachment):
+            raise InvalidOutboxMessage(key, "attachments", "must hold Attachment objects")
+        label = f"attachment {attachment.filename!r}"[:240]
+        try:
+            check_attachment(attachment)
+        except ValueError as exc:
+            raise InvalidOutboxMessage(key, label, str(exc)) from None
+        if attachment.filename in names or (attachment.content_id or "") in cids:
+            raise InvalidOutboxMessage(key, label, "repeats a file name or content_id")
+        names.add(attachment.filename)
+        if attachment.content_id:
+            cids.add(attachment.content_id)
+        total += len(attachment.data)
+        if total > cap:
+            raise InvalidOutboxMessage(
+                key,
+                label,
+                f"brings the message's attachments to {total} bytes, over the cap of {cap} "
+                "(outbox_attachment_max_bytes)",
+            )
 
 
 def _checked(message: NewMessage, *, now: datetime, id_domain: str) -> tuple[dict[str, Any], str]:
@@ -152,10 +193,13 @@ def enqueue(
     *,
     now: datetime,
     id_domain: str | None = None,
+    attachment_cap: int | None = None,
 ) -> EnqueueResult:
     """Add ``messages`` to the outbox in the caller's transaction (nothing is committed here).
 
-    Every message is validated before anything is inserted: one bad address raises
+    Every message is validated before anything is inserted: one bad address (or attachment,
+    or attachments over ``attachment_cap``, default the ``outbox_attachment_max_bytes``
+    setting) raises
     ``InvalidOutboxMessage`` (naming its idempotency key and field) and inserts nothing. Keys
     already in the outbox, or repeated within ``messages``, are counted as ``existing``.
 
@@ -163,7 +207,14 @@ def enqueue(
     tens of thousands of messages a run, and typed per-row binding would cost ~20 us a row.
     """
     conn = target.connection() if isinstance(target, Session) else target
-    return prepare(messages, now=now, dialect=conn.dialect.name, id_domain=id_domain).insert(conn)
+    prepared = prepare(
+        messages,
+        now=now,
+        dialect=conn.dialect.name,
+        id_domain=id_domain,
+        attachment_cap=attachment_cap,
+    )
+    return prepared.insert(conn)
 
 
 @dataclass(frozen=True)
@@ -174,19 +225,50 @@ class PreparedMessages:
 
     rows: list[tuple[Any, ...]]
     repeated: int = 0  # keys repeated within the messages (dropped)
+    # Attachments by the Message-ID fixed for their row (unique, and new: a row found by it
+    # after the insert is one this call inserted).
+    attachments: dict[str, tuple[Attachment, ...]] = field(default_factory=dict)
 
     def for_customers(self, customer_ids: Container[int]) -> PreparedMessages:
         """Only the rows for these customers (e.g. those whose revisit this run created)."""
         customer = _COLUMNS.index("customer_id")
         kept = [row for row in self.rows if row[customer] in customer_ids]
-        return PreparedMessages(kept, self.repeated)
+        return PreparedMessages(kept, self.repeated, self.attachments)
 
     def insert(self, conn: Connection) -> EnqueueResult:
         # A key that exists inserts nothing, so it is not counted as inserted.
         inserted = insert_rows(
             conn, "email_outbox", _COLUMNS, self.rows, "ON CONFLICT (idempotency_key) DO NOTHING"
         )
+        if self.attachments and inserted:
+            _insert_attachments(conn, self.attachments)
         return EnqueueResult(inserted=inserted, existing=len(self.rows) - inserted + self.repeated)
+
+
+def _insert_attachments(conn: Connection, by_message_id: dict[str, tuple[Attachment, ...]]) -> None:
+    outbox = cast(Table, OutboxMessage.__table__)
+    wanted = list(by_message_id)
+    ids: dict[str, int] = {}
+    for start in range(0, len(wanted), 1000):
+        statement = select(outbox.c.message_id, outbox.c.id).where(
+            outbox.c.message_id.in_(wanted[start : start + 1000])
+        )
+        ids.update({mid: row_id for mid, row_id in conn.execute(statement).all()})
+    rows = [
+        {
+            "outbox_id": ids[mid],
+            "position": position,
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "content_id": a.content_id,
+            "data": a.data,
+        }
+        for mid, attachments in by_message_id.items()
+        if mid in ids
+        for position, a in enumerate(attachments)
+    ]
+    if rows:
+        conn.execute(insert(cast(Table, OutboxAttachment.__table__)), rows)
 
 
 def prepare(
@@ -195,6 +277,7 @@ def prepare(
     now: datetime,
     dialect: str,
     id_domain: str | None = None,
+    attachment_cap: int | None = None,
 ) -> PreparedMessages:
     """Validate ``messages`` (``InvalidOutboxMessage`` on the first bad one) and build their rows
     for ``dialect``; the Message-ID of each is fixed here."""
@@ -203,15 +286,22 @@ def prepare(
     domain = id_domain or message_id_domain(get_settings().mail_from)
     stamp = driver_timestamp(now, dialect)
     rows: list[tuple[Any, ...]] = []
+    attachments: dict[str, tuple[Attachment, ...]] = {}
     seen: set[str] = set()
     repeated = 0
     for message in messages:
         row, context_json = _checked(message, now=now, id_domain=domain)
         key = row["idempotency_key"]
+        if message.attachments:
+            if attachment_cap is None:
+                attachment_cap = max_attachment_bytes()
+            check_attachments(message, cap=attachment_cap)
         if key in seen:
             repeated += 1
             continue
         seen.add(key)
+        if message.attachments:
+            attachments[row["message_id"]] = tuple(message.attachments)
         rows.append(
             (
                 key,
@@ -230,10 +320,11 @@ def prepare(
                 stamp,
             )
         )
-    return PreparedMessages(rows, repeated)
+    return PreparedMessages(rows, repeated, attachments)
 
 
 __all__ = [
+    "Attachment",
     "EnqueueResult",
     "InvalidOutboxMessage",
     "NewMessage",

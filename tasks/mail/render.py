@@ -296,7 +296,7 @@ def _undefined_name(exc: UndefinedError) -> str:
     return match.group(1) or match.group(2)
 
 
-# Set in build worker processes (``tasks.mail.build_pool``) to the delivering parent's values,
+# Set in build worker processes (``tasks.mail.build``) to the delivering parent's values,
 # so a worker renders exactly what the parent would even if its environment differs.
 _pinned_defaults: tuple[str, str] | None = None
 

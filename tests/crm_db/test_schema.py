@@ -245,9 +245,9 @@ def test_sqlite_migration_that_would_leave_broken_references_rolls_back_whole(
     engine.dispose()
 
 
-def test_0004_downgrade_restores_the_escalation_level_from_the_timestamps(sqlite_url: str) -> None:
+def test_0005_downgrade_restores_the_escalation_level_from_the_timestamps(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
-    migrate.upgrade(engine, "0004")
+    migrate.upgrade(engine, "0005")
     with session_scope(engine) as session:
         branch, manager = _org(session)
         customers = [_customer(branch, manager, f"E{i}") for i in range(3)]
@@ -270,7 +270,7 @@ def test_0004_downgrade_restores_the_escalation_level_from_the_timestamps(sqlite
         levels = session.scalars(select(Revisit.escalation_level).order_by(Revisit.id)).all()
         assert levels == [0, 1, 2]
         assert [r.escalation_level for r in session.scalars(select(Revisit))] == [0, 1, 2]
-    migrate.downgrade(engine, "0003")
+    migrate.downgrade(engine, "0004")
     with engine.connect() as conn:
         restored = conn.exec_driver_sql(
             "SELECT escalation_level FROM revisits ORDER BY id"

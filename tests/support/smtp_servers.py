@@ -76,9 +76,15 @@ class FaultySink:
     data_delay_s: float = 0.0
     rcpt_delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
+    # Every DATA body that arrived, accepted or not (kept only with ``keep_data``).
+    data_seen: list[bytes] = field(default_factory=list)
     connections: int = 0
     data_commands: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when a client connects / when a message is accepted: tests wait on these (with a
+    # timeout) instead of sleeping. Clear one before the step whose effect it should show.
+    connected: threading.Event = field(default_factory=threading.Event)
+    accepted: threading.Event = field(default_factory=threading.Event)
 
     # -- aiosmtpd hooks -----------------------------------------------------------------------
 
@@ -99,6 +105,8 @@ class FaultySink:
             data = envelope.content
         with self.lock:
             self.data_commands += 1
+            if self.keep_data:
+                self.data_seen.append(data)
             reply = self.data_replies.pop(0) if self.data_replies else None
             drop = self.drop_data > 0
             if drop:
@@ -129,12 +137,16 @@ class FaultySink:
         )
         with self.lock:
             self.received.append(item)
-            return len(self.received)
+            count = len(self.received)
+        self.accepted.set()
+        return count
 
     def next_greeting(self) -> str | None:
         with self.lock:
             self.connections += 1
-            return self.greeting_replies.pop(0) if self.greeting_replies else None
+            reply = self.greeting_replies.pop(0) if self.greeting_replies else None
+        self.connected.set()
+        return reply
 
     def message_ids(self) -> list[str]:
         with self.lock:

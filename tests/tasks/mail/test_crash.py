@@ -10,6 +10,7 @@ Also: two processes delivering from the same outbox at the same time send nothin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -85,18 +86,24 @@ def test_kill_minus_nine_at_random_points_loses_nothing(
     # still records each message the moment its data is complete.
     with running_server(FaultySink(keep_data=False, rcpt_delay_s=0.02)) as server:
         kills = 0
-        deadline = time.monotonic() + 100
+        deadline = time.monotonic() + 200
         while kills < KILLS and time.monotonic() < deadline:
-            before = len(server.sink.received)
+            sink = server.sink
+            sink.connected.clear()
+            sink.accepted.clear()
             worker = _start_worker(engine, server, log)
+            # Wait for what the worker is doing (events set by the SMTP server, with a timeout),
+            # then kill it a random moment later: the offset is the chosen kill point.
             if rng.random() < 0.25:
-                # Anywhere from start-up through claiming to the first sends.
-                time.sleep(rng.uniform(0.3, 1.5))
+                # Around start-up: claiming, building, the first connection and sends.
+                assert sink.connected.wait(timeout=60), log.read_text()[-2000:]
+                offset = rng.uniform(0.0, 0.3)
             else:
-                # Mid-delivery: wait until it is sending, then a little more.
-                while len(server.sink.received) == before and worker.poll() is None:
-                    time.sleep(0.005)
-                time.sleep(rng.uniform(0.0, 0.3))
+                # Mid-delivery: once it has had a message accepted.
+                assert sink.accepted.wait(timeout=60) or worker.poll() is not None
+                offset = rng.uniform(0.0, 0.3)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=offset)  # returns early only if it finished on its own
             if worker.poll() is not None:
                 break  # it finished the whole outbox before we could kill it
             worker.send_signal(signal.SIGKILL)

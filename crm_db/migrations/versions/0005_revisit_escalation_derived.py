@@ -4,8 +4,8 @@ A revisit's escalation level is derived from its escalation timestamps (``branch
 ``region_escalated_at``): the separate ``escalation_level`` column stored the same fact twice and
 could disagree with them. Dropped; the downgrade restores it from the timestamps.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-07 05:30:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
