@@ -66,7 +66,7 @@ class PackageCalendar:
 def _chinese_name(english: str) -> str:
     for holiday in Holiday:
         if holiday.value == english:
-            return str(holiday.chinese)  # type: ignore[attr-defined]
+            return str(holiday.chinese)
     return english
 
 
@@ -76,7 +76,9 @@ def package_calendar() -> PackageCalendar:
     holidays: Mapping[date, str] = chinese_calendar.holidays
     workdays: Mapping[date, str] = chinese_calendar.workdays
     days = {day: PackageDay(False, _chinese_name(name)) for day, name in holidays.items()}
-    days |= {day: PackageDay(True, f"{_chinese_name(name)}调休上班") for day, name in workdays.items()}
+    days |= {
+        day: PackageDay(True, f"{_chinese_name(name)}调休上班") for day, name in workdays.items()
+    }
     years = [day.year for day in holidays]
     return PackageCalendar(version(DISTRIBUTION), min(years), max(years), days)
 
@@ -101,7 +103,9 @@ class SyncReport:
     @property
     def changed(self) -> bool:
         """Whether the sync wrote (or, dry, would write) anything."""
-        return bool(self.inserted or self.updated or self.newly_manual or self.covered_through_moved)
+        return bool(
+            self.inserted or self.updated or self.newly_manual or self.covered_through_moved
+        )
 
 
 def _weekday_verdict(calendar: BusinessCalendar, day: date) -> bool:
@@ -217,4 +221,3 @@ def sync_calendars(
         sync_calendar(session, calendar, source, dry_run=dry_run)
         for calendar in synced_calendars(session, code)
     ]
-

@@ -181,22 +181,31 @@ def _insert_revisit_policies(session: Session) -> int:
     return len(missing)
 
 
-def _ensure_calendar(session: Session, timezone: str) -> tuple[BusinessCalendar, int, int]:
-    """The CN calendar (created if missing) and how many calendar and day rows were added."""
+def default_calendar(timezone: str) -> BusinessCalendar:
+    """A new (unsaved) CN calendar row with the documented hours; its days come from a sync."""
+    return BusinessCalendar(
+        code=CALENDAR_CODE,
+        name="中国大陆工作日历 (China mainland working days)",
+        timezone=timezone,
+        work_start=time(9, 0),
+        work_end=time(18, 0),
+        break_start=None,
+        break_end=None,
+        working_weekdays="12345",
+        holidays_from=calendar_sync.PACKAGE,
+    )
+
+
+def ensure_calendar(session: Session, timezone: str) -> tuple[BusinessCalendar, int, int]:
+    """The CN calendar (created if missing, then synced from chinese_calendar) and how many
+    calendar and day rows were added. ``crm calendar sync`` calls it too, so a production
+    database that never ran the demo seed gets its calendar from ``crm db upgrade`` + a sync."""
     calendar = session.scalar(
         select(BusinessCalendar).where(BusinessCalendar.code == CALENDAR_CODE)
     )
     created = 0
     if calendar is None:
-        calendar = BusinessCalendar(
-            code=CALENDAR_CODE,
-            name="中国大陆工作日历 (China mainland working days)",
-            timezone=timezone,
-            work_start=time(9, 0),
-            work_end=time(18, 0),
-            working_weekdays="12345",
-            holidays_from=calendar_sync.PACKAGE,
-        )
+        calendar = default_calendar(timezone)
         session.add(calendar)
         session.flush()
         created = 1
@@ -258,7 +267,7 @@ def ensure_default_policies(
     """
     stamp = now or utcnow()
     counts = {"revisit_policies": _insert_revisit_policies(session)}
-    calendar, calendars_added, days_added = _ensure_calendar(session, timezone)
+    calendar, calendars_added, days_added = ensure_calendar(session, timezone)
     counts["business_calendars"] = calendars_added
     counts["calendar_days"] = days_added
     counts["sla_policies"] = _insert_sla_policies(session, calendar.id)

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from crm_db.calendar_sync import package_calendar
 from crm_db.defaults import (
     POLICY_SETTING_DEFAULTS,
     PolicyValueError,
     ensure_default_policies,
     get_policy,
 )
-from crm_db.calendar_sync import package_calendar
 from crm_db.enums import AbcClass, Severity
 from crm_db.models import BusinessCalendar, CalendarDay, PolicySetting, RevisitPolicy, SlaPolicy
 
