@@ -35,25 +35,26 @@ low       A      270                         1350                               
 Escalation thresholds keep the model defaults: warning at 80 % of a target, branch manager at
 100 %, region manager at 150 %, senior management at 200 %.
 
-Business calendar ``CN``: Asia/Shanghai, 09:00-18:00, Monday to Friday, with the public holidays
-and make-up working days (调休) of the State Council notices for 2025 (国办发明电〔2024〕12号)
-and 2026 (published 2025-11-04).
+Business calendar ``CN``: Asia/Shanghai, 09:00-18:00 without a break (so one working day is the
+540 minutes the SLA rows above count on; add a break and those read differently), Monday to
+Friday, with the public holidays and make-up working days (调休) of every year the installed
+``chinese_calendar`` package knows (``crm_db.calendar_sync``; nothing typed by hand here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from crm_db import calendar_sync
 from crm_db.enums import AbcClass, Severity
 from crm_db.models import (
     BusinessCalendar,
-    CalendarDay,
     PolicySetting,
     RevisitPolicy,
     SlaPolicy,
@@ -101,64 +102,6 @@ SLA_DEFAULTS: Final[tuple[SlaDefault, ...]] = (
 )
 
 
-@dataclass(frozen=True)
-class HolidayPeriod:
-    """One holiday of a State Council notice: the days off and the make-up working days."""
-
-    name: str
-    first_day: date
-    last_day: date
-    makeup_workdays: tuple[date, ...] = ()
-
-
-# Hard-coded from the official notices (checked day by day in tests/crm_db/test_defaults.py):
-# a new year's schedule is published each November and must be added here.
-CN_HOLIDAYS: Final[tuple[HolidayPeriod, ...]] = (
-    # 2025: 国办发明电〔2024〕12号 (the first year with the two extra statutory days)
-    HolidayPeriod("元旦", date(2025, 1, 1), date(2025, 1, 1)),
-    HolidayPeriod(
-        "春节", date(2025, 1, 28), date(2025, 2, 4), (date(2025, 1, 26), date(2025, 2, 8))
-    ),
-    HolidayPeriod("清明节", date(2025, 4, 4), date(2025, 4, 6)),
-    HolidayPeriod("劳动节", date(2025, 5, 1), date(2025, 5, 5), (date(2025, 4, 27),)),
-    HolidayPeriod("端午节", date(2025, 5, 31), date(2025, 6, 2)),
-    HolidayPeriod(
-        "国庆节、中秋节",
-        date(2025, 10, 1),
-        date(2025, 10, 8),
-        (date(2025, 9, 28), date(2025, 10, 11)),
-    ),
-    # 2026: 国务院办公厅关于2026年部分节假日安排的通知 (2025-11-04)
-    HolidayPeriod("元旦", date(2026, 1, 1), date(2026, 1, 3), (date(2026, 1, 4),)),
-    HolidayPeriod(
-        "春节", date(2026, 2, 15), date(2026, 2, 23), (date(2026, 2, 14), date(2026, 2, 28))
-    ),
-    HolidayPeriod("清明节", date(2026, 4, 4), date(2026, 4, 6)),
-    HolidayPeriod("劳动节", date(2026, 5, 1), date(2026, 5, 5), (date(2026, 5, 9),)),
-    HolidayPeriod("端午节", date(2026, 6, 19), date(2026, 6, 21)),
-    HolidayPeriod("中秋节", date(2026, 9, 25), date(2026, 9, 27)),
-    HolidayPeriod(
-        "国庆节", date(2026, 10, 1), date(2026, 10, 7), (date(2026, 9, 20), date(2026, 10, 10))
-    ),
-)
-
-
-def cn_calendar_days() -> dict[date, tuple[bool, str]]:
-    """Every exception day of the CN calendar: day -> (is it a working day, name).
-
-    Weekend days inside a holiday are listed too, so the table reads as the official notice.
-    """
-    days: dict[date, tuple[bool, str]] = {}
-    for period in CN_HOLIDAYS:
-        day = period.first_day
-        while day <= period.last_day:
-            days[day] = (False, period.name)
-            day += timedelta(days=1)
-        for workday in period.makeup_workdays:
-            days[workday] = (True, f"{period.name}调休上班")
-    return days
-
-
 # The settings' keys, defaults and descriptions (crm_db.policy_defaults), by key.
 POLICY_SETTING_DEFAULTS: Final[Mapping[str, Setting[Any]]] = {s.key: s for s in SETTINGS}
 
@@ -179,36 +122,40 @@ def _insert_revisit_policies(session: Session) -> int:
     return len(missing)
 
 
-def _ensure_calendar(session: Session, timezone: str) -> tuple[BusinessCalendar, int, int]:
-    """The CN calendar (created if missing) and how many calendar and day rows were added."""
+def default_calendar(timezone: str) -> BusinessCalendar:
+    """A new (unsaved) CN calendar row with the documented hours; its days come from a sync."""
+    return BusinessCalendar(
+        code=CALENDAR_CODE,
+        name="中国大陆工作日历 (China mainland working days)",
+        timezone=timezone,
+        work_start=time(9, 0),
+        work_end=time(18, 0),
+        break_start=None,
+        break_end=None,
+        working_weekdays="12345",
+        holidays_from=calendar_sync.PACKAGE,
+    )
+
+
+def ensure_calendar(session: Session, timezone: str) -> tuple[BusinessCalendar, int, int]:
+    """The CN calendar (created if missing, then synced from chinese_calendar) and how many
+    calendar and day rows were added. ``crm calendar sync`` calls it too, so a production
+    database that never ran the demo seed gets its calendar from ``crm db upgrade`` + a sync."""
     calendar = session.scalar(
         select(BusinessCalendar).where(BusinessCalendar.code == CALENDAR_CODE)
     )
     created = 0
     if calendar is None:
-        calendar = BusinessCalendar(
-            code=CALENDAR_CODE,
-            name="中国大陆工作日历 (China mainland working days)",
-            timezone=timezone,
-            work_start=time(9, 0),
-            work_end=time(18, 0),
-            working_weekdays="12345",
-        )
+        calendar = default_calendar(timezone)
         session.add(calendar)
         session.flush()
         created = 1
-    # Days missing from the calendar are added; an operator flips a day by editing is_working,
-    # which is kept. (A deleted day comes back: delete-to-disable is not a supported edit.)
-    known = set(
-        session.scalars(select(CalendarDay.day).where(CalendarDay.calendar_id == calendar.id))
-    )
+    # The days come from the chinese_calendar package; an operator's edit of a day is kept
+    # (the sync never flips is_working, see crm_db.calendar_sync).
     added = 0
-    for day, (working, name) in sorted(cn_calendar_days().items()):
-        if day not in known:
-            session.add(
-                CalendarDay(calendar_id=calendar.id, day=day, is_working=working, name=name)
-            )
-            added += 1
+    if calendar.holidays_from == calendar_sync.PACKAGE:
+        report = calendar_sync.sync_calendar(session, calendar, calendar_sync.package_calendar())
+        added = report.inserted
     return calendar, created, added
 
 
@@ -263,7 +210,7 @@ def ensure_default_policies(
     """
     stamp = now or utcnow()
     counts = {"revisit_policies": _insert_revisit_policies(session)}
-    calendar, calendars_added, days_added = _ensure_calendar(session, timezone)
+    calendar, calendars_added, days_added = ensure_calendar(session, timezone)
     counts["business_calendars"] = calendars_added
     counts["calendar_days"] = days_added
     counts["sla_policies"] = _insert_sla_policies(session, calendar.id)

@@ -1,10 +1,12 @@
-"""``healthcheck``: is the CRM database reachable and migrated, and does the SMTP server answer?
+"""``healthcheck``: is the CRM database reachable and migrated, does the SMTP server answer, and
+do the business calendars know the public holidays far enough ahead?
 
 A trivial but real flow that exercises the whole stack the other flows stand on (settings,
 database, mail server, run ledger, artifacts, Prefect logging). Scheduled hourly in
 ``prefect.yaml``; run once with ``crm run healthcheck``.
 
-Outcome: ``ok`` or ``warning`` (SMTP down or misconfigured, schema behind, failed outbox mail):
+Outcome: ``ok`` or ``warning`` (SMTP down or misconfigured, schema behind, failed outbox mail,
+a calendar whose public holidays end within 60 days of ``as_of`` or before it):
 the run completes and lists the warnings. The run fails only when the database cannot be used
 at all, since then nothing else can run either (and a failed run is what alerting watches).
 """
@@ -15,8 +17,10 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 
-from flows.healthcheck_probes import check_database, check_smtp
+from flows.healthcheck_probes import check_calendars, check_database, check_smtp
 from flows.healthcheck_rules import (
+    calendar_rows,
+    calendar_warnings,
     database_is_usable,
     database_warnings,
     health_status,
@@ -37,7 +41,8 @@ class DatabaseNotReadyError(RuntimeError):
 
 @flow(
     name=FLOW_NAME,
-    description="Check the CRM database (revision, row counts) and the SMTP server; "
+    description="Check the CRM database (revision, row counts), the SMTP server and how far "
+    "ahead the business calendars know public holidays; "
     "writes a run-ledger row and a summary artifact.",
     timeout_seconds=300,
 )
@@ -60,11 +65,14 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
         )
     with ledger_run(FLOW_NAME, run_date, {"as_of": run_date}, dry_run=dry_run) as ledger:
         smtp = check_smtp()
-        warnings = database_warnings(database) + smtp_warnings(smtp)
+        coverage = check_calendars()
+        calendar_problems = calendar_warnings(run_date, coverage)
+        warnings = database_warnings(database) + smtp_warnings(smtp) + calendar_problems
         counts = summary_counts(database, smtp, warnings)
+        counts["calendar_warnings"] = len(calendar_problems)
         publish_summary(
             key,
-            summary_rows(database, smtp, warnings),
+            summary_rows(database, smtp, warnings, calendar_rows(run_date, coverage)),
             description=f"Healthcheck for {run_date.isoformat()}"
             f"{' (dry run)' if dry_run else ''}: {health_status(warnings)}",
         )

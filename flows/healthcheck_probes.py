@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from datetime import date
 
 import aiosmtplib
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.orm import Session
 
 from crm_core.masking import mask_text
 from crm_core.settings import Settings, get_settings
@@ -21,6 +23,7 @@ from crm_db import migrate
 from crm_db.models import Base, OutboxMessage
 from crm_db.session import make_engine
 from flows.healthcheck_rules import KEY_TABLES, DatabaseReport, SmtpReport
+from tasks.common.calendars import last_covered_days
 
 # Long enough for a relay across a WAN, short enough that an hourly check never hangs.
 SMTP_PROBE_TIMEOUT_S = 5.0
@@ -74,6 +77,17 @@ def check_database() -> DatabaseReport:
             outbox_by_status=outbox,
             latency_ms=latency_ms,
         )
+    finally:
+        engine.dispose()
+
+
+@task(name="check-calendars", cache_policy=NO_CACHE)
+def check_calendars() -> dict[str, date | None]:
+    """The last day with known public holidays, per business calendar that has them."""
+    engine = make_engine()
+    try:
+        with Session(engine) as session:
+            return last_covered_days(session)
     finally:
         engine.dispose()
 

@@ -8,9 +8,12 @@ operator needs, not a failed run. A database without the CRM schema is fatal (no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from flows.run_contract import HealthStatus
+from tasks.rules.calendar import coverage_warning
 
 Cell = str | int | float | bool | None  # same shape as tasks.common.artifacts.Cell, without Prefect
 
@@ -94,6 +97,25 @@ def smtp_warnings(report: SmtpReport) -> list[str]:
     return warnings
 
 
+def calendar_warnings(as_of: date, coverage: Mapping[str, date | None]) -> list[str]:
+    """One warning per calendar whose public holidays end within 60 days of ``as_of`` (or
+    before it, or were never loaded); ``coverage`` is the last covered day per calendar."""
+    found = (coverage_warning(as_of, last, calendar=code) for code, last in coverage.items())
+    return [text for text in found if text is not None]
+
+
+def calendar_rows(as_of: date, coverage: Mapping[str, date | None]) -> list[dict[str, Cell]]:
+    """Artifact rows: each tracked calendar and the last day its public holidays are known."""
+    return [
+        _row(
+            f"calendar: {code}",
+            "ok" if coverage_warning(as_of, last, calendar=code) is None else "warning",
+            f"public holidays known through {last.isoformat() if last else 'never loaded'}",
+        )
+        for code, last in coverage.items()
+    ]
+
+
 def health_status(warnings: list[str]) -> HealthStatus:
     return "warning" if warnings else "ok"
 
@@ -107,9 +129,13 @@ def _row(check: str, result: str, detail: str) -> dict[str, Cell]:
 
 
 def summary_rows(
-    database: DatabaseReport, smtp: SmtpReport, warnings: list[str]
+    database: DatabaseReport,
+    smtp: SmtpReport,
+    warnings: list[str],
+    calendars: list[dict[str, Cell]] | None = None,
 ) -> list[dict[str, Cell]]:
-    """The artifact table: one row per check and count, then one per warning."""
+    """The artifact table: one row per check and count (calendars: ``calendar_rows``), then
+    one per warning."""
     rows = [
         _row(
             "database",
@@ -133,6 +159,7 @@ def summary_rows(
             f"{smtp.latency_ms:.0f} ms",
         )
     )
+    rows += calendars or []
     rows += [_row("warning", "warning", text) for text in warnings]
     return rows
 

@@ -12,7 +12,14 @@ from crm_db.models.base import Base, str_enum
 
 
 class BusinessCalendar(Base):
-    """Working hours and weekdays; exceptions (holidays, make-up workdays) in CalendarDay."""
+    """Working hours and weekdays; exceptions (holidays, make-up workdays) in CalendarDay.
+
+    Hours are local wall-clock times in ``timezone``; ``work_end`` 00:00 means midnight at the
+    end of the day (a 24-hour day). The break is optional (both NULL: none). ``holidays_from``
+    names where the public holidays come from (``chinese_calendar``: ``crm calendar sync`` keeps
+    them up to date); ``covered_through`` is the last day whose holidays are known - past it
+    every day follows the weekly pattern, which is why the healthcheck warns before it.
+    """
 
     __tablename__ = "business_calendars"
 
@@ -22,12 +29,22 @@ class BusinessCalendar(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     work_start: Mapped[time] = mapped_column(Time, default=time(9, 0))
     work_end: Mapped[time] = mapped_column(Time, default=time(18, 0))
+    break_start: Mapped[time | None] = mapped_column(Time)
+    break_end: Mapped[time | None] = mapped_column(Time)
     # ISO weekdays that are normally working days, e.g. "12345" for Monday to Friday.
     working_weekdays: Mapped[str] = mapped_column(String(7), default="12345")
+    holidays_from: Mapped[str | None] = mapped_column(String(40))
+    covered_through: Mapped[date | None] = mapped_column(Date)
 
 
 class CalendarDay(Base):
-    """An exception to the weekly pattern: a public holiday, or a weekend made a workday (调休)."""
+    """An exception to the weekly pattern: a public holiday, or a weekend made a workday (调休).
+
+    ``source`` says who owns the row: ``chinese_calendar`` rows are written by the sync,
+    ``manual`` rows by people (the default, so a hand-inserted row is protected). The sync
+    never changes a row's ``is_working``: a ``chinese_calendar`` row edited by hand becomes
+    ``manual`` at the next sync and is kept (see ``crm_db.calendar_sync``).
+    """
 
     __tablename__ = "calendar_days"
     __table_args__ = (UniqueConstraint("calendar_id", "day"),)
@@ -39,6 +56,7 @@ class CalendarDay(Base):
     day: Mapped[date] = mapped_column(Date)
     is_working: Mapped[bool] = mapped_column(Boolean)
     name: Mapped[str] = mapped_column(String(100), default="")
+    source: Mapped[str] = mapped_column(String(20), default="manual", server_default="manual")
 
 
 class Region(Base):

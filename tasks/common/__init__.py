@@ -1,0 +1,1 @@
+"""IO shared by every flow (loading calendars, ...): sessions in, frozen typed values out."""

@@ -53,3 +53,42 @@ class WorkCalendar:
             if self.is_working_day(candidate):
                 return candidate
         raise CalendarError(f"no working day within {MAX_SEARCH_DAYS} days before {day}")
+
+
+# Two months: long enough to upgrade a package and sync before the first day that would be
+# treated as an ordinary weekday (the State Council publishes next year's schedule in November).
+COVERAGE_WINDOW_DAYS = 60
+
+
+def coverage_warning(
+    as_of: date,
+    last_covered_day: date | None,
+    *,
+    calendar: str = "CN",
+    window_days: int = COVERAGE_WINDOW_DAYS,
+) -> str | None:
+    """A warning when ``as_of`` is within ``window_days`` of the calendar's last day with known
+    public holidays (or past it, or when none were ever loaded); ``None`` when all is well.
+
+    Past that day every date follows the weekly pattern: holidays would be planned as working
+    days and make-up Saturdays as days off, silently.
+    """
+    fix = (
+        "upgrade chinesecalendar and run `crm calendar sync`, or add the days by hand to "
+        "calendar_days and set business_calendars.covered_through"
+    )
+    if last_covered_day is None:
+        return f"calendar {calendar} has no public holidays loaded: {fix}"
+    left = (last_covered_day - as_of).days
+    if left < 0:
+        return (
+            f"calendar {calendar} knows public holidays only up to "
+            f"{last_covered_day.isoformat()}, {-left} days before {as_of.isoformat()}: days "
+            f"since then count as plain weekdays; {fix}"
+        )
+    if left <= window_days:
+        return (
+            f"calendar {calendar} knows public holidays only up to "
+            f"{last_covered_day.isoformat()} ({left} days after {as_of.isoformat()}): {fix}"
+        )
+    return None

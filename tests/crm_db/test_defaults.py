@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from crm_db.calendar_sync import package_calendar
 from crm_db.defaults import (
     POLICY_SETTING_DEFAULTS,
     PolicyValueError,
-    cn_calendar_days,
     ensure_default_policies,
     get_policy,
     read_setting,
@@ -39,7 +39,7 @@ def test_first_call_inserts_every_default_and_second_inserts_nothing(engine: Eng
     with Session(engine) as session:
         first = ensure_default_policies(session, now=NOW)
         session.commit()
-    expected_days = len(cn_calendar_days())
+    expected_days = len(package_calendar().days)
     assert first == {
         "revisit_policies": 3,
         "business_calendars": 1,
@@ -96,12 +96,9 @@ def test_an_operators_edits_survive_and_only_missing_rows_come_back(engine: Engi
             )
             == 30
         )
-        assert (
-            session.scalar(
-                select(CalendarDay.is_working).where(CalendarDay.day == date(2026, 10, 7))
-            )
-            is True
-        )
+        edited = session.scalar(select(CalendarDay).where(CalendarDay.day == date(2026, 10, 7)))
+        assert edited is not None
+        assert (edited.is_working, edited.source) == (True, "manual")  # kept, now owned by people
 
 
 def test_documented_values(engine: Engine) -> None:
@@ -121,6 +118,9 @@ def test_documented_values(engine: Engine) -> None:
         assert calendar is not None
         assert (calendar.timezone, calendar.working_weekdays) == ("Asia/Shanghai", "12345")
         assert (calendar.work_start.hour, calendar.work_end.hour) == (9, 18)
+        assert (calendar.break_start, calendar.break_end) == (None, None)  # 540 min a day
+        assert calendar.holidays_from == "chinese_calendar"
+        assert calendar.covered_through == date(package_calendar().last_year, 12, 31)
         sla = {
             (p.severity, p.abc_class): (
                 p.first_response_minutes,
@@ -169,8 +169,9 @@ OFFICIAL = {
 }
 
 
-def test_cn_calendar_matches_the_official_schedules() -> None:
-    days = cn_calendar_days()
+def test_the_package_matches_the_official_schedules() -> None:
+    """The chinese_calendar package, checked against the State Council notices we know."""
+    days = {day: (d.is_working, d.name) for day, d in package_calendar().days.items()}
     for year, (holidays, workdays) in OFFICIAL.items():
         expected = {date.fromisoformat(f"{year}-{d}"): False for d in holidays}
         expected |= {date.fromisoformat(f"{year}-{d}"): True for d in workdays}

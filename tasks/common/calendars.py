@@ -1,0 +1,81 @@
+"""Load business calendars from the database into the frozen values the pure rules take.
+
+``calendar_days`` is the source at run time (``crm calendar sync`` fills it from the
+``chinese_calendar`` package; people may edit it); nothing here reads the package.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from crm_db.models import BusinessCalendar, CalendarDay
+from tasks.rules.business_time import BusinessHours
+from tasks.rules.calendar import WorkCalendar
+
+
+class CalendarNotFoundError(LookupError):
+    """No business calendar with that code or id: an SLA cannot be measured without it."""
+
+
+def _work_calendar(session: Session, calendar: BusinessCalendar) -> WorkCalendar:
+    days = dict(
+        session.execute(
+            select(CalendarDay.day, CalendarDay.is_working).where(
+                CalendarDay.calendar_id == calendar.id
+            )
+        )
+        .tuples()
+        .all()  # a list: dict() would take a Result (it has keys()) for a mapping
+    )
+    return WorkCalendar.from_pattern(calendar.working_weekdays, days)
+
+
+def _hours(session: Session, calendar: BusinessCalendar) -> BusinessHours:
+    return BusinessHours(
+        days=_work_calendar(session, calendar),
+        zone=ZoneInfo(calendar.timezone),
+        work_start=calendar.work_start,
+        work_end=calendar.work_end,
+        break_start=calendar.break_start,
+        break_end=calendar.break_end,
+        code=calendar.code,
+    )
+
+
+def load_business_hours(session: Session, code: str = "CN") -> BusinessHours:
+    """The calendar ``code``: hours, break, zone, weekly pattern, holidays and make-up days."""
+    calendar = session.scalar(select(BusinessCalendar).where(BusinessCalendar.code == code))
+    if calendar is None:
+        raise CalendarNotFoundError(f"no business calendar with code {code!r}")
+    return _hours(session, calendar)
+
+
+def load_business_hours_by_id(session: Session, calendar_id: int | None) -> BusinessHours:
+    """The calendar an SLA policy or region points at; ``None`` (no calendar) is 24x7."""
+    if calendar_id is None:
+        return BusinessHours.twenty_four_seven()
+    calendar = session.get(BusinessCalendar, calendar_id)
+    if calendar is None:
+        raise CalendarNotFoundError(f"no business calendar with id {calendar_id}")
+    return _hours(session, calendar)
+
+
+def last_covered_days(session: Session) -> dict[str, date | None]:
+    """Per calendar code, the last day whose public holidays are known (``covered_through``),
+    for every calendar that has public holidays at all (fed by a package, or given a coverage
+    date by hand); ``None`` means such a calendar was never filled."""
+    rows = session.execute(
+        select(BusinessCalendar.code, BusinessCalendar.covered_through)
+        .where(
+            or_(
+                BusinessCalendar.holidays_from.is_not(None),
+                BusinessCalendar.covered_through.is_not(None),
+            )
+        )
+        .order_by(BusinessCalendar.code)
+    ).tuples()
+    return dict(rows.all())
