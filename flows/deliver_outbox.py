@@ -23,8 +23,8 @@ from crm_core.settings import get_settings
 from crm_db.session import shared_engine
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
-from tasks.common.artifacts import Cell, artifact_key, publish_summary
-from tasks.common.run_ledger import ledger_run
+from tasks.common.artifacts import Cell
+from tasks.common.flow_run import flow_run
 from tasks.mail.claim import count_due
 from tasks.mail.deliver import DeliveryReport, deliver_due
 
@@ -108,58 +108,30 @@ def deliver_outbox(
         dry_run: report what is due per kind; send nothing, change nothing.
         as_of: business date recorded in the run ledger (default: today in the CRM time zone).
     """
-    logger = get_run_logger()
     run_date = resolve_as_of(as_of)
-    key = artifact_key(FLOW_NAME)
-    if dry_run:
-        due = _count_due()
-        counts = {"due": sum(due.values()), **{f"due_{kind}": n for kind, n in due.items()}}
-        due_rows: list[dict[str, Cell]] = [
-            {"kind": kind, "due": n} for kind, n in sorted(due.items())
-        ]
-        due_rows.append({"kind": "(all)", "due": counts["due"]})
-        publish_summary(
-            key,
-            due_rows,
-            description=f"Outbox due now (dry run, nothing sent): {counts['due']} messages",
-        )
-        logger.info("dry run: %d messages due (%s)", counts["due"], due)
-        return FlowSummary(
-            flow=FLOW_NAME,
-            as_of=run_date.isoformat(),
-            dry_run=True,
-            status="ok",
-            counts=counts,
-            warnings=[],
-            ledger_run_id=None,
-            artifact_key=key,
-        )
-
     parameters = {"as_of": run_date, "limit": limit}
-    with ledger_run(FLOW_NAME, run_date, parameters, dry_run=False) as ledger:
+    with flow_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as run:
+        if dry_run:
+            due = _count_due()
+            counts = {"due": sum(due.values()), **{f"due_{kind}": n for kind, n in due.items()}}
+            due_rows: list[dict[str, Cell]] = [
+                {"kind": kind, "due": n} for kind, n in sorted(due.items())
+            ]
+            due_rows.append({"kind": "(all)", "due": counts["due"]})
+            return run.finish(
+                counts,
+                due_rows,
+                description=f"Outbox due now (nothing sent): {counts['due']} messages",
+            )
         counts, by_kind, stopped = _drain_with_report(limit)
-        warnings = []
         if stopped:
-            warnings.append(f"delivery stopped early, rows left pending: {stopped}")
+            run.warn(f"delivery stopped early, rows left pending: {stopped}")
         if counts["failed"]:
-            warnings.append(f"{counts['failed']} messages failed permanently (crm outbox status)")
-        publish_summary(
-            key,
+            run.warn(f"{counts['failed']} messages failed permanently (crm outbox status)")
+        return run.finish(
+            counts,
             _rows_per_kind(by_kind),
             description=f"Outbox delivery: {counts['sent']} sent, {counts['retried']} to retry, "
             f"{counts['failed']} failed, {counts['suppressed']} suppressed"
             + (f"; stopped: {stopped}" if stopped else ""),
         )
-        ledger.complete(counts)
-    for text in warnings:
-        logger.warning(text)
-    return FlowSummary(
-        flow=FLOW_NAME,
-        as_of=run_date.isoformat(),
-        dry_run=False,
-        status="warning" if warnings else "ok",
-        counts=counts,
-        warnings=warnings,
-        ledger_run_id=ledger.id,
-        artifact_key=key,
-    )

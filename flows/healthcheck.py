@@ -20,7 +20,6 @@ from prefect import flow, get_run_logger
 from flows.healthcheck_probes import check_calendars, check_database, check_smtp
 from flows.healthcheck_rules import (
     calendar_rows,
-    calendar_warnings,
     database_is_usable,
     database_warnings,
     health_status,
@@ -29,8 +28,8 @@ from flows.healthcheck_rules import (
     summary_rows,
 )
 from flows.run_contract import FlowSummary, resolve_as_of
-from tasks.common.artifacts import artifact_key, publish_summary
-from tasks.common.run_ledger import ledger_run
+from tasks.common.flow_run import flow_run
+from tasks.rules.calendar import calendar_warnings
 
 FLOW_NAME = "healthcheck"
 
@@ -53,32 +52,28 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
         as_of: business date recorded with the run (default: today in the CRM time zone).
         dry_run: check and report only; write no run-ledger row.
     """
-    logger = get_run_logger()
     run_date = resolve_as_of(as_of)
-    key = artifact_key(FLOW_NAME)
-
     database = check_database()
     if not database_is_usable(database):
         raise DatabaseNotReadyError(
             f"the CRM database ({database.backend} {database.location}) has no schema "
             f"(revision {database.revision or 'none'}): run `crm db upgrade`"
         )
-    with ledger_run(FLOW_NAME, run_date, {"as_of": run_date}, dry_run=dry_run) as ledger:
+    with flow_run(FLOW_NAME, run_date, {"as_of": run_date}, dry_run=dry_run) as run:
         smtp = check_smtp()
         coverage = check_calendars()
         calendar_problems = calendar_warnings(run_date, coverage)
         warnings = database_warnings(database) + smtp_warnings(smtp) + calendar_problems
+        for text in warnings:
+            run.warn(text)
         counts = summary_counts(database, smtp, warnings)
         counts["calendar_warnings"] = len(calendar_problems)
-        publish_summary(
-            key,
+        summary = run.finish(
+            counts,
             summary_rows(database, smtp, warnings, calendar_rows(run_date, coverage)),
-            description=f"Healthcheck for {run_date.isoformat()}"
-            f"{' (dry run)' if dry_run else ''}: {health_status(warnings)}",
+            description=f"Healthcheck for {run_date.isoformat()}: {health_status(warnings)}",
         )
-        ledger.complete(counts)
-
-    logger.info(
+    get_run_logger().info(
         "database %s %s at revision %s (head %s); customers=%s; smtp %s tls=%s reachable=%s",
         database.backend,
         database.location,
@@ -89,15 +84,4 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
         smtp.tls_mode,
         smtp.reachable,
     )
-    for text in warnings:
-        logger.warning(text)
-    return FlowSummary(
-        flow=FLOW_NAME,
-        as_of=run_date.isoformat(),
-        dry_run=dry_run,
-        status=health_status(warnings),
-        counts=counts,
-        warnings=warnings,
-        ledger_run_id=ledger.id,
-        artifact_key=key,
-    )
+    return summary

@@ -97,13 +97,6 @@ def smtp_warnings(report: SmtpReport) -> list[str]:
     return warnings
 
 
-def calendar_warnings(as_of: date, coverage: Mapping[str, date | None]) -> list[str]:
-    """One warning per calendar whose public holidays end within 60 days of ``as_of`` (or
-    before it, or were never loaded); ``coverage`` is the last covered day per calendar."""
-    found = (coverage_warning(as_of, last, calendar=code) for code, last in coverage.items())
-    return [text for text in found if text is not None]
-
-
 def calendar_rows(as_of: date, coverage: Mapping[str, date | None]) -> list[dict[str, Cell]]:
     """Artifact rows: each tracked calendar and the last day its public holidays are known."""
     return [

@@ -13,8 +13,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crm_db.models import BusinessCalendar, CalendarDay
+from crm_db.session import session_scope, shared_engine
 from tasks.rules.business_time import BusinessHours
-from tasks.rules.calendar import WorkCalendar
+from tasks.rules.calendar import WorkCalendar, calendar_warnings
 
 
 class CalendarNotFoundError(LookupError):
@@ -44,6 +45,13 @@ def _hours(session: Session, calendar: BusinessCalendar) -> BusinessHours:
         break_end=calendar.break_end,
         code=calendar.code,
     )
+
+
+def load_work_calendar(session: Session, code: str = "CN") -> WorkCalendar:
+    """The named calendar's working days; without such a calendar, Monday to Friday with no
+    holidays (day-level rules such as revisit planning can still run on a bare database)."""
+    calendar = session.scalar(select(BusinessCalendar).where(BusinessCalendar.code == code))
+    return WorkCalendar() if calendar is None else _work_calendar(session, calendar)
 
 
 def load_business_hours(session: Session, code: str = "CN") -> BusinessHours:
@@ -79,3 +87,11 @@ def last_covered_days(session: Session) -> dict[str, date | None]:
         .order_by(BusinessCalendar.code)
     ).tuples()
     return dict(rows.all())
+
+
+def coverage_warnings(as_of: date) -> list[str]:
+    """The warnings every flow's summary carries about the business calendars: one per calendar
+    whose public holidays run out within 60 days of ``as_of`` (see ``coverage_warning``). Reads
+    the shared engine's database (one small query)."""
+    with session_scope(shared_engine()) as session:
+        return calendar_warnings(as_of, last_covered_days(session))

@@ -10,7 +10,7 @@ A flow wraps its work in ``flow_run(...)``; inside, it may ``warn`` as it goes a
   masked error if the block raises;
 - each warning is logged once through the run logger, and one info line sums the counts;
 - warnings every flow shares are added here, once: today, a business calendar about to run out
-  of known days (``calendar_warnings``).
+  of known public holidays (``tasks.common.calendars.coverage_warnings``).
 
 Plain calls, not tasks: a few statements and one API request, cheaper than the ~40 ms of CPU a
 task run costs.
@@ -27,14 +27,11 @@ from prefect import get_run_logger
 
 from flows.run_contract import FlowSummary
 from tasks.common.artifacts import Cell, artifact_key, publish_summary
+from tasks.common.calendars import coverage_warnings
 from tasks.common.run_ledger import LedgerRun, ledger_run
 
-# Warnings that do not depend on the flow (e.g. the calendar's coverage), given the run date.
+# Warnings that do not depend on the flow (the calendar's coverage), given the run date.
 SharedWarnings = Callable[[date], list[str]]
-
-
-def _no_shared_warnings(as_of: date) -> list[str]:
-    return []
 
 
 @dataclass
@@ -95,7 +92,7 @@ def flow_run(
     parameters: Mapping[str, object],
     *,
     dry_run: bool,
-    shared_warnings: SharedWarnings = _no_shared_warnings,
+    shared_warnings: SharedWarnings = coverage_warnings,
 ) -> Iterator[FlowRunHandle]:
     """The bracket around a flow's work (see the module docstring). The block must end with
     ``finish``; leaving it without doing so is a bug in the flow and raises."""

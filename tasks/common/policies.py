@@ -1,5 +1,6 @@
 """The one typed policy reader: rule policies from the database (``policy_settings``,
-``revisit_policies``, calendars), as the plain frozen values the pure rules take.
+``revisit_policies``), as the plain frozen values the pure rules take (calendars:
+``tasks.common.calendars``).
 
 Every default is defined once, in ``crm_db.policy_defaults``; a row in the database overrides
 it, and a value of the wrong type is an error naming the key (``PolicyValueError``), never
@@ -8,14 +9,12 @@ silently truncated. IO only.
 
 from __future__ import annotations
 
-from datetime import date
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_db.defaults import read_setting
 from crm_db.enums import AbcClass
-from crm_db.models import BusinessCalendar, CalendarDay, RevisitPolicy
+from crm_db.models import RevisitPolicy
 from crm_db.policy_defaults import (
     ABC_A_MAX_CUSTOMER_SHARE,
     ABC_A_REVENUE_SHARE,
@@ -28,7 +27,6 @@ from crm_db.policy_defaults import (
 )
 from tasks.classification.rules import AbcPolicy, ValuePolicy
 from tasks.revisits.rules.planning import DEFAULT_CADENCES, Cadence
-from tasks.rules.calendar import WorkCalendar
 
 
 def setting(session: Session, setting: Setting[T]) -> T:
@@ -65,19 +63,3 @@ def cadences(session: Session) -> dict[AbcClass, Cadence]:
             row.abc_class, row.cadence_days, row.channel, row.overdue_after_days
         )
     return result
-
-
-def work_calendar(session: Session, code: str = "CN") -> WorkCalendar:
-    """The named business calendar; without one, Monday to Friday with no holidays."""
-    calendar = session.scalar(select(BusinessCalendar).where(BusinessCalendar.code == code))
-    if calendar is None:
-        return WorkCalendar()
-    days: dict[date, bool] = {
-        day: working
-        for day, working in session.execute(
-            select(CalendarDay.day, CalendarDay.is_working).where(
-                CalendarDay.calendar_id == calendar.id
-            )
-        ).tuples()
-    }
-    return WorkCalendar.from_pattern(calendar.working_weekdays, days)

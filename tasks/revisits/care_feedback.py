@@ -28,7 +28,7 @@ from crm_db.models import (
 )
 from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
-from tasks.common import policies
+from tasks.common.calendars import load_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.write_lock import for_update, lock_rows
 from tasks.revisits.care import CARE_KIND
@@ -239,7 +239,7 @@ def _follow_up(
             )
         )
     )
-    due_on = follow_up_due(answered_on, policies.work_calendar(session), taken)
+    due_on = follow_up_due(answered_on, load_work_calendar(session), taken)
     if open_revisit is not None:
         open_revisit.channel = FOLLOW_UP_CHANNEL
         open_revisit.notes = combined_notes(open_revisit.notes, notes)

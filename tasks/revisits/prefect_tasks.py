@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from crm_core.settings import get_settings
 from crm_db.session import session_scope, shared_engine
 from tasks.common import policies
+from tasks.common.calendars import load_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.run_context import RunCounts
 from tasks.mail.links import revisit_outcome_url
@@ -42,7 +43,7 @@ def load_context(as_of: date, now: datetime, range_size: int, lanes: int = 1) ->
     first ones staggered for ``lanes`` ranges planned side by side (``customer_id_ranges``)."""
     engine = shared_engine()
     with session_scope(engine) as session:
-        calendar = policies.work_calendar(session)
+        calendar = load_work_calendar(session)
         cadences = policies.cadences(session)
     context = PlanningContext(
         as_of=as_of,

@@ -92,3 +92,10 @@ def coverage_warning(
             f"{last_covered_day.isoformat()} ({left} days after {as_of.isoformat()}): {fix}"
         )
     return None
+
+
+def calendar_warnings(as_of: date, coverage: Mapping[str, date | None]) -> list[str]:
+    """One warning per calendar whose public holidays end within 60 days of ``as_of`` (or
+    before it, or were never loaded); ``coverage`` is the last covered day per calendar."""
+    found = (coverage_warning(as_of, last, calendar=code) for code, last in coverage.items())
+    return [text for text in found if text is not None]

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from crm_db.calendar_sync import package_calendar
 from crm_db.defaults import ensure_default_policies
 from crm_db.session import session_scope
-from flows.healthcheck_rules import calendar_rows, calendar_warnings
+from flows.healthcheck_rules import calendar_rows
+from tasks.rules.calendar import calendar_warnings
 from tests.flows.conftest import SmtpCapture, use_smtp
 from tests.flows.test_healthcheck import artifact_checks, run_healthcheck, summary_artifact
 

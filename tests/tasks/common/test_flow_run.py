@@ -4,7 +4,7 @@ ledger row, artifact, warnings, summary; a failure closes the ledger as failed."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from prefect import flow
@@ -12,8 +12,9 @@ from prefect.client.orchestration import get_client
 from sqlalchemy import Engine, select
 
 from crm_core.settings import reset_settings_cache
+from crm_db.defaults import ensure_default_policies
 from crm_db.enums import RunStatus
-from crm_db.models import FlowRun
+from crm_db.models import BusinessCalendar, FlowRun
 from crm_db.session import dispose_shared_engines, session_scope
 from flows.run_contract import FlowSummary
 from tasks.common.flow_run import flow_run
@@ -110,3 +111,25 @@ def test_a_flow_that_never_calls_finish_fails_instead_of_reporting_nothing(
         state.result()
     (row,) = _ledger(crm_db, "flow_run_forgetful")
     assert row.status is RunStatus.FAILED
+
+
+@flow(name="flow-run-default-warnings")
+def probe_with_calendar(as_of: date) -> FlowSummary:
+    with flow_run("flow_run_calendar", as_of, {"as_of": as_of}, dry_run=True) as run:
+        return run.finish({}, [], description="Probe")
+
+
+def test_every_flow_warns_when_the_calendar_runs_out_within_60_days(crm_db: Engine) -> None:
+    """By default the bracket reads the calendars' coverage: a synced CN calendar known
+    through the end of its package's last year warns in December, not in June."""
+    with session_scope(crm_db) as session:
+        ensure_default_policies(session)
+        last = session.scalar(
+            select(BusinessCalendar.covered_through).where(BusinessCalendar.code == "CN")
+        )
+    assert last is not None
+    near = probe_with_calendar(last - timedelta(days=24))
+    assert near["status"] == "warning"
+    assert any("CN" in text and last.isoformat() in text for text in near["warnings"])
+    far = probe_with_calendar(last - timedelta(days=200))
+    assert far["status"] == "ok" and far["warnings"] == []

@@ -1,7 +1,7 @@
 """Business minutes against a minute-by-minute brute force, plus the documented edge cases.
 
 The brute force knows nothing of the implementation: it lays out every UTC minute of a window,
-reads each one's local wall clock (pandas' own time-zone conversion), applies the documented
+reads each one's local wall clock (the stdlib's zoneinfo, per UTC hour), applies the documented
 rule "a wall time's instant is the earliest minute whose clock reads it or later" with a
 running maximum, and marks each minute working or not. Answers are then counts of marked
 minutes.
@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,12 +106,29 @@ class Oracle:
         return k if k < len(self.cumulative) else None
 
 
+def _wall_clock_minutes(zone: ZoneInfo, n: int) -> npt.NDArray[np.datetime64]:
+    """The local wall-clock reading of each of the window's ``n`` UTC minutes (naive
+    datetime64[m]). zoneinfo gives the offset once per UTC hour - these zones change offset only
+    on whole hours, which is checked at each hour's first and last minute."""
+    hours = n // 60
+    offsets = np.empty(hours, dtype="timedelta64[m]")
+    for h in range(hours):
+        start = WINDOW_START + timedelta(hours=h)
+        offset = start.astimezone(zone).utcoffset()
+        assert offset == (start + timedelta(minutes=59)).astimezone(zone).utcoffset()
+        assert offset is not None
+        offsets[h] = np.timedelta64(int(offset / timedelta(minutes=1)), "m")
+    utc = np.datetime64(WINDOW_START.replace(tzinfo=None), "m") + np.arange(n).astype(
+        "timedelta64[m]"
+    )
+    return utc + np.repeat(offsets, 60)
+
+
 @cache
 def oracle(name: str) -> Oracle:
     hours = CALENDARS[name]
     n = WINDOW_DAYS * 24 * 60
-    utc = pd.date_range(WINDOW_START, periods=n, freq="min")
-    wall = utc.tz_convert(str(hours.zone)).tz_localize(None).to_numpy()
+    wall = _wall_clock_minutes(hours.zone, n)
     running = np.maximum.accumulate(wall)  # monotone: first index reading >= t is a searchsorted
     work = np.zeros(n + 1, dtype=np.int64)
     first_day = (WINDOW_START - timedelta(days=1)).date()
