@@ -1,6 +1,6 @@
-"""How many worker processes a run may use, from an environment variable shared by the
-pools that fork or start them (``CRM_BUILD_WORKERS`` for delivery, ``CRM_FLOW_PROCESSES`` for
-the revisits flow): ``auto``/empty, ``0`` or a number."""
+"""How many worker processes a run may use, from an environment variable
+(``CRM_BUILD_WORKERS``, delivery's build workers in ``tasks.mail.build``): ``auto``/empty, ``0``
+or a number."""
 
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ from tasks.revisits.prefect_tasks import (
     load_context,
 )
 from tasks.revisits.prefect_tasks import plan_revisits_range as plan_range_task
-from tasks.revisits.rules.planning import staff_in_cycles
 from tasks.revisits.summary import artifact_rows, ledger_counts
+from tasks.rules.organisation import staff_in_cycles
 
 FLOW_NAME = "revisits"
 # Steps in flight at once (id ranges, the follow-ups, digest batches), each in a thread of

@@ -73,7 +73,7 @@ class Revisit(Base):
     )
     needs_reassignment: Mapped[bool] = mapped_column(Boolean, default=False)
     # The escalation level is derived from these (``escalation_level`` below), not stored a
-    # second time (migration 0004).
+    # second time (migration 0005).
     branch_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     region_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -20,6 +20,7 @@ from crm_db.bulk import insert_ignoring_conflicts
 from crm_db.enums import AbcClass, CardType, ValueQuadrant
 from crm_db.models import Customer, CustomerClassChange
 from crm_db.session import session_scope
+from tasks.classification.policies import abc_policy, value_policy
 from tasks.classification.rules import (
     AbcPolicy,
     ValuePolicy,
@@ -27,7 +28,6 @@ from tasks.classification.rules import (
     potential_is_high,
     value_quadrant,
 )
-from tasks.common.policies import abc_policy, value_policy
 
 # Revenue is fuel sold (purchases); recharges move money onto a card and would count it twice.
 _RANKED_REVENUE = text(

@@ -17,8 +17,8 @@ from sqlalchemy import Connection, Engine, select
 from crm_db.enums import StaffRole
 from crm_db.models import Branch, Region, Staff
 from tasks.mail.message import is_valid_recipient
-from tasks.revisits.rules.planning import Assignment, assign, management_chain
 from tasks.rules.escalation_ladder import Org, Person, Posts
+from tasks.rules.organisation import Assignment, assign, management_chain
 
 
 @dataclass(frozen=True, slots=True)

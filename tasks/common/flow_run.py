@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from prefect import get_run_logger
+from sqlalchemy.exc import SQLAlchemyError
 
 from flows.run_contract import FlowSummary
 from tasks.common.artifacts import Cell, artifact_key, publish_summary
@@ -63,7 +64,12 @@ class FlowRunHandle:
         description: str,
     ) -> FlowSummary:
         """Publish the artifact, complete the ledger row and return the flow's summary."""
-        for text in self.shared_warnings(self.as_of):
+        try:
+            shared = self.shared_warnings(self.as_of)
+        except SQLAlchemyError as exc:
+            # Best effort: the flow's work is committed; a failed check must not fail the run.
+            shared = [f"could not check the business calendars' coverage: {type(exc).__name__}"]
+        for text in shared:
             self.warn(text)
         key = artifact_key(self.flow_name)
         label = f"{description}{' (dry run)' if self.dry_run else ''}"

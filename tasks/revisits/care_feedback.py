@@ -39,7 +39,8 @@ from tasks.revisits.rules.care_feedback import (
     feedback_record,
     follow_up_due,
 )
-from tasks.revisits.rules.planning import Assignment, combined_notes
+from tasks.revisits.rules.planning import combined_notes
+from tasks.rules.organisation import Assignment
 
 # The web app's logger, not a Prefect run logger: answers arrive through ``crm web``.
 logger = logging.getLogger(__name__)

@@ -42,13 +42,8 @@ from tasks.revisits.care import (
     care_message,
     care_skip_reason,
 )
-from tasks.revisits.rules.planning import (
-    Assignment,
-    Cadence,
-    SkipReason,
-    planning_cutoff,
-    scheduled_due,
-)
+from tasks.revisits.rules.planning import Cadence, planning_cutoff, scheduled_due
+from tasks.rules.organisation import Assignment, SkipReason
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from tasks.common.calendars import load_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.run_context import RunCounts
 from tasks.mail.links import revisit_outcome_url
+from tasks.revisits import policies as revisit_policies
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
 from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
@@ -44,7 +45,7 @@ def load_context(as_of: date, now: datetime, range_size: int, lanes: int = 1) ->
     engine = shared_engine()
     with session_scope(engine) as session:
         calendar = load_work_calendar(session)
-        cadences = policies.cadences(session)
+        cadences = revisit_policies.cadences(session)
     context = PlanningContext(
         as_of=as_of,
         now=now,

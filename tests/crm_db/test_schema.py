@@ -199,7 +199,7 @@ def test_sqlite_upgrade_rebuilding_referenced_tables_keeps_the_rows_that_referen
         customer = _customer(branch, manager)
         session.add(customer)
         session.flush()
-        # In SQL: the 0001 table has a column (escalation_level, dropped by 0004) the model
+        # In SQL: the 0001 table has a column (escalation_level, dropped by 0005) the model
         # no longer has.
         revisit_id = session.execute(
             text(

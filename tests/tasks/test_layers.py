@@ -68,3 +68,28 @@ def test_no_flow_module_is_left_loose_at_the_top_of_tasks() -> None:
     shared packages."""
     loose = sorted(p.name for p in TASKS.glob("*.py") if p.name != "__init__.py")
     assert loose == [], f"modules directly under tasks/: {loose}"
+
+
+FLOW_PACKAGES = sorted(
+    p.name
+    for p in TASKS.iterdir()
+    if p.is_dir() and p.name not in {"common", "rules", "mail"} and (p / "__init__.py").exists()
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*TASKS.glob("common/*.py"), *TASKS.glob("rules/*.py"), *TASKS.glob("mail/*.py")]),
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
+)
+def test_a_shared_module_imports_no_flow_package(path: Path) -> None:
+    """What every flow uses must not pull in one flow's code."""
+    assert {"revisits", "classification"} <= set(FLOW_PACKAGES)
+    bad = sorted(
+        name
+        for name in _imports(path)
+        if any(
+            name == f"tasks.{flow}" or name.startswith(f"tasks.{flow}.") for flow in FLOW_PACKAGES
+        )
+    )
+    assert not bad, f"{path.relative_to(ROOT)} is shared but imports flow code {bad}"

@@ -5,12 +5,8 @@ from datetime import date
 
 from crm_db.enums import EscalationTier
 from tasks.revisits.rules.planning import (
-    SkipReason,
-    assign,
     combined_notes,
     escalation_level,
-    has_cycle,
-    management_chain,
     natural_due,
     overdue_ladder,
     planning_cutoff,
@@ -18,6 +14,7 @@ from tasks.revisits.rules.planning import (
 )
 from tasks.rules.calendar import WorkCalendar
 from tasks.rules.escalation_ladder import Org, Posts, Progress
+from tasks.rules.organisation import SkipReason, assign, has_cycle, management_chain
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ def test_management_chain_survives_cycles() -> None:
 
 
 def test_staff_in_cycles() -> None:
-    from tasks.revisits.rules.planning import staff_in_cycles
+    from tasks.rules.organisation import staff_in_cycles
 
     assert staff_in_cycles({1: 2, 2: 3, 3: None, 10: 11, 11: 10, 12: 10}) == {10, 11, 12}
 

@@ -1,0 +1,21 @@
+"""IO: the revisit policies by class (``revisit_policies``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_db.enums import AbcClass
+from crm_db.models import RevisitPolicy
+from tasks.revisits.rules.planning import DEFAULT_CADENCES, Cadence
+
+
+def cadences(session: Session) -> dict[AbcClass, Cadence]:
+    """Active revisit policies by class; a class without a row keeps the documented default."""
+    rows = session.scalars(select(RevisitPolicy).where(RevisitPolicy.active.is_(True))).all()
+    result = dict(DEFAULT_CADENCES)
+    for row in rows:
+        result[row.abc_class] = Cadence(
+            row.abc_class, row.cadence_days, row.channel, row.overdue_after_days
+        )
+    return result
