@@ -18,8 +18,8 @@ from crm_db.types import raw_utc_datetime
 from tasks.mail.message import is_valid_recipient
 from tasks.rules.contact_policy import ContactFacts
 
-# "Not failed or suppressed" as NOT IN on purpose (see tasks.revisits.planning._DUE_CANDIDATES): an IN
-# list lets PostgreSQL pick the status index and scan every pending row per customer.
+# "Not failed or suppressed" as NOT IN on purpose (see tasks.revisits.planning._DUE_CANDIDATES):
+# an IN list lets PostgreSQL pick the status index and scan every pending row per customer.
 _FACTS = text(
     """
     SELECT c.id, c.name, c.email, c.email_undeliverable, c.phone, c.marketing_opt_out,
