@@ -1,13 +1,21 @@
 """The ``crm`` command. Each module in ``crm_cli/commands`` adds its own commands via ``register``,
-so features stay in their own files and this one never needs editing."""
+so features stay in their own files and this one never needs editing.
+
+``main`` is the entry point: an error an operator can fix (a database that is missing or never
+migrated, an unknown URL scheme, ...) ends the command with one line saying what to do, and any
+other error with one line too; the traceback only with ``crm --debug ...`` (or ``CRM_DEBUG=1``).
+"""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
+from typing import Annotated
 
 import typer
 
+from crm_cli.debug_mode import debugging, enable_debugging
 from crm_core.prefect_env import configure_prefect_env
 
 configure_prefect_env()  # before anything imports prefect: offline, PREFECT_HOME under var/
@@ -21,6 +29,16 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the full traceback when a command fails")
+    ] = False,
+) -> None:
+    if debug:
+        enable_debugging()
+
+
 def _register_commands() -> None:
     from crm_cli import commands
 
@@ -31,5 +49,21 @@ def _register_commands() -> None:
 
 _register_commands()
 
+
+def main() -> None:
+    from crm_cli.errors import explained, one_line
+
+    try:
+        app()
+    except Exception as exc:  # click's own errors (usage, Abort, Exit) never reach here
+        if debugging():
+            raise
+        known = explained(exc)
+        typer.echo(f"error: {known or one_line(exc)}", err=True)
+        if known is None:  # an error we did not foresee: the traceback may help
+            typer.echo("(run `crm --debug ...` for the traceback)", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

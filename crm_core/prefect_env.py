@@ -20,6 +20,8 @@ OFFLINE_DEFAULTS = {
     # The ephemeral API (no `crm server start`) took up to 19 s to start on a busy 2-core
     # machine; Prefect's default of 20 s would make `crm run` fail there for no real reason.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    # Our own notices (e.g. the demo signing key) go to the console and to the run's logs.
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "crm",
 }
 
 

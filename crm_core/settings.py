@@ -7,8 +7,8 @@ demo secret) make ``make demo`` work on a bare machine; production sets the vari
 
 from __future__ import annotations
 
+import logging
 import secrets
-import warnings
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,8 +21,20 @@ from crm_core.paths import var_dir
 TlsMode = Literal["starttls", "implicit", "none"]
 
 
-class DemoSecretWarning(UserWarning):
-    """Raised (as a warning) when the generated demo secret key is in use."""
+DEMO_KEY_NOTICE = (
+    "CRM_SECRET_KEY is not set: signed links use a generated demo key from var/ (demo mode only)"
+)
+_demo_key_noticed = False
+
+
+def _notice_demo_key() -> None:
+    """Say once per process that links are signed with the demo key: a log line on the ``crm``
+    logger (Prefect shows it in a run's logs, see ``crm_core.prefect_env``), not a Python
+    warning, whose text comes with a source line and repeats per call site."""
+    global _demo_key_noticed
+    if not _demo_key_noticed:
+        _demo_key_noticed = True
+        logging.getLogger("crm").warning(DEMO_KEY_NOTICE)
 
 
 def _default_database_url() -> str:
@@ -123,11 +135,7 @@ class Settings(BaseSettings):
         """The secret for signed links; in demo mode a generated key under ``var/`` (warns)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
-        warnings.warn(
-            "CRM_SECRET_KEY is not set: using a generated demo key from var/ (demo mode only)",
-            DemoSecretWarning,
-            stacklevel=2,
-        )
+        _notice_demo_key()
         return _demo_secret().encode()
 
     @property

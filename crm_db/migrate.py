@@ -77,3 +77,29 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def require_schema(engine: Engine, *, at_head: bool = True) -> None:
+    """Refuse, with one line saying what to do, a database that was never migrated (or, with
+    ``at_head``, is behind or ahead of the code): ``crm run`` checks this before a flow starts,
+    so an operator sees the fix instead of a failed run with an SQL error in it."""
+    from crm_db.setup_errors import UPGRADE_HINT, DatabaseSetupError, display
+
+    revision = current_revision(engine)
+    where = f"the database at {display(engine.url)}"
+    if revision is None:
+        raise DatabaseSetupError(f"{where} has no crm-flows tables yet: {UPGRADE_HINT}")
+    head = head_revision()
+    if not at_head or revision == head:
+        return
+    known = {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+    if revision in known:
+        raise DatabaseSetupError(
+            f"{where} is at revision {revision}, this code needs {head}: {UPGRADE_HINT}"
+        )
+    raise DatabaseSetupError(
+        f"{where} is at revision {revision}, which this code does not know (newer code "
+        "migrated it?): run the matching version of crm-flows"
+    )

@@ -7,10 +7,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.settings import get_settings
+from crm_db.setup_errors import (
+    missing_driver,
+    parse_database_url,
+    require_existing_sqlite_file,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_WAL_CHECKPOINT_PAGES = 10_000
@@ -31,26 +37,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | None = None, *, pool_size: int | None = None) -> Engine:
-    """Create an engine for ``url`` (default: ``CRM_DATABASE_URL``) with backend-specific setup."""
+def make_engine(
+    url: str | None = None, *, pool_size: int | None = None, create: bool = True
+) -> Engine:
+    """Create an engine for ``url`` (default: ``CRM_DATABASE_URL``) with backend-specific setup.
+
+    ``create=False`` is for everything but ``crm db upgrade`` and the test and demo setup: a
+    SQLite file that does not exist is then an error (``DatabaseSetupError``) instead of a new,
+    empty database at a mistyped path. An unknown scheme or a missing driver is the same error,
+    raised here rather than from deep inside the first query."""
     settings = get_settings()
     url = url or settings.database_url
-    parsed = make_url(url)
+    parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if not create:
+            require_existing_sqlite_file(parsed)
+        elif parsed.database and parsed.database != ":memory:":
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = _create(parsed, url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+    if parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
     size = pool_size or settings.db_pool_size
-    engine = create_engine(url, pool_size=size, max_overflow=size, pool_pre_ping=True)
-    if parsed.get_backend_name() == "postgresql":
-        event.listen(engine, "connect", _postgres_session)
+    engine = _create(parsed, url, pool_size=size, max_overflow=size, pool_pre_ping=True)
+    event.listen(engine, "connect", _postgres_session)
     return engine
+
+
+def _create(parsed: URL, url: str, **kwargs: Any) -> Engine:
+    try:
+        return create_engine(url, **kwargs)
+    except (ModuleNotFoundError, NoSuchModuleError) as exc:  # the dialect imports its driver
+        raise missing_driver(parsed, exc) from None
 
 
 def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
@@ -93,10 +114,11 @@ _SHARED: dict[str, Engine] = {}
 
 def shared_engine(url: str | None = None) -> Engine:
     """One engine (and connection pool) per database URL for the whole process, so the tasks of
-    a flow run reuse connections instead of opening a pool each."""
+    a flow run reuse connections instead of opening a pool each. Flows never create a database
+    (``crm db upgrade`` does)."""
     key = url or get_settings().database_url
     if key not in _SHARED:
-        _SHARED[key] = make_engine(key)
+        _SHARED[key] = make_engine(key, create=False)
     return _SHARED[key]
 
 

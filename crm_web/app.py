@@ -28,7 +28,7 @@ def create_app(
     settings = settings or get_settings()
     owns_engine = engine is None
     web = WebContext(
-        engine=engine if engine is not None else make_engine(settings.database_url),
+        engine=engine if engine is not None else make_engine(settings.database_url, create=False),
         settings=settings,
         # Read once: in demo mode this warns about the generated key, once, at start-up.
         signing_key=settings.signing_key(),

@@ -44,7 +44,7 @@ def check_database() -> DatabaseReport:
     Raises when the database cannot be reached at all: then no flow can run and the run must
     fail (and alert), not report.
     """
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         started = time.perf_counter()
         with engine.connect() as connection:
@@ -84,7 +84,7 @@ def check_database() -> DatabaseReport:
 @task(name="check-calendars", cache_policy=NO_CACHE)
 def check_calendars() -> dict[str, date | None]:
     """The last day with known public holidays, per business calendar that has them."""
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         with Session(engine) as session:
             return last_covered_days(session)

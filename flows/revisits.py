@@ -101,5 +101,7 @@ def revisits(
         if looped:
             totals["staff_in_manager_cycle"] = len(looped)
         return run.finish(
-            totals, artifact_rows(counts), description=f"Revisits for {run_date.isoformat()}"
+            totals,
+            artifact_rows(counts, ctx.directory.region_names),
+            description=f"Revisits for {run_date.isoformat()}",
         )

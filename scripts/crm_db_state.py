@@ -17,7 +17,7 @@ from crm_db.session import make_engine
 
 
 def main() -> int:
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         with engine.connect() as connection:
             customers = connection.execute(select(func.count()).select_from(Customer)).scalar_one()

@@ -20,7 +20,7 @@ def _pairs(rows: Iterable[tuple[object, int]]) -> str:
 
 
 def main() -> int:
-    engine = make_engine()
+    engine = make_engine(create=False)
     with engine.connect() as conn:
         classes = conn.execute(
             select(Customer.abc_class, func.count()).group_by(Customer.abc_class)

@@ -53,7 +53,7 @@ def sync(
     ] = None,
 ) -> None:
     """Write the package's holidays and make-up working days into calendar_days."""
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         with session_scope(engine) as session:
             existing = session.scalar(

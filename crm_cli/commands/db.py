@@ -42,7 +42,7 @@ def upgrade(revision: str = typer.Argument("head", help="target revision")) -> N
 @db_app.command("current")
 def current() -> None:
     """Show the database's revision and the code's head revision."""
-    engine = make_engine()
+    engine = make_engine(create=False)
     typer.echo(f"database: {migrate.current_revision(engine) or 'empty'}")
     typer.echo(f"code head: {migrate.head_revision()}")
     engine.dispose()

@@ -76,7 +76,7 @@ def seed(
         f"seeding {_display_url()}: {customers:,} customers, ~{transactions_per_customer} "
         f"transactions each, seed {seed}, as of {options.as_of}"
     )
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         report = seed_demo(engine, options, progress=_echo_progress)
     except DemoDatabaseNotEmptyError as exc:
@@ -106,7 +106,7 @@ def fingerprint(
     """Hash every CRM table in primary-key order: equal hashes, equal data."""
     from crm_db.demo import database_fingerprint, table_fingerprints
 
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         if tables:
             for name, value in table_fingerprints(engine).items():

@@ -57,7 +57,7 @@ def _run(kind: str, file: Path, dry_run: bool) -> None:
         allow_test_email_domain=settings.mode == "demo",
         dry_run=dry_run,
     )
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         result = import_csv(engine, kind, file, options, report)
     except ImportAborted as exc:

@@ -32,7 +32,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Counts per status and kind, the oldest pending message's age, the latest errors."""
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         report = outbox_status(engine, now=utcnow())
     finally:
@@ -73,7 +73,7 @@ def retry(
     if kind is not None and kind not in KINDS:
         typer.echo(f"error: unknown kind {kind!r}; known: {', '.join(sorted(KINDS))}", err=True)
         raise typer.Exit(2)
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         count = retry_failed(engine, now=utcnow(), kind=kind)
     finally:

@@ -23,7 +23,7 @@ def done(
     notes: Annotated[str | None, typer.Option(help="what was discussed")] = None,
 ) -> None:
     """Record the outcome of revisit REVISIT_ID."""
-    engine = make_engine()
+    engine = make_engine(create=False)
     try:
         with session_scope(engine) as session:
             result = record_outcome(session, revisit_id, outcome, now=utcnow(), notes=notes)

@@ -17,7 +17,11 @@ import typer
 from sqlalchemy.engine import make_url
 
 from crm_cli.commands.server import healthy_server_api_url
+from crm_cli.console import console_without_tracebacks
+from crm_cli.debug_mode import debugging
+from crm_cli.errors import one_line
 from crm_core.settings import get_settings
+from crm_db.setup_errors import DatabaseSetupError
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -83,6 +87,41 @@ def _print_where_to_look(
         typer.echo(f"Prefect:    {api_url.removesuffix('/api')}/runs/flow-run/{flow_run_id}")
 
 
+def _require_database(*, at_head: bool) -> None:
+    from crm_db.migrate import require_schema
+    from crm_db.session import make_engine
+
+    engine = make_engine(create=False)
+    try:
+        require_schema(engine, at_head=at_head)
+    finally:
+        engine.dispose()
+
+
+def _failed_ledger_row(flow_run_id: str | None) -> dict[str, Any]:
+    """The ledger row a failed run left (best effort: the failure may be the database itself)."""
+    if flow_run_id is None:
+        return {}
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crm_db.models import FlowRun
+    from crm_db.session import make_engine
+
+    try:
+        engine = make_engine(create=False)
+        try:
+            with engine.connect() as connection:
+                ledger_id = connection.execute(
+                    select(FlowRun.id).where(FlowRun.prefect_flow_run_id == flow_run_id)
+                ).scalar()
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, DatabaseSetupError):
+        return {}
+    return {"ledger_run_id": ledger_id} if ledger_id is not None else {}
+
+
 def run(
     flow_name: Annotated[str, typer.Argument(metavar="FLOW", help="flow, e.g. healthcheck")],
     as_of: Annotated[
@@ -105,16 +144,21 @@ def run(
             param_hint="FLOW",
         )
     run_date: date | None = as_of.date() if as_of is not None else None
+    # The healthcheck reports a schema behind the code; every other flow needs it at head.
+    _require_database(at_head=flow_name != "healthcheck")
     api_url, api_context = _api_target()
-    with api_context:
+    with api_context, console_without_tracebacks(enabled=not debugging()):
         # Prefect's overloads cannot tell a flow typed ``Flow[..., R]`` returns a State here.
         state = cast("State[Any]", flow_fn(as_of=run_date, dry_run=dry_run, return_state=True))
     flow_run_id = state.state_details.flow_run_id
     run_id_text = str(flow_run_id) if flow_run_id is not None else None
     if not state.is_completed():
         error = state.result(raise_on_failure=False)
-        typer.echo(f"{flow_name}: {state.name}: {error}", err=True)
-        _print_where_to_look({}, api_url, run_id_text)
+        text = one_line(error) if isinstance(error, BaseException) else str(error)
+        typer.echo(f"{flow_name}: {state.name}: {text}", err=True)
+        _print_where_to_look(_failed_ledger_row(run_id_text), api_url, run_id_text)
+        if not debugging():
+            typer.echo("(the traceback is in the run's logs, or run `crm --debug run ...`)")
         raise typer.Exit(1)
     summary = state.result()
     if isinstance(summary, Mapping):

@@ -69,6 +69,20 @@ def api_url_for(host: str, port: int) -> str:
     return f"http://{host}:{port}/api"
 
 
+def server_environment(host: str, port: int) -> dict[str, str]:
+    """The server's environment: the UI's API URL follows the port the server listens on.
+
+    Prefect's UI calls ``PREFECT_API_URL`` when that is set (a shell or profile may hold the
+    default port's) and otherwise ``PREFECT_SERVER_API_PORT`` (4200 unless set), not the
+    ``--port`` it was started with; so on any other port the UI loaded but could not reach its
+    API. ``PREFECT_SERVER_UI_API_URL`` wins over both."""
+    env = os.environ.copy()
+    env["PREFECT_SERVER_UI_API_URL"] = api_url_for(host, port)
+    env["PREFECT_SERVER_API_HOST"] = host
+    env["PREFECT_SERVER_API_PORT"] = str(port)
+    return env
+
+
 def api_is_healthy(api_url: str, timeout_s: float = 1.0) -> bool:
     """True when ``GET {api_url}/health`` answers 200 (Prefect's own liveness endpoint)."""
     try:
@@ -207,7 +221,7 @@ def start_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # detached: survives this command and the terminal
             close_fds=True,
-            env=os.environ.copy(),
+            env=server_environment(host, port),
         )
     files.pid.write_text(f"{process.pid}\n")
     files.url.write_text(f"{api_url}\n")

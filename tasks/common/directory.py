@@ -55,6 +55,8 @@ class Directory:
     staff: dict[int, StaffRecord] = field(default_factory=dict)
     branches: dict[int, BranchRecord] = field(default_factory=dict)
     region_managers: dict[int, int | None] = field(default_factory=dict)  # region id -> staff id
+    # Region code -> its name (片区 name): what reports and artifacts show people.
+    region_names: dict[str, str] = field(default_factory=dict)
 
     def member(self, staff_id: int | None) -> StaffRecord | None:
         return self.staff.get(staff_id) if staff_id is not None else None
@@ -150,16 +152,18 @@ def load_directory(bind: Engine | Connection) -> Directory:
     }
     branches: dict[int, BranchRecord] = {}
     regions: dict[int, int | None] = {}
+    names: dict[str, str] = {}
     rows = bind.execute(
-        select(Region.id, Region.manager_id, Branch.id, Branch.manager_id).outerjoin(
-            Branch, Branch.region_id == Region.id
-        )
+        select(
+            Region.id, Region.code, Region.name, Region.manager_id, Branch.id, Branch.manager_id
+        ).outerjoin(Branch, Branch.region_id == Region.id)
     ).tuples()
-    for region_id, region_manager, branch_id, branch_manager in rows:
+    for region_id, code, name, region_manager, branch_id, branch_manager in rows:
         regions[region_id] = region_manager
+        names[code] = name
         if branch_id is not None:
             branches[branch_id] = BranchRecord(branch_id, region_id, branch_manager)
-    return Directory(staff, branches, regions)
+    return Directory(staff, branches, regions, names)
 
 
 __all__ = ["BranchRecord", "Directory", "StaffRecord", "load_directory"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -185,6 +185,17 @@ def new_message_id(domain: str) -> str:
 def message_id_domain(mail_from: str) -> str:
     _, at, domain = parseaddr(mail_from)[1].rpartition("@")
     return domain if at and domain else "crm-flows.invalid"
+
+
+def queued_keys(conn: Connection, keys: Collection[str]) -> set[str]:
+    """Which of ``keys`` are already in the outbox: a re-run leaves those out of what it
+    composes and counts them apart, so its counts say what it wrote, not what it prepared."""
+    if not keys:
+        return set()
+    found = conn.execute(
+        select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(list(keys)))
+    )
+    return set(found.scalars())
 
 
 def enqueue(

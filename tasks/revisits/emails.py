@@ -12,7 +12,7 @@ Digest: one email per assignee per day with every open revisit due or overdue, w
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from tasks.common.contact_policy import load_contact_facts
 from tasks.common.customer_context import load_care_context, load_customer_context
 from tasks.common.directory import Directory
 from tasks.common.run_context import RunCounts
-from tasks.mail.outbox import NewMessage, enqueue
+from tasks.mail.outbox import NewMessage, enqueue, queued_keys
 from tasks.revisits.care import (
     CareRecipient,
     care_decision,
@@ -193,6 +193,11 @@ def digest_batches(
         return _assignee_batches(conn, as_of, max_rows, batches)
 
 
+def digest_key(as_of: date, assignee_id: int) -> str:
+    """One digest per assignee and day."""
+    return f"revisit_digest:{as_of}:staff:{assignee_id}"
+
+
 def queue_digest_batch(
     engine: Engine,
     ctx: PlanningContext,
@@ -209,10 +214,15 @@ def queue_digest_batch(
     counts = RunCounts()
     with engine.connect() as conn:
         groups = _assignee_groups(conn, ctx.as_of, assignees)
+        # A re-run of the day composes only the digests not queued yet (and counts the others
+        # apart): its counts are the rows it writes.
+        queued = queued_keys(
+            conn, [digest_key(ctx.as_of, group[0].assignee_id) for group in groups]
+        )
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
         context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
     messages = list(
-        _digest_messages(groups, ctx.directory, context, outcome_url, ctx, run_id, counts)
+        _digest_messages(groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued)
     )
     if not dry_run and messages:
         with engine.begin() as conn:
@@ -253,11 +263,15 @@ def _digest_messages(
     ctx: PlanningContext,
     run_id: int | None,
     counts: RunCounts,
+    queued: Container[str] = frozenset(),
 ) -> Iterator[NewMessage]:
     for group in groups:
         for row in group:  # every open revisit past its due date, per customer's region
             if raw_date(row.due_on) < ctx.as_of:
                 counts.add(row.region_code, "overdue")
+        if digest_key(ctx.as_of, group[0].assignee_id) in queued:
+            counts.add(group[0].region_code, "digests_already_queued")
+            continue
         # The assignee's address even if they have left since: open work reaches them until it
         # is reassigned (as before the directory; only a missing or bad address skips).
         assignee = directory.member(group[0].assignee_id)
@@ -288,7 +302,7 @@ def _digest_messages(
             )
         counts.add(region, "digests")
         yield NewMessage(
-            idempotency_key=f"revisit_digest:{ctx.as_of}:staff:{assignee.id}",
+            idempotency_key=digest_key(ctx.as_of, assignee.id),
             kind="revisit_digest",
             locale=assignee.locale,
             recipient_email=assignee.email,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from tasks.common.run_context import RunCounts
 
@@ -20,14 +21,19 @@ COLUMNS = (
 EMAIL_KEYS = ("care_emails", "digests", "escalation_emails")
 
 
-def artifact_rows(counts: RunCounts) -> list[dict[str, str | int]]:
-    """One row per region (and ``-`` for customers without one), plus a total row."""
+def artifact_rows(
+    counts: RunCounts, region_names: Mapping[str, str] | None = None
+) -> list[dict[str, str | int]]:
+    """One row per region, by name (片区 name; the code when a region has none, ``-`` for
+    customers without a region), plus a total row. Counts are keyed by region code."""
+    names = region_names or {}
     rows: list[dict[str, str | int]] = []
     total: Counter[str] = Counter()
-    for region in sorted(counts.by_region):
+    # In code order (R01, R02, ...: how the company numbers its regions), no region last.
+    for region in sorted(counts.by_region, key=lambda code: (code == "-", code)):
         counter = counts.by_region[region]
         total.update(counter)
-        rows.append(_row(region, counter))
+        rows.append(_row(names.get(region) or region, counter))
     rows.append(_row("TOTAL", total))
     return rows
 

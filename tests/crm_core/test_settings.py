@@ -3,22 +3,31 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from crm_core import settings as settings_module
 from crm_core.paths import PROJECT_ROOT
 from crm_core.settings import Settings
 
 
-def test_demo_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_demo_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))
+    monkeypatch.setattr(settings_module, "_demo_key_noticed", False)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.database_url == f"sqlite:///{tmp_path / 'crm.sqlite3'}"
-    with pytest.warns(UserWarning, match="demo key"):
+    with caplog.at_level(logging.WARNING, logger="crm"):
         key = settings.signing_key()
+        assert settings.signing_key() == key  # the same key, and no second notice
+        Settings(_env_file=None).signing_key()  # type: ignore[call-arg]
+    notices = [r for r in caplog.records if "demo key" in r.getMessage()]
+    assert len(notices) == 1 and notices[0].name == "crm"
     assert len(key) >= 32 and (tmp_path / "demo-secret-key").exists()
 
 

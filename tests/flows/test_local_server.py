@@ -59,6 +59,9 @@ def test_server_lifecycle_and_a_flow_run_in_its_ui(
     again = crm(server_env, "server", "start")
     assert again.returncode == 0 and "already running" in again.stdout
     assert crm(server_env, "server", "status").returncode == 0
+    # The UI in the browser calls the API on the port the server was started on, not 4200.
+    ui_settings = httpx.get(f"{base}/ui-settings", timeout=10).json()
+    assert ui_settings["api_url"] == f"{base}/api"
 
     run = crm(server_env, "run", "healthcheck", "--as-of", "2026-01-15")
 

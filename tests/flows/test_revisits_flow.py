@@ -117,6 +117,9 @@ def test_classify_then_plan_revisits(crm_db: Engine) -> None:
     assert again["counts"].get("created", 0) == 0
     assert _count(crm_db, Revisit) == counts["created"]
     assert _count(crm_db, OutboxMessage) == queued
+    # The re-run's counts are rows it wrote: no digest written, each one counted as queued.
+    assert again["counts"].get("digests", 0) == 0
+    assert again["counts"]["digests_already_queued"] == counts["digests"]
 
 
 def test_a_range_that_fails_fails_the_run_with_its_reason(
