@@ -93,7 +93,8 @@ def explain(exc: BaseException, url: str | URL | None = None) -> str | None:
         "table" in text or "relation" in text or "undefinedtable" in kind
     ):
         return (
-            f"{where} is missing crm-flows tables (never migrated, or behind the code): {UPGRADE_HINT}"
+            f"{where} is missing crm-flows tables (never migrated, or behind the code): "
+            f"{UPGRADE_HINT}"
         )
     if isinstance(exc, OperationalError) and any(m in text for m in _CONNECTION_FAILURES):
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
