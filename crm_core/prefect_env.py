@@ -22,6 +22,9 @@ OFFLINE_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     # Our own notices (e.g. the demo signing key) go to the console and to the run's logs.
     "PREFECT_LOGGING_EXTRA_LOGGERS": "crm",
+    # ... and outside a run (e.g. `crm web`) they stay on the console: without this, Prefect's
+    # API handler adds a warning of its own to each such line.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
 
