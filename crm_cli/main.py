@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Annotated
 
 import typer
 
@@ -19,6 +20,29 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold customer data or secrets
 )
+
+
+@app.callback()
+def _check_settings(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show tracebacks (may show more than errors do)")
+    ] = False,
+) -> None:
+    """Read the settings before any command runs: a bad setting is one line per problem on
+    stderr (the variable and what to do), never a traceback or the value given."""
+    from pydantic import ValidationError
+
+    from crm_core.settings import get_settings
+    from crm_core.settings_errors import describe_settings_error
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        if debug:
+            raise
+        for line in describe_settings_error(exc):
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _register_commands() -> None:
