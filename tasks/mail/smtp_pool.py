@@ -40,9 +40,6 @@ from tasks.mail.classify import SendFailure, Stage
 
 TlsMode = Literal["starttls", "implicit", "none"]
 
-# 530 on MAIL FROM means "authenticate first": a configuration problem shared by every message.
-AUTH_REQUIRED = 530
-
 
 class SmtpConfigurationError(RuntimeError):
     """The relay cannot be used as configured (TLS missing or untrusted, authentication refused).
@@ -212,11 +209,7 @@ class SmtpLane:
         except SMTPRecipientRefused as exc:
             return SendFailure(Stage.RECIPIENT, exc.code, exc.message)
         except SMTPSenderRefused as exc:
-            if exc.code == AUTH_REQUIRED:
-                raise SmtpConfigurationError(
-                    f"SMTP server {target.describe()} requires authentication ({exc.code}); "
-                    "set CRM_SMTP_USER / CRM_SMTP_PASSWORD."
-                ) from exc
+            # A 530 (auth or STARTTLS required) is judged by ``classify.client_refusal``.
             return SendFailure(Stage.SENDER, exc.code, exc.message)
         except SMTPDataError as exc:
             return SendFailure(Stage.DATA, exc.code, exc.message)
