@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -23,7 +24,7 @@ from tests.support.postfix_replies import (
     relay_denied,
     starttls_first,
 )
-from tests.support.smtp_servers import running_server
+from tests.support.smtp_servers import make_certificate, running_server
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -88,3 +89,32 @@ def test_a_bare_policy_refusal_fails_that_row_without_flagging_the_address(
     with session_scope(engine) as session:
         flags = {c.email: c.email_undeliverable for c in session.scalars(select(Customer))}
     assert flags == {blocked: False, unknown: True, fine: False}
+
+
+def test_implicit_tls_against_a_plain_port_names_the_mismatch(
+    engine: Engine, tmp_path: Path
+) -> None:
+    queue_customers(engine, 2, now=NOW)
+    cert = make_certificate(tmp_path)
+    with running_server() as server:
+        settings = delivery_settings(
+            port=server.port, smtp_tls="implicit", smtp_ca_file=str(cert.cert_file)
+        )
+        with pytest.raises(SmtpConfigurationError, match="is not an implicit-TLS port"):
+            deliver_due(engine, settings, now=NOW)
+    assert all(r.status == OutboxStatus.PENDING and r.attempts == 0 for r in outbox_rows(engine))
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_a_postfix_login_failure_is_one_line_naming_the_credentials(engine: Engine) -> None:
+    from tests.support.postfix_replies import POSTFIX_AUTH_FAILED, postfix_password_checker
+    queue_customers(engine, 2, now=NOW)
+    checker = postfix_password_checker("crm", "right")
+    with running_server(PostfixRefusal(), plaintext_authenticator=checker) as server:
+        settings = delivery_settings(port=server.port, smtp_user="crm", smtp_password="wrong")
+        with pytest.raises(SmtpConfigurationError) as raised:
+            deliver_due(engine, settings, now=NOW)
+    message = str(raised.value)
+    assert POSTFIX_AUTH_FAILED.split(" ", 1)[1] in message
+    assert "CRM_SMTP_USER / CRM_SMTP_PASSWORD" in message and "\n" not in message
+    assert "wrong" not in message
