@@ -216,7 +216,7 @@ async def open_connection(
     except SMTPResponseException as exc:
         smtp.close()
         return SendFailure(Stage.CONNECT, exc.code, exc.message)
-    except (SMTPException, OSError, TimeoutError) as exc:
+    except (SMTPException, OSError) as exc:
         smtp.close()
         return SendFailure(Stage.CONNECT, None, str(exc) or exc.__class__.__name__)
     return smtp

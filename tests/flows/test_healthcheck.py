@@ -251,9 +251,10 @@ def test_a_tls_mode_that_does_not_fit_the_port_says_so(
     cert = make_certificate(tmp_path)
     monkeypatch.setenv("CRM_SMTP_CA_FILE", str(cert.cert_file))
     monkeypatch.setenv("CRM_SMTP_TIMEOUT_S", "1")
-    with running_server() as plain, running_server(
-        implicit_tls_context=cert.server_context()
-    ) as implicit:
+    with (
+        running_server() as plain,
+        running_server(implicit_tls_context=cert.server_context()) as implicit,
+    ):
         use_smtp(monkeypatch, plain.port, tls="implicit")
         implicit_on_plain, _ = run_healthcheck(as_of=AS_OF, dry_run=True)
         use_smtp(monkeypatch, implicit.port, tls="starttls")

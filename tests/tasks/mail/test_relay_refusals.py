@@ -75,12 +75,9 @@ def test_a_bare_policy_refusal_fails_that_row_without_flagging_the_address(
     queue_customers(engine, 3, now=NOW)
     blocked, unknown, fine = (row.recipient_email for row in outbox_rows(engine))
     sink = PostfixRefusal()
-    sink.rcpt_replies[blocked] = (
-        f"554 5.7.1 <{blocked}>: Recipient address rejected: Access denied"
-    )
+    sink.rcpt_replies[blocked] = f"554 5.7.1 <{blocked}>: Recipient address rejected: Access denied"
     sink.rcpt_replies[unknown] = (
-        f"550 5.1.1 <{unknown}>: Recipient address rejected: "
-        "User unknown in virtual mailbox table"
+        f"550 5.1.1 <{unknown}>: Recipient address rejected: User unknown in virtual mailbox table"
     )
     with running_server(sink) as server:
         report = deliver_due(engine, delivery_settings(port=server.port), now=NOW)
@@ -108,6 +105,7 @@ def test_implicit_tls_against_a_plain_port_names_the_mismatch(
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_a_postfix_login_failure_is_one_line_naming_the_credentials(engine: Engine) -> None:
     from tests.support.postfix_replies import POSTFIX_AUTH_FAILED, postfix_password_checker
+
     queue_customers(engine, 2, now=NOW)
     checker = postfix_password_checker("crm", "right")
     with running_server(PostfixRefusal(), plaintext_authenticator=checker) as server:
