@@ -13,7 +13,8 @@ from crm_db.models.complaints import Complaint, ComplaintEscalation, ComplaintEv
 from crm_db.models.customers import ContactHistory, Customer, CustomerClassChange, Transaction
 from crm_db.models.operations import (
     AddressFlagClearance,
-    FlowRun, OutboxAttachment,
+    FlowRun,
+    OutboxAttachment,
     OutboxMessage,
     PolicySetting,
 )
