@@ -35,8 +35,23 @@ def _options(
         bool, typer.Option("--debug", help="show the full traceback when a command fails")
     ] = False,
 ) -> None:
+    """Read the settings before any command runs: a bad setting is one line per problem on
+    stderr (the variable and what to do), never a traceback or the value given."""
+    from pydantic import ValidationError
+
+    from crm_core.settings import get_settings
+    from crm_core.settings_errors import describe_settings_error
+
     if debug:
         enable_debugging()
+    try:
+        get_settings()
+    except ValidationError as exc:
+        if debug:
+            raise
+        for line in describe_settings_error(exc):
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _register_commands() -> None:

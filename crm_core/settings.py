@@ -52,7 +52,13 @@ def _demo_secret() -> str:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CRM_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="CRM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A validation error must never echo what it was given: the input holds the SMTP
+        # password, the secret key and the database URL (with its password).
+        hide_input_in_errors=True,
     )
 
     mode: Literal["demo", "production"] = Field(
@@ -104,6 +110,22 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            # SQLAlchemy's own message quotes the whole URL, password included: never chain it.
+            raise ValueError(
+                "not a database URL; expected e.g. postgresql://user@host:5432/crm "
+                "or sqlite:///path/crm.sqlite3"
+            ) from None
         return value
 
     @field_validator("public_base_url")

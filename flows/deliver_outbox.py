@@ -12,10 +12,11 @@ claim disjoint rows.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 from pydantic import Field
 
 from crm_core.masking import mask_text
@@ -27,6 +28,7 @@ from tasks.common.artifacts import Cell
 from tasks.common.flow_run import flow_run
 from tasks.mail.claim import count_due
 from tasks.mail.deliver import DeliveryReport, deliver_due
+from tasks.mail.smtp_pool import SmtpConfigurationError
 
 FLOW_NAME = "deliver_outbox"
 OUTCOMES = ("sent", "retried", "failed", "suppressed", "released")
@@ -63,10 +65,22 @@ def _drain(limit: int | None) -> DeliveryReport:
     return report
 
 
+class RelayConfigurationError(RuntimeError):
+    """The relay cannot be used as configured; the message is the one line to show."""
+
+
 @task(name="drain-outbox-report", cache_policy=NO_CACHE)
-def _drain_with_report(limit: int | None) -> tuple[dict[str, int], dict[str, dict[str, int]], str]:
-    report = _drain(limit)
-    return _counts(report), report.kind_counts(), mask_text(report.stopped or "")
+def _drain_with_report(
+    limit: int | None,
+) -> tuple[dict[str, int], dict[str, dict[str, int]], str, str | None]:
+    """Like ``drain_outbox``, plus counts per kind, why it stopped, and the configuration
+    error if the relay refused us: returned, not raised, so the run ends Failed with one line
+    instead of a traceback in its logs."""
+    try:
+        report = _drain(limit)
+    except SmtpConfigurationError as exc:
+        return {}, {}, "", mask_text(str(exc))
+    return _counts(report), report.kind_counts(), mask_text(report.stopped or ""), None
 
 
 @task(name="count-due-outbox", cache_policy=NO_CACHE)
@@ -109,6 +123,17 @@ def deliver_outbox(
         as_of: business date recorded in the run ledger (default: today in the CRM time zone).
     """
     run_date = resolve_as_of(as_of)
+    try:
+        return _deliver(limit, dry_run, run_date)
+    except RelayConfigurationError as exc:
+        # The ledger row is already marked failed with this text; the Prefect run fails too.
+        get_run_logger().error("%s", exc)
+        # A flow may return a State (Prefect takes it as the run's final state); the registry
+        # types every flow as returning its summary, hence the cast.
+        return cast(FlowSummary, Failed(message=str(exc), data=exc))
+
+
+def _deliver(limit: int | None, dry_run: bool, run_date: date) -> FlowSummary:
     parameters = {"as_of": run_date, "limit": limit}
     with flow_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as run:
         if dry_run:
@@ -123,7 +148,9 @@ def deliver_outbox(
                 due_rows,
                 description=f"Outbox due now (nothing sent): {counts['due']} messages",
             )
-        counts, by_kind, stopped = _drain_with_report(limit)
+        counts, by_kind, stopped, configuration_error = _drain_with_report(limit)
+        if configuration_error is not None:
+            raise RelayConfigurationError(configuration_error)
         if stopped:
             run.warn(f"delivery stopped early, rows left pending: {stopped}")
         if counts["failed"]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from dataclasses import replace
 from datetime import date
+from functools import partial
 
 import aiosmtplib
 from prefect import task
@@ -24,6 +26,8 @@ from crm_db.models import Base, OutboxMessage
 from crm_db.session import make_engine
 from flows.healthcheck_rules import KEY_TABLES, DatabaseReport, SmtpReport
 from tasks.common.calendars import last_covered_days
+from tasks.mail.classify import SendFailure
+from tasks.mail.smtp_pool import SmtpConfigurationError, SmtpTarget, open_connection
 
 # Long enough for a relay across a WAN, short enough that an hourly check never hangs.
 SMTP_PROBE_TIMEOUT_S = 5.0
@@ -93,65 +97,58 @@ def check_calendars() -> dict[str, date | None]:
 
 
 async def _probe_smtp(settings: Settings, timeout_s: float) -> SmtpReport:
-    endpoint = f"{settings.smtp_host}:{settings.smtp_port}"
-    auth_configured = settings.smtp_user is not None
-    client = aiosmtplib.SMTP(
-        hostname=settings.smtp_host,
-        port=settings.smtp_port,
-        timeout=timeout_s,
-        use_tls=settings.smtp_tls == "implicit",
-        start_tls=False,  # done explicitly below, so each step is reported on its own
-        # The machine's short name: getfqdn() would ask DNS, which may hang on a closed network.
-        local_hostname=socket.gethostname() or "localhost",
+    """Open a connection exactly as delivery does (``smtp_pool.open_connection``: same TLS
+    mode, same CA file, STARTTLS required), without logging in."""
+    target = replace(SmtpTarget.from_settings(settings), timeout_s=timeout_s)
+    implicit = settings.smtp_tls == "implicit"
+    starttls = settings.smtp_tls == "starttls"
+    report = partial(
+        SmtpReport,
+        endpoint=f"{settings.smtp_host}:{settings.smtp_port}",
+        tls_mode=settings.smtp_tls,
+        auth_configured=settings.smtp_user is not None,
     )
     started = time.perf_counter()
     try:
-        await client.connect()
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        return SmtpReport(
-            endpoint=endpoint,
-            tls_mode=settings.smtp_tls,
-            reachable=False,
-            auth_configured=auth_configured,
+        # The machine's short name: getfqdn() would ask DNS, which may hang on a closed network.
+        opened = await open_connection(
+            target, authenticate=False, local_name=socket.gethostname() or "localhost"
+        )
+    except SmtpConfigurationError as exc:
+        # Reachable, but unusable as configured: say which step and why, in one line.
+        return report(
+            reachable=True,
+            ehlo_ok=True,  # it answered; the step that failed is named below
+            starttls_offered=False if exc.reason == "no_starttls" else (True if starttls else None),
+            tls_ok=False if exc.reason in ("tls", "tls_mode") else None,
             error=mask_text(str(exc)),
             latency_ms=(time.perf_counter() - started) * 1000,
         )
-    starttls_offered: bool | None = None
-    tls_ok: bool | None = True if settings.smtp_tls == "implicit" else None
-    ehlo_ok = False
+    if isinstance(opened, SendFailure):
+        return report(
+            reachable=False,
+            error=mask_text(opened.describe()),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+    auth_offered: bool | None = None
     error: str | None = None
     try:
-        await client.ehlo()
-        ehlo_ok = True
-        if settings.smtp_tls == "starttls":
-            starttls_offered = client.supports_extension("starttls")
-            if starttls_offered:
-                # A real handshake: catches expired or mismatched certificates before a send does.
-                try:
-                    await client.starttls()
-                    await client.ehlo()
-                    tls_ok = True
-                except (aiosmtplib.SMTPException, OSError) as exc:
-                    tls_ok = False
-                    error = mask_text(str(exc))
-        auth_offered = client.supports_extension("auth") if tls_ok is not False else None
+        if opened.is_ehlo_or_helo_needed:
+            await opened.ehlo()
+        auth_offered = opened.supports_extension("auth")
     except (aiosmtplib.SMTPException, OSError) as exc:
         error = mask_text(str(exc))
-        auth_offered = None
     finally:
         latency_ms = (time.perf_counter() - started) * 1000
         try:
-            await client.quit()
+            await opened.quit()
         except (aiosmtplib.SMTPException, OSError):
-            client.close()
-    return SmtpReport(
-        endpoint=endpoint,
-        tls_mode=settings.smtp_tls,
+            opened.close()
+    return report(
         reachable=True,
-        auth_configured=auth_configured,
-        ehlo_ok=ehlo_ok,
-        starttls_offered=starttls_offered,
-        tls_ok=tls_ok,
+        ehlo_ok=error is None,
+        starttls_offered=True if starttls else None,
+        tls_ok=True if (implicit or starttls) else None,
         auth_offered=auth_offered,
         error=error,
         latency_ms=latency_ms,

@@ -65,6 +65,14 @@ def retry(
         bool, typer.Option("--failed", help="re-queue failed messages (required)")
     ] = False,
     kind: Annotated[str | None, typer.Option(help="only messages of this kind")] = None,
+    clear_flags: Annotated[
+        bool,
+        typer.Option(
+            "--clear-flags",
+            help="also clear the undeliverable flags these messages set when the relay "
+            "refused the client (recorded in address_flag_clearances)",
+        ),
+    ] = False,
 ) -> None:
     """Re-queue failed messages: due now, with a fresh set of attempts."""
     if not failed:
@@ -75,11 +83,18 @@ def retry(
         raise typer.Exit(2)
     engine = make_engine(create=False)
     try:
-        count = retry_failed(engine, now=utcnow(), kind=kind)
+        result = retry_failed(engine, now=utcnow(), kind=kind, clear_flags=clear_flags)
     finally:
         engine.dispose()
     scope = f" of kind {kind}" if kind else ""
-    typer.echo(f"re-queued {count} failed messages{scope}; the next delivery run sends them")
+    typer.echo(
+        f"re-queued {result.requeued} failed messages{scope}; the next delivery run sends them"
+    )
+    if clear_flags:
+        typer.echo(
+            f"cleared {result.flags_cleared} undeliverable flags set by relay refusals "
+            "(see address_flag_clearances)"
+        )
 
 
 def register(app: typer.Typer) -> None:

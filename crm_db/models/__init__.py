@@ -11,11 +11,18 @@ from crm_db.models.care import (
 )
 from crm_db.models.complaints import Complaint, ComplaintEscalation, ComplaintEvent, SlaPolicy
 from crm_db.models.customers import ContactHistory, Customer, CustomerClassChange, Transaction
-from crm_db.models.operations import FlowRun, OutboxAttachment, OutboxMessage, PolicySetting
+from crm_db.models.operations import (
+    AddressFlagClearance,
+    FlowRun,
+    OutboxAttachment,
+    OutboxMessage,
+    PolicySetting,
+)
 from crm_db.models.organisation import Branch, BusinessCalendar, CalendarDay, Region, Staff
 from crm_db.models.targets import ReconciliationRow, ReconciliationSnapshot, Target
 
 __all__ = [
+    "AddressFlagClearance",
     "Base",
     "Branch",
     "BusinessCalendar",

@@ -103,6 +103,20 @@ class OutboxAttachment(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class AddressFlagClearance(Base):
+    """Audit of an undeliverable flag cleared by an operator (``crm outbox retry --failed
+    --clear-flags``): which person, because of which failed outbox row, when."""
+
+    __tablename__ = "address_flag_clearances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(Integer)  # provenance, not a foreign key
+    customer_id: Mapped[int | None] = mapped_column(Integer)
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))  # the refusal that had set the flag (masked)
+    cleared_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class PolicySetting(Base):
     """Named policy values (thresholds, caps, windows) editable without a deploy.
 

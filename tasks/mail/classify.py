@@ -8,6 +8,7 @@ as arguments so backoff is testable with explicit values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -42,6 +43,9 @@ class Disposition(StrEnum):
     RETRY = "retry"  # back to pending with a later next_attempt_at
     FAILED = "failed"  # permanent: not retried
     RELEASE = "release"  # never attempted: back to pending as it was, the attempt not counted
+    # The relay refuses us, not this message: released as never attempted, no address flagged,
+    # and the run stops and fails (every other message would get the same answer).
+    CONFIGURATION = "configuration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,66 @@ def suppression_reason(
     return None
 
 
+# What relays say when they refuse the client or its relaying, not a recipient: Postfix
+# ("Client host rejected", "Relay access denied", "Must issue a STARTTLS command first"),
+# Sendmail ("Relaying denied"), Exchange ("Unable to relay", "Client not authenticated").
+_CLIENT_REFUSAL = re.compile(
+    r"client host rejected|relay access denied|relaying denied|unable to relay"
+    r"|relay not permitted|not authenticated|authentication required"
+    r"|must issue a starttls|starttls command first",
+    re.IGNORECASE,
+)
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+# 530: "authentication required" or "must issue STARTTLS first" (RFC 4954 / RFC 3207).
+AUTH_OR_TLS_REQUIRED = 530
+
+
+def enhanced_code(message: str) -> tuple[int, int, int] | None:
+    """The RFC 3463 enhanced status code at the start of a reply text (``5.7.1``), if any."""
+    match = _ENHANCED.match(message)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def client_refusal(failure: SendFailure) -> str | None:
+    """Why the relay refuses the client (or its relaying) rather than this message, or None.
+
+    Such a refusal is a configuration error: the same answer awaits every message. Counted:
+    a 530 anywhere; the markers above in a reply to MAIL or RCPT (4xx as well as 5xx, Postfix
+    defers relaying with ``454 4.7.1``); any 5.7.x (security/policy) reply to MAIL FROM. A bare
+    5.7.x to one RCPT may be that recipient's policy: it fails the row, flags nothing.
+    """
+    if failure.code == AUTH_OR_TLS_REQUIRED:
+        if "starttls" in failure.message.lower():
+            return "the relay requires STARTTLS first (set CRM_SMTP_TLS=starttls)"
+        return "the relay requires authentication (set CRM_SMTP_USER / CRM_SMTP_PASSWORD)"
+    if failure.stage not in (Stage.SENDER, Stage.RECIPIENT) or failure.code is None:
+        return None
+    if _CLIENT_REFUSAL.search(failure.message):
+        if "relay" in failure.message.lower():
+            return "the relay refuses to relay for us (authenticate, or allow this host)"
+        return "the relay refuses this client host (authenticate, or allow this host)"
+    enhanced = enhanced_code(failure.message)
+    if failure.stage is Stage.SENDER and enhanced is not None and enhanced[:2] == (5, 7):
+        return "the relay refuses our sender on policy grounds (check CRM_MAIL_FROM and login)"
+    return None
+
+
+def refusal_message(endpoint: str, failure: SendFailure, cause: str) -> str:
+    """The one line an operator reads when the relay refuses us (mask it: it quotes addresses)."""
+    return (
+        f"SMTP relay {endpoint} refused the client: {failure.describe()[:200]} - {cause}. "
+        "Rows stay pending with their attempts; no address was flagged."
+    )
+
+
+def is_policy_refusal(failure: SendFailure) -> bool:
+    """A 5.7.x reply: a security or policy decision, which says nothing about the address."""
+    enhanced = enhanced_code(failure.message)
+    return enhanced is not None and enhanced[:2] == (5, 7)
+
+
 def is_permanent(code: int | None) -> bool:
     """5xx replies are permanent (RFC 5321 §4.2.1); 4xx and no reply at all are transient."""
     return code is not None and 500 <= code <= 599
@@ -84,11 +148,13 @@ def decide(failure: SendFailure, *, attempts: int, max_attempts: int) -> Decisio
     if failure.stage is Stage.CONNECT:
         # No server took part: an outage must not use up a message's attempts.
         return Decision(Disposition.RELEASE)
+    if client_refusal(failure) is not None:
+        return Decision(Disposition.CONFIGURATION)
     if failure.stage is Stage.UNSUPPORTED:
         return Decision(Disposition.FAILED)
     if is_permanent(failure.code):
         if failure.stage is Stage.RECIPIENT:
-            return Decision(Disposition.FAILED, flag_recipient=True)
+            return Decision(Disposition.FAILED, flag_recipient=not is_policy_refusal(failure))
         return Decision(Disposition.FAILED)
     if attempts >= max_attempts:
         return Decision(Disposition.FAILED)

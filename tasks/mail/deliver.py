@@ -68,8 +68,10 @@ from tasks.mail.classify import (
     Disposition,
     SendFailure,
     Stage,
+    client_refusal,
     decide,
     next_attempt_at,
+    refusal_message,
     suppression_reason,
 )
 from tasks.mail.kinds import KINDS
@@ -373,6 +375,13 @@ class _Run:
             failure, attempts=item.attempts, max_attempts=settings.outbox_max_attempts
         )
         text = failure.describe()
+        if decision.disposition is Disposition.CONFIGURATION:
+            # The relay refuses us, not this message: give the row back untouched and stop the
+            # run (``lane_loop`` records it as fatal; the flow ends Failed with this line).
+            self.release(item, text)
+            cause = client_refusal(failure) or "configuration"
+            endpoint = f"{settings.smtp_host}:{settings.smtp_port}"
+            raise SmtpConfigurationError(mask_text(refusal_message(endpoint, failure, cause)))
         if decision.disposition is Disposition.RELEASE:
             self.release(item, text)
             return

@@ -23,6 +23,7 @@ from aiosmtplib import (
     SMTPAuthenticationError,
     SMTPConnectError,
     SMTPConnectResponseError,
+    SMTPConnectTimeoutError,
     SMTPDataError,
     SMTPException,
     SMTPHeloError,
@@ -40,15 +41,16 @@ from tasks.mail.classify import SendFailure, Stage
 
 TlsMode = Literal["starttls", "implicit", "none"]
 
-# 530 on MAIL FROM means "authenticate first": a configuration problem shared by every message.
-AUTH_REQUIRED = 530
-
 
 class SmtpConfigurationError(RuntimeError):
-    """The relay cannot be used as configured (TLS missing or untrusted, authentication refused).
+    """The relay cannot be used as configured (TLS missing, untrusted or not fitting the port,
+    login refused, the client or its relaying refused). Rows are left pending for a fixed
+    config. ``reason`` says which, for reports (``tls``, ``tls_mode``, ``no_starttls``,
+    ``login``, ``refused``)."""
 
-    Raised before anything is sent on the connection; rows are left pending for a fixed config.
-    """
+    def __init__(self, message: str, *, reason: str = "refused") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,117 @@ def _is_ascii(text: str) -> bool:
     return text.isascii()
 
 
+# OpenSSL's reasons when the other side answers a TLS ClientHello in plaintext (a "220 ..."
+# greeting): implicit TLS aimed at a plain or STARTTLS port.
+_PLAINTEXT_REPLY = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+IMPLICIT_TLS_PORT = 465
+
+
+def _tls_failure(target: SmtpTarget, cause: ssl.SSLError) -> SmtpConfigurationError:
+    reason = (getattr(cause, "reason", None) or "").upper()
+    if target.tls == "implicit" and reason in _PLAINTEXT_REPLY:
+        return SmtpConfigurationError(
+            f"SMTP server {target.describe()} answered in plaintext: port {target.port} is not "
+            "an implicit-TLS port. Set CRM_SMTP_TLS=starttls for it, or use the relay's "
+            f"implicit-TLS port ({IMPLICIT_TLS_PORT}). Nothing was sent.",
+            reason="tls_mode",
+        )
+    return SmtpConfigurationError(
+        f"TLS with SMTP server {target.describe()} failed ({cause.__class__.__name__}"
+        f"{': ' + reason.lower() if reason else ''}); is its certificate trusted "
+        "(CRM_SMTP_CA_FILE)? Nothing was sent.",
+        reason="tls",
+    )
+
+
+def _no_greeting(target: SmtpTarget, exc: BaseException) -> SendFailure:
+    """A TCP connection but no greeting: a slow server, or a plaintext client on a port that
+    waits for a TLS handshake first (465)."""
+    hint = ""
+    if target.tls != "implicit":
+        hint = (
+            f"; if port {target.port} is an implicit-TLS port (usually {IMPLICIT_TLS_PORT}), "
+            "set CRM_SMTP_TLS=implicit"
+        )
+    return SendFailure(Stage.CONNECT, None, f"no SMTP greeting within {target.timeout_s:g} s{hint}")
+
+
+def smtp_client(target: SmtpTarget, *, local_name: str) -> aiosmtplib.SMTP:
+    """The one way an SMTP client is built (delivery and the healthcheck): the configured TLS
+    mode, certificates checked against ``CRM_SMTP_CA_FILE`` (or the system CAs)."""
+    return aiosmtplib.SMTP(
+        hostname=target.host,
+        port=target.port,
+        timeout=target.timeout_s,
+        local_hostname=local_name,
+        use_tls=target.tls == "implicit",
+        start_tls=False,  # never None: see the module docstring
+        validate_certs=True,
+        cert_bundle=target.ca_file,
+    )
+
+
+async def open_connection(
+    target: SmtpTarget, *, authenticate: bool = True, local_name: str | None = None
+) -> aiosmtplib.SMTP | SendFailure:
+    """Connect, greet, secure (implicit TLS or STARTTLS) and, with ``authenticate``, log in.
+
+    Returns the open client, or a CONNECT failure when the server cannot be reached or turns
+    us away (transient); raises ``SmtpConfigurationError`` when it is reachable but unusable
+    as configured (no STARTTLS, TLS failing or not fitting the port, login refused).
+    """
+    smtp = smtp_client(target, local_name=local_name or await local_hostname())
+    greeted = False
+    try:
+        async with asyncio.timeout(target.timeout_s):
+            await smtp.connect()
+            greeted = True
+            if target.tls == "starttls":
+                await smtp.ehlo()
+                if not smtp.supports_extension("starttls"):
+                    raise SmtpConfigurationError(
+                        f"SMTP server {target.describe()} does not offer STARTTLS; refusing "
+                        "to send in plaintext. Nothing was sent. Fix the relay, or set "
+                        "CRM_SMTP_TLS=implicit (or 'none' for a local capture server only).",
+                        reason="no_starttls",
+                    )
+                await smtp.starttls()
+            if authenticate and target.username is not None:
+                await smtp.login(target.username, target.password or "")
+    except SmtpConfigurationError:
+        smtp.close()
+        raise
+    except SMTPAuthenticationError as exc:
+        smtp.close()
+        raise SmtpConfigurationError(
+            f"SMTP server {target.describe()} refused our login ({exc.code} {exc.message}); "
+            "check CRM_SMTP_USER / CRM_SMTP_PASSWORD. Nothing was sent.",
+            reason="login",
+        ) from None
+    except (SMTPConnectTimeoutError, TimeoutError) as exc:
+        smtp.close()
+        if not greeted:
+            return _no_greeting(target, exc)
+        return SendFailure(Stage.CONNECT, None, f"no answer within {target.timeout_s:g} s")
+    except (ssl.SSLError, SMTPConnectError) as exc:
+        smtp.close()
+        cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+        if isinstance(cause, ssl.SSLError):
+            raise _tls_failure(target, cause) from None
+        code = exc.code if isinstance(exc, SMTPConnectResponseError) else None
+        return SendFailure(Stage.CONNECT, code, str(exc))
+    except SMTPHeloError as exc:
+        smtp.close()
+        return SendFailure(Stage.CONNECT, exc.code, exc.message)
+    except SMTPResponseException as exc:
+        smtp.close()
+        return SendFailure(Stage.CONNECT, exc.code, exc.message)
+    except (SMTPException, OSError) as exc:
+        smtp.close()
+        return SendFailure(Stage.CONNECT, None, str(exc) or exc.__class__.__name__)
+    return smtp
+
+
 class SmtpLane:
     """One persistent SMTP connection, used by one sender coroutine at a time."""
 
@@ -120,65 +233,19 @@ class SmtpLane:
     def connected(self) -> bool:
         return self._smtp is not None and self._smtp.is_connected
 
-    async def connect(self) -> SendFailure | None:
-        """Open, secure and authenticate a connection. Returns a CONNECT failure when the
-        server cannot be reached or turns us away (transient); raises
+    @property
+    def client(self) -> aiosmtplib.SMTP | None:
+        return self._smtp
+
+    async def connect(self, *, authenticate: bool = True) -> SendFailure | None:
+        """Open, secure and authenticate a connection (``open_connection``). Returns a CONNECT
+        failure when the server cannot be reached or turns us away (transient); raises
         ``SmtpConfigurationError`` when it is reachable but unusable as configured."""
         self.close()
-        target = self._target
-        smtp = aiosmtplib.SMTP(
-            hostname=target.host,
-            port=target.port,
-            timeout=target.timeout_s,
-            local_hostname=await local_hostname(),
-            use_tls=target.tls == "implicit",
-            start_tls=False,  # never None: see the module docstring
-            validate_certs=True,
-            cert_bundle=target.ca_file,
-        )
-        try:
-            async with asyncio.timeout(target.timeout_s):
-                await smtp.connect()
-                if target.tls == "starttls":
-                    await smtp.ehlo()
-                    if not smtp.supports_extension("starttls"):
-                        raise SmtpConfigurationError(
-                            f"SMTP server {target.describe()} does not offer STARTTLS; refusing "
-                            "to send in plaintext. Nothing was sent. Fix the relay, or set "
-                            "CRM_SMTP_TLS=implicit (or 'none' for a local capture server only)."
-                        )
-                    await smtp.starttls()
-                if target.username is not None:
-                    await smtp.login(target.username, target.password or "")
-        except SmtpConfigurationError:
-            smtp.close()
-            raise
-        except SMTPAuthenticationError as exc:
-            smtp.close()
-            raise SmtpConfigurationError(
-                f"SMTP server {target.describe()} refused our login ({exc.code}); check "
-                "CRM_SMTP_USER / CRM_SMTP_PASSWORD. Nothing was sent."
-            ) from exc
-        except (ssl.SSLError, SMTPConnectError) as exc:
-            smtp.close()
-            cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
-            if isinstance(cause, ssl.SSLError):
-                raise SmtpConfigurationError(
-                    f"TLS with SMTP server {target.describe()} failed ({cause.__class__.__name__})"
-                    "; is its certificate trusted (CRM_SMTP_CA_FILE)? Nothing was sent."
-                ) from exc
-            code = exc.code if isinstance(exc, SMTPConnectResponseError) else None
-            return SendFailure(Stage.CONNECT, code, str(exc))
-        except SMTPHeloError as exc:
-            smtp.close()
-            return SendFailure(Stage.CONNECT, exc.code, exc.message)
-        except SMTPResponseException as exc:
-            smtp.close()
-            return SendFailure(Stage.CONNECT, exc.code, exc.message)
-        except (SMTPException, OSError, TimeoutError) as exc:
-            smtp.close()
-            return SendFailure(Stage.CONNECT, None, str(exc) or exc.__class__.__name__)
-        self._smtp = smtp
+        opened = await open_connection(self._target, authenticate=authenticate)
+        if isinstance(opened, SendFailure):
+            return opened
+        self._smtp = opened
         return None
 
     async def send(self, recipient: str, data: bytes) -> SendOutcome:
@@ -212,11 +279,7 @@ class SmtpLane:
         except SMTPRecipientRefused as exc:
             return SendFailure(Stage.RECIPIENT, exc.code, exc.message)
         except SMTPSenderRefused as exc:
-            if exc.code == AUTH_REQUIRED:
-                raise SmtpConfigurationError(
-                    f"SMTP server {target.describe()} requires authentication ({exc.code}); "
-                    "set CRM_SMTP_USER / CRM_SMTP_PASSWORD."
-                ) from exc
+            # A 530 (auth or STARTTLS required) is judged by ``classify.client_refusal``.
             return SendFailure(Stage.SENDER, exc.code, exc.message)
         except SMTPDataError as exc:
             return SendFailure(Stage.DATA, exc.code, exc.message)

@@ -36,8 +36,9 @@ def crm(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedPr
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The command failed with exactly one ``error:`` line and no traceback."""
-    assert result.returncode == 1, result.stdout + result.stderr
+    """The command failed with exactly one ``error:`` line and no traceback (exit code 2 when
+    the settings themselves are invalid, 1 otherwise)."""
+    assert result.returncode in (1, 2), result.stdout + result.stderr
     output = result.stdout + result.stderr
     assert "Traceback" not in output and "[SQL:" not in output, output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -49,14 +50,14 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     ("url", "expected"),
     [
         ("foo://somewhere/x", "names 'foo', which crm-flows does not support"),
-        ("not a url at all", "is not a database URL"),
+        ("not a url at all", "CRM_DATABASE_URL: not a database URL"),
         ("mysql://u@127.0.0.1/x", "names 'mysql', which crm-flows does not support"),
         ("postgresql+psycopg2://u@127.0.0.1/x", "whose driver (psycopg2) is not installed"),
     ],
 )
 def test_a_bad_database_url_is_one_line(tmp_path: Path, url: str, expected: str) -> None:
     line = one_error_line(crm(tmp_path, url, "outbox", "status"))
-    assert expected in line and "sqlite:///PATH" in line or "make install" in line
+    assert expected in line and ("sqlite:///" in line or "make install" in line)
 
 
 @pytest.mark.parametrize("command", [["outbox", "status"], ["db", "current"], ["run", "revisits"]])

@@ -126,3 +126,47 @@ def test_retry_needs_an_explicit_selection(crm: Engine) -> None:
     assert result.exit_code == 2 and "--failed" in result.output
     result = CliRunner().invoke(app, ["outbox", "retry", "--failed", "--kind", "nope"])
     assert result.exit_code == 2 and "unknown kind" in result.output
+
+
+def test_retry_clear_flags_clears_only_flags_set_by_a_refused_client_and_audits_them(
+    crm: Engine,
+) -> None:
+    """Row 1: the old behaviour flagged its customer on ``Client host rejected``; row 2: a real
+    unknown user (5.1.1); row 3: refused client, but the customer's address changed since.
+    Only row 1's flag is cleared, and that clearance is recorded."""
+    from sqlalchemy import select
+
+    from crm_db.models import AddressFlagClearance, Customer
+
+    queue_customers(crm, 3, now=utcnow())
+    refused = "recipient: 554 5.7.1 <localhost[127.0.0.1]>: Client host rejected: Access denied"
+    unknown = "recipient: 550 5.1.1 <x@example.test>: Recipient address rejected: User unknown"
+    with session_scope(crm) as session:
+        for row_id, error in ((1, refused), (2, unknown), (3, refused)):
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(status=OutboxStatus.FAILED, attempts=1, last_error=error)
+            )
+        customers = session.scalars(select(Customer).order_by(Customer.id)).all()
+        for customer in customers:
+            customer.email_undeliverable = True
+        customers[2].email = "new.address@example.test"
+
+    plain = _run("retry", "--failed")
+    assert "re-queued 3" in plain and "cleared" not in plain
+    with session_scope(crm) as session:
+        assert all(c.email_undeliverable for c in session.scalars(select(Customer)))
+        session.execute(update(OutboxMessage).values(status=OutboxStatus.FAILED))
+
+    output = _run("retry", "--failed", "--clear-flags")
+
+    assert "re-queued 3" in output and "cleared 1 undeliverable flags" in output
+    with session_scope(crm) as session:
+        flags = [
+            c.email_undeliverable for c in session.scalars(select(Customer).order_by(Customer.id))
+        ]
+        [audit] = session.scalars(select(AddressFlagClearance)).all()
+        assert flags == [False, True, True]
+        assert (audit.outbox_id, audit.customer_id, audit.staff_id) == (1, customers[0].id, None)
+        assert "Client host rejected" in audit.reason

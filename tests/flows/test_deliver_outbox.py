@@ -172,3 +172,31 @@ def test_other_flows_drain_the_outbox_with_one_task_call(crm: Engine, smtp: Smtp
     assert counts["sent"] == 2 and counts["claimed"] == 2
     statuses = [r.status for r in outbox_rows(crm)]
     assert statuses.count(OutboxStatus.SENT) == 2 and statuses.count(OutboxStatus.PENDING) == 2
+
+
+def test_a_relay_refusing_the_client_fails_the_run_with_one_line_and_keeps_rows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.postfix_replies import client_rejected
+
+    queue_customers(engine, 4, now=utcnow())
+    with running_server(client_rejected()) as relay:
+        monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+        monkeypatch.setenv("CRM_SMTP_HOST", relay.host)
+        monkeypatch.setenv("CRM_SMTP_PORT", str(relay.port))
+        monkeypatch.setenv("CRM_SMTP_TLS", "none")
+        monkeypatch.setenv("CRM_SECRET_KEY", TEST_SECRET)
+        reset_settings_cache()
+        try:
+            state = deliver_outbox(return_state=True)
+        finally:
+            dispose_shared_engines()
+
+    assert state.is_failed()
+    assert state.message is not None and "\n" not in state.message
+    assert "Client host rejected" in state.message and "refuses this client host" in state.message
+    assert all(r.status == OutboxStatus.PENDING and r.attempts == 0 for r in outbox_rows(engine))
+    with session_scope(engine) as session:
+        [ledger] = session.scalars(select(FlowRun)).all()
+        assert ledger.status == RunStatus.FAILED
+        assert ledger.error is not None and "Client host rejected" in ledger.error

@@ -215,3 +215,53 @@ def test_healthcheck_on_postgresql(pg_engine: Engine, monkeypatch: pytest.Monkey
     assert row.counts == summary["counts"]
     database = artifact_checks(summary_artifact(flow_run_id))["database"]
     assert database["detail"].startswith(f"postgresql 127.0.0.1:5432/{pg_engine.url.database}")
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_the_healthcheck_trusts_the_ca_file_as_delivery_does(
+    crm_env: Engine, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A self-signed relay certificate trusted through CRM_SMTP_CA_FILE: healthy in both TLS
+    modes (implicit TLS is not "unreachable")."""
+    from tests.support.smtp_servers import make_certificate, running_server
+
+    cert = make_certificate(tmp_path)
+    tls = {"tls_context": cert.server_context()} if mode == "starttls" else {}
+    implicit = {"implicit_tls_context": cert.server_context()} if mode == "implicit" else {}
+    with running_server(**tls, **implicit) as relay:
+        monkeypatch.setenv("CRM_SMTP_CA_FILE", str(cert.cert_file))
+        use_smtp(monkeypatch, relay.port, tls=mode)
+        summary, _ = run_healthcheck(as_of=AS_OF, dry_run=True)
+
+        monkeypatch.delenv("CRM_SMTP_CA_FILE")
+        use_smtp(monkeypatch, relay.port, tls=mode)
+        untrusted, _ = run_healthcheck(as_of=AS_OF, dry_run=True)
+
+    assert summary["counts"]["smtp_ok"] == 1, summary["warnings"]
+    assert not any("SMTP" in text for text in summary["warnings"])
+    assert untrusted["counts"]["smtp_ok"] == 0
+    assert any("CRM_SMTP_CA_FILE" in text for text in untrusted["warnings"])
+
+
+def test_a_tls_mode_that_does_not_fit_the_port_says_so(
+    crm_env: Engine, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.smtp_servers import make_certificate, running_server
+
+    cert = make_certificate(tmp_path)
+    monkeypatch.setenv("CRM_SMTP_CA_FILE", str(cert.cert_file))
+    monkeypatch.setenv("CRM_SMTP_TIMEOUT_S", "1")
+    with (
+        running_server() as plain,
+        running_server(implicit_tls_context=cert.server_context()) as implicit,
+    ):
+        use_smtp(monkeypatch, plain.port, tls="implicit")
+        implicit_on_plain, _ = run_healthcheck(as_of=AS_OF, dry_run=True)
+        use_smtp(monkeypatch, implicit.port, tls="starttls")
+        starttls_on_implicit, _ = run_healthcheck(as_of=AS_OF, dry_run=True)
+
+    [warning] = [t for t in implicit_on_plain["warnings"] if "SMTP" in t]
+    assert f"port {plain.port} is not an implicit-TLS port" in warning
+    assert "CRM_SMTP_TLS=starttls" in warning
+    [warning] = [t for t in starttls_on_implicit["warnings"] if "SMTP" in t]
+    assert "no SMTP greeting" in warning and "set CRM_SMTP_TLS=implicit" in warning

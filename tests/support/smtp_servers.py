@@ -228,9 +228,11 @@ def start_server(
     implicit_tls_context: ssl.SSLContext | None = None,
     login: tuple[str, str] | None = None,
     auth_required_without_tls: bool = False,
+    plaintext_authenticator: Any = None,
 ) -> SmtpServer:
     """``login``: require AUTH with these credentials (over TLS, as real relays do);
-    ``auth_required_without_tls``: require AUTH but never offer it (MAIL gets a 530)."""
+    ``auth_required_without_tls``: require AUTH but never offer it (MAIL gets a 530);
+    ``plaintext_authenticator``: require AUTH, offered without TLS, judged by this callable."""
     sink = sink or FaultySink()
     port = port or free_port()
     kwargs: dict[str, Any] = {
@@ -243,6 +245,10 @@ def start_server(
     if login is not None:
         kwargs["authenticator"] = password_checker(*login)
         kwargs["auth_required"] = True
+    if plaintext_authenticator is not None:
+        kwargs.update(
+            authenticator=plaintext_authenticator, auth_required=True, auth_require_tls=False
+        )
     if auth_required_without_tls:
         kwargs["auth_required"] = True  # with auth_require_tls left on and no TLS: no AUTH
     controller = _Controller(
