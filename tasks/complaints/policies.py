@@ -42,9 +42,9 @@ def branch_calendar_id(session: Session, branch_id: int | None) -> int | None:
     if branch_id is None:
         return None
     return session.scalar(
-        select(Region.calendar_id).join(Branch, Branch.region_id == Region.id).where(
-            Branch.id == branch_id
-        )
+        select(Region.calendar_id)
+        .join(Branch, Branch.region_id == Region.id)
+        .where(Branch.id == branch_id)
     )
 
 
@@ -53,5 +53,3 @@ def complaint_hours(session: Session, calendar_id: int | None) -> BusinessHours:
     if calendar_id is None:
         return load_business_hours(session, COMPANY_CALENDAR)
     return load_business_hours_by_id(session, calendar_id)
-
-

@@ -33,7 +33,9 @@ class Transition(StrEnum):
 
 
 # transition -> (the states it may start from, the state it leads to)
-TRANSITIONS: Final[Mapping[Transition, tuple[frozenset[ComplaintStatus | None], ComplaintStatus]]] = {
+TRANSITIONS: Final[
+    Mapping[Transition, tuple[frozenset[ComplaintStatus | None], ComplaintStatus]]
+] = {
     Transition.OPEN: (frozenset({None}), S.NEW),
     Transition.ACK: (frozenset({S.NEW}), S.ACKNOWLEDGED),
     Transition.START: (frozenset({S.NEW, S.ACKNOWLEDGED}), S.IN_PROGRESS),
