@@ -63,9 +63,7 @@ _UTC = crm_db.types.UTCDateTime(timezone=True)
 
 
 def _enum(name: str, values: Sequence[str], length: int | None = None) -> sa.Enum:
-    return sa.Enum(
-        *values, name=name, native_enum=False, create_constraint=True, length=length
-    )
+    return sa.Enum(*values, name=name, native_enum=False, create_constraint=True, length=length)
 
 
 def _fail_on(rows: Sequence[sa.Row[tuple[object, ...]]], what: str) -> None:
@@ -264,8 +262,10 @@ def upgrade() -> None:
             sqlite_where=sa.text("abc_class IS NULL"),
             postgresql_where=sa.text("abc_class IS NULL"),
         )
-    op.execute("UPDATE sla_policies SET notify_executive_at_intake = "
-               "(severity = 'critical' OR (severity = 'high' AND abc_class = 'A'))")
+    op.execute(
+        "UPDATE sla_policies SET notify_executive_at_intake = "
+        "(severity = 'critical' OR (severity = 'high' AND abc_class = 'A'))"
+    )
 
     with op.batch_alter_table("staff") as batch:
         batch.alter_column(
