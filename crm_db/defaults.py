@@ -13,27 +13,29 @@ B      90 days   phone    7 days after due
 C      180 days  email    7 days after due
 =====  ========  =======  ==================
 
-SLA policies (minutes; first response / resolution). Critical and high complaints run on the
-24x7 clock (an urgent problem does not wait for Monday); normal and low ones on the ``CN``
-business calendar (09:00-18:00, Mon-Fri, public holidays off, make-up workdays on), where one
-working day is 540 minutes, so "24 h" reads as "within one working day". Rows for A-class
-customers halve the targets (the seeds: important customers are answered first).
+SLA policies. First response in clock minutes: within 24 hours for every severity (海尔: 出现问题
+24小时内答复), shorter for critical and for A-class customers. Resolution in business minutes of
+the branch's calendar (its region's calendar, else ``CN``: 09:00-18:00, Mon-Fri, public
+holidays off, make-up workdays on; one working day is 540 minutes). Rows for A-class customers
+halve the targets (the seeds: important customers are answered first). Critical complaints and
+A-class customers' high ones reach senior management at intake (``notify_executive_at_intake``).
 
-========  =====  ==========================  ==================================  ========
-severity  class  first response              resolution                          clock
-========  =====  ==========================  ==================================  ========
-critical  any    120 (2 h)                   1440 (24 h)                         24x7
-critical  A      60 (1 h)                    720 (12 h)                          24x7
-high      any    240 (4 h)                   2880 (48 h)                         24x7
-high      A      120 (2 h)                   1440 (24 h)                         24x7
-normal    any    540 (1 working day, "24h")  1620 (3 working days, "72 h")       CN
-normal    A      270 (half a working day)    810 (1.5 working days)              CN
-low       any    540 (1 working day)         2700 (5 working days, "120 h")      CN
-low       A      270                         1350                                CN
-========  =====  ==========================  ==================================  ========
+========  =====  ==============  ==================================  ===============
+severity  class  first response  resolution (business minutes)       executive at
+                 (clock)                                             intake
+========  =====  ==============  ==================================  ===============
+critical  any    120 (2 h)       540 (1 working day)                 yes
+critical  A      60 (1 h)        270 (half a working day)            yes
+high      any    240 (4 h)       1080 (2 working days)               no
+high      A      120 (2 h)       540 (1 working day)                 yes
+normal    any    1440 (24 h)     1620 (3 working days)               no
+normal    A      720 (12 h)      810 (1.5 working days)              no
+low       any    1440 (24 h)     2700 (5 working days)               no
+low       A      720 (12 h)      1350 (2.5 working days)             no
+========  =====  ==============  ==================================  ===============
 
-Escalation thresholds keep the model defaults: warning at 80 % of a target, branch manager at
-100 %, region manager at 150 %, senior management at 200 %.
+Escalation thresholds keep the model defaults: warning at 80 % of a target, the assignee at
+100 %, branch manager at 100 %, region manager at 150 %, senior management at 200 %.
 
 Business calendar ``CN``: Asia/Shanghai, 09:00-18:00 without a break (so one working day is the
 540 minutes the SLA rows above count on; add a break and those read differently), Monday to
@@ -76,28 +78,25 @@ class SlaDefault:
     code: str
     severity: Severity
     abc_class: AbcClass | None
-    first_response_minutes: int
-    resolution_minutes: int
-    business_hours: bool  # True: measured on the CN calendar; False: 24x7
+    first_response_minutes: int  # clock minutes
+    resolution_minutes: int  # business minutes of the branch's calendar
+    notify_executive_at_intake: bool
 
+
+DAY_MINUTES: Final = 24 * 60
 
 SLA_DEFAULTS: Final[tuple[SlaDefault, ...]] = (
-    SlaDefault("critical", Severity.CRITICAL, None, 120, 1440, False),
-    SlaDefault("critical-a", Severity.CRITICAL, AbcClass.A, 60, 720, False),
-    SlaDefault("high", Severity.HIGH, None, 240, 2880, False),
-    SlaDefault("high-a", Severity.HIGH, AbcClass.A, 120, 1440, False),
-    SlaDefault("normal", Severity.NORMAL, None, WORKDAY_MINUTES, 3 * WORKDAY_MINUTES, True),
+    SlaDefault("critical", Severity.CRITICAL, None, 120, WORKDAY_MINUTES, True),
+    SlaDefault("critical-a", Severity.CRITICAL, AbcClass.A, 60, WORKDAY_MINUTES // 2, True),
+    SlaDefault("high", Severity.HIGH, None, 240, 2 * WORKDAY_MINUTES, False),
+    SlaDefault("high-a", Severity.HIGH, AbcClass.A, 120, WORKDAY_MINUTES, True),
+    SlaDefault("normal", Severity.NORMAL, None, DAY_MINUTES, 3 * WORKDAY_MINUTES, False),
     SlaDefault(
-        "normal-a",
-        Severity.NORMAL,
-        AbcClass.A,
-        WORKDAY_MINUTES // 2,
-        3 * WORKDAY_MINUTES // 2,
-        True,
+        "normal-a", Severity.NORMAL, AbcClass.A, DAY_MINUTES // 2, 3 * WORKDAY_MINUTES // 2, False
     ),
-    SlaDefault("low", Severity.LOW, None, WORKDAY_MINUTES, 5 * WORKDAY_MINUTES, True),
+    SlaDefault("low", Severity.LOW, None, DAY_MINUTES, 5 * WORKDAY_MINUTES, False),
     SlaDefault(
-        "low-a", Severity.LOW, AbcClass.A, WORKDAY_MINUTES // 2, 5 * WORKDAY_MINUTES // 2, True
+        "low-a", Severity.LOW, AbcClass.A, DAY_MINUTES // 2, 5 * WORKDAY_MINUTES // 2, False
     ),
 )
 
@@ -159,7 +158,7 @@ def ensure_calendar(session: Session, timezone: str) -> tuple[BusinessCalendar, 
     return calendar, created, added
 
 
-def _insert_sla_policies(session: Session, calendar_id: int) -> int:
+def _insert_sla_policies(session: Session) -> int:
     rows = session.execute(select(SlaPolicy.code, SlaPolicy.severity, SlaPolicy.abc_class)).all()
     codes = {code for code, _, _ in rows}
     keys = {(severity, abc_class) for _, severity, abc_class in rows}
@@ -174,11 +173,13 @@ def _insert_sla_policies(session: Session, calendar_id: int) -> int:
                 abc_class=d.abc_class,
                 first_response_minutes=d.first_response_minutes,
                 resolution_minutes=d.resolution_minutes,
-                calendar_id=calendar_id if d.business_hours else None,
+                calendar_id=None,  # the branch's calendar
                 warn_pct=80,
+                assignee_pct=100,
                 branch_pct=100,
                 region_pct=150,
                 executive_pct=200,
+                notify_executive_at_intake=d.notify_executive_at_intake,
             )
         )
         added += 1
@@ -213,7 +214,7 @@ def ensure_default_policies(
     calendar, calendars_added, days_added = ensure_calendar(session, timezone)
     counts["business_calendars"] = calendars_added
     counts["calendar_days"] = days_added
-    counts["sla_policies"] = _insert_sla_policies(session, calendar.id)
+    counts["sla_policies"] = _insert_sla_policies(session)
     counts["policy_settings"] = _insert_settings(session, stamp)
     session.flush()
     return counts

@@ -12,6 +12,7 @@ class StaffRole(StrEnum):
     MARKETING_ADMIN = "marketing_admin"
     EXECUTIVE = "executive"
     PRODUCT_DEPARTMENT = "product_department"
+    OPERATIONS_DEPARTMENT = "operations_department"
 
 
 class CardType(StrEnum):
@@ -89,6 +90,36 @@ class ComplaintStatus(StrEnum):
     RESOLVED = "resolved"
     VERIFIED = "verified"
     CLOSED = "closed"
+
+
+class ComplaintEventKind(StrEnum):
+    """What a complaint event records: the events are the one source of truth of a complaint."""
+
+    TRANSITION = "transition"  # a status change (from_status -> to_status)
+    ASSIGN = "assign"  # a new assignee (``assignee_id``)
+    ESCALATION = "escalation"  # a ladder tier notified (``detail_key`` e.g. resolution:branch)
+    RECOMPUTE = "recompute"  # targets re-copied from an edited policy
+    NOTE = "note"
+
+
+class ComplaintSource(StrEnum):
+    """Where a complaint came from."""
+
+    CLI = "cli"
+    IMPORT = "import"
+    CARE_FEEDBACK = "care_feedback"
+    SURVEY = "survey"
+    DEMO = "demo"
+
+
+class EventSource(StrEnum):
+    """Who wrote a complaint event."""
+
+    CLI = "cli"
+    IMPORT = "import"
+    WEB = "web"
+    FLOW = "flow"
+    DEMO = "demo"
 
 
 class Severity(StrEnum):

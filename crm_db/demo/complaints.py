@@ -17,7 +17,10 @@ from crm_db.demo.organisation import OrgPlan
 from crm_db.demo.population import Customers
 from crm_db.demo.rng import stream
 from crm_db.demo.timeline import Timeline, ts_text
-from crm_db.enums import ComplaintStatus
+from crm_db.enums import AbcClass, ComplaintEventKind, ComplaintStatus, Severity
+from tasks.complaints.rules.lifecycle import Event, replay
+from tasks.complaints.rules.sla import Policy, choose_policy
+from tasks.rules.business_time import BusinessHours
 
 COMPLAINT_COLUMNS = (
     "id",
@@ -30,18 +33,54 @@ COMPLAINT_COLUMNS = (
     "status",
     "assignee_id",
     "sla_policy_id",
-    "escalation_level",
     "description",
+    "customer_title",
+    "source",
     "root_cause",
     "received_at",
     "acknowledged_at",
     "resolved_at",
     "verified_at",
     "closed_at",
-    "paused_seconds",
+    "paused_business_minutes",
     "paused_since",
+    "reopened_count",
+    "first_response_minutes",
+    "resolution_minutes",
+    "warn_pct",
+    "assignee_pct",
+    "branch_pct",
+    "region_pct",
+    "executive_pct",
+    "calendar_id",
+    "first_response_due_at",
+    "resolution_due_at",
 )
-EVENT_COLUMNS = ("id", "complaint_id", "at", "from_status", "to_status", "actor_id", "note")
+EVENT_COLUMNS = (
+    "id",
+    "complaint_id",
+    "at",
+    "from_status",
+    "to_status",
+    "actor_id",
+    "note",
+    "kind",
+    "source",
+    "recorded_at",
+    "detail_key",
+)
+# What the customer reads about their complaint (the description is internal).
+CUSTOMER_TITLES: Final[dict[str, str]] = {
+    "油品质量": "加油后车辆动力异常",
+    "计量误差": "加油量核对",
+    "服务态度": "加油站服务体验",
+    "加油卡充值": "加油卡充值到账",
+    "积分与优惠": "积分累计",
+    "发票问题": "发票开具",
+    "排队等候": "高峰时段排队",
+    "便利店商品": "便利店商品质量",
+    "设备故障": "加油机故障与卡内金额",
+}
 
 CUSTOMERS_PER_COMPLAINT: Final = 250
 MIN_PER_STATUS: Final = 6
@@ -80,6 +119,10 @@ class ComplaintSet:
     customer_ids: frozenset[int]
 
 
+def _ts(value: datetime | None) -> str | None:
+    return ts_text(value) if value is not None else None
+
+
 class _Story:
     """The events of one complaint, in order, with the timestamps they set."""
 
@@ -110,8 +153,11 @@ def generate_complaints(
     customers: Customers,
     org: OrgPlan,
     timeline: Timeline,
-    sla_ids: dict[tuple[str, str | None], int],
+    policies: list[Policy],
+    hours: BusinessHours,
+    calendar_id: int | None,
 ) -> ComplaintSet:
+    """``hours``: the company calendar (every demo branch's region uses it, ``calendar_id``)."""
     rng = stream(seed, "complaints")
     n_customers = len(customers)
     count = max(MIN_PER_STATUS * len(STATUSES), round(n_customers / CUSTOMERS_PER_COMPLAINT))
@@ -152,8 +198,6 @@ def generate_complaints(
         story = _Story(received, assignee)
         story.move(ComplaintStatus.NEW, 0.0)
         rank = STATUSES.index(status)
-        paused_seconds = 0
-        paused_since: datetime | None = None
         if rank >= 1:
             story.move(ComplaintStatus.ACKNOWLEDGED, float(rng.uniform(0.2, 20.0)))
         if rank >= 2:
@@ -163,11 +207,8 @@ def generate_complaints(
         )
         if waits:
             story.move(ComplaintStatus.WAITING_ON_CUSTOMER, float(rng.uniform(2.0, 48.0)))
-            paused_since = story.at
             if rank >= 4:
-                hours = float(rng.uniform(4.0, 96.0))
-                story.move(ComplaintStatus.IN_PROGRESS, hours)
-                paused_seconds, paused_since = round(hours * 3600), None
+                story.move(ComplaintStatus.IN_PROGRESS, float(rng.uniform(4.0, 96.0)))
         if rank >= 4:
             story.move(ComplaintStatus.RESOLVED, float(rng.uniform(4.0, 240.0)))
             if rng.random() < REOPEN_SHARE:
@@ -183,44 +224,72 @@ def generate_complaints(
         if story.at > latest:
             delta = story.at - latest
             story.shift(delta)
-            paused_since = paused_since - delta if paused_since else None
-        stamps = {to: at for at, _, to, _, _ in story.events}  # the last time each was entered
-        received = story.events[0][0]
-        acknowledged = stamps.get("acknowledged")
-        resolved_at = stamps.get("resolved")
-        verified = stamps.get("verified")
-        closed = stamps.get("closed")
-
         pinned_a = bool(customers.pinned_a[c])
-        sla_id = sla_ids.get((severity, "A" if pinned_a else None)) or sla_ids.get((severity, None))
+        policy = choose_policy(policies, Severity(severity), AbcClass.A if pinned_a else None)
+        targets = policy.targets
+        # The events are the source of truth: the row's derived columns are their replay.
+        derived = replay(
+            [
+                Event(at, ComplaintEventKind.TRANSITION, ComplaintStatus(to))
+                for at, _, to, _, _ in story.events
+            ],
+            targets,
+            hours,
+            assignee,
+        )
         complaints.append(
             (
                 complaint_id,
-                f"CP{received.year}{complaint_id:07d}",
+                f"CP{derived.received_at.year}{complaint_id:07d}",
                 customer_id,
                 branch_id,
                 category,
                 product,
                 severity,
-                status.value,
+                derived.status.value,
                 assignee,
-                sla_id,
-                0,  # escalation_level: the escalation flow decides
+                policy.policy_id,
                 vocab.COMPLAINT_DESCRIPTIONS[category],
+                CUSTOMER_TITLES[category],
+                "demo",
                 vocab.ROOT_CAUSES[int(rng.integers(len(vocab.ROOT_CAUSES)))] if rank >= 4 else None,
-                ts_text(received),
-                ts_text(acknowledged) if acknowledged else None,
-                ts_text(resolved_at) if resolved_at else None,
-                ts_text(verified) if verified else None,
-                ts_text(closed) if closed else None,
-                paused_seconds,
-                ts_text(paused_since) if paused_since else None,
+                ts_text(derived.received_at),
+                _ts(derived.acknowledged_at),
+                _ts(derived.resolved_at),
+                _ts(derived.verified_at),
+                _ts(derived.closed_at),
+                derived.paused_business_minutes,
+                _ts(derived.paused_since),
+                derived.reopened_count,
+                targets.first_response_minutes,
+                targets.resolution_minutes,
+                targets.warn_pct,
+                targets.assignee_pct,
+                targets.branch_pct,
+                targets.region_pct,
+                targets.executive_pct,
+                policy.calendar_id or calendar_id,
+                _ts(derived.first_response_due_at),
+                _ts(derived.resolution_due_at),
             )
         )
         for at, from_status, to_status, actor, note in story.events:
             events.append(
-                (len(events) + 1, complaint_id, ts_text(at), from_status, to_status, actor, note)
+                (
+                    len(events) + 1,
+                    complaint_id,
+                    ts_text(at),
+                    from_status,
+                    to_status,
+                    actor,
+                    note,
+                    "transition",
+                    "demo",
+                    ts_text(at),
+                    "",
+                )
             )
+        resolved_at = derived.resolved_at
         if resolved_at is not None:
             resolved.append(ResolvedComplaint(complaint_id, customer_id, resolved_at))
     return ComplaintSet(

@@ -149,7 +149,12 @@ def plan_organisation(seed: int, customers: int, timeline: Timeline) -> OrgPlan:
     )
     for department, mailbox in vocab.PRODUCT_DEPARTMENTS:
         book.add(
-            StaffRole.PRODUCT_DEPARTMENT,
+            # 经营管理部 takes the operations side of the complaint feedback (四个不漏).
+            (
+                StaffRole.OPERATIONS_DEPARTMENT
+                if mailbox == "operations"
+                else StaffRole.PRODUCT_DEPARTMENT
+            ),
             name=department,
             mailbox=mailbox,
             manager_id=general_manager,

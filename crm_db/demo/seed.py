@@ -51,7 +51,11 @@ from crm_db.demo.surveys import (
 from crm_db.demo.targets import TARGET_COLUMNS, Tally, plan_targets
 from crm_db.demo.timeline import DEMO_AS_OF, DayText, Timeline
 from crm_db.demo.transactions import TRANSACTION_COLUMNS, generate_transactions, pump_prices
-from crm_db.models import BusinessCalendar, SlaPolicy
+from crm_db.models import BusinessCalendar
+from tasks.common.calendars import load_business_hours
+from tasks.complaints.policies import load_policies
+from tasks.complaints.rules.sla import Policy
+from tasks.rules.business_time import BusinessHours
 
 DEFAULT_CHUNK: Final = 50_000
 # Configuration, not data: present after `ensure_default_policies`, so they do not make a
@@ -205,18 +209,21 @@ class _Clock:
         return time.perf_counter() - self.start
 
 
-def _policy_lookups(engine: Engine) -> tuple[dict[tuple[str, str | None], int], int | None]:
+@dataclass(frozen=True)
+class _PolicyLookups:
+    sla: list[Policy]
+    calendar_id: int | None
+    hours: BusinessHours
+
+
+def _policy_lookups(engine: Engine) -> _PolicyLookups:
     with Session(engine) as session:
-        sla = {
-            (str(severity), str(abc) if abc else None): policy_id
-            for policy_id, severity, abc in session.execute(
-                select(SlaPolicy.id, SlaPolicy.severity, SlaPolicy.abc_class)
-            ).tuples()
-        }
+        sla = load_policies(session)
         calendar_id = session.scalar(
             select(BusinessCalendar.id).where(BusinessCalendar.code == CALENDAR_CODE)
         )
-    return sla, calendar_id
+        hours = load_business_hours(session, CALENDAR_CODE)
+    return _PolicyLookups(sla, calendar_id, hours)
 
 
 @dataclass
@@ -293,10 +300,12 @@ class _Run:
             self.clock.lap("contact_history", 0)  # the commit is part of writing the chunk
             self.tell("customers", first + count - 1)
 
-    def activity(self, sla_ids: dict[tuple[str, str | None], int]) -> None:
+    def activity(self, lookups: _PolicyLookups) -> None:
         seed, timeline = self.options.seed, self.timeline
         everyone = self.population.freeze()
-        complaints = generate_complaints(seed, everyone, self.org, timeline, sla_ids)
+        complaints = generate_complaints(
+            seed, everyone, self.org, timeline, lookups.sla, lookups.hours, lookups.calendar_id
+        )
         self.write("complaints", COMPLAINT_COLUMNS, complaints.complaints)
         self.write("complaint_events", EVENT_COLUMNS, complaints.events)
         surveys = generate_surveys(
@@ -343,7 +352,7 @@ def seed_demo(
     with Session(engine) as session:
         report.defaults = ensure_default_policies(session, now=timeline.reference)
         session.commit()
-    sla_ids, calendar_id = _policy_lookups(engine)
+    lookups = _policy_lookups(engine)
     clock.skip()
 
     org = plan_organisation(options.seed, options.customers, timeline)
@@ -361,14 +370,14 @@ def seed_demo(
     )
     try:
         loader.begin()
-        run.organisation(calendar_id)
+        run.organisation(lookups.calendar_id)
         if options.rebuild_indexes:
             loader.drop_indexes(REBUILT_TABLES)
         run.tell("organisation", 0)
         run.customer_chunks(
             plan_pins(options.seed, options.customers), pump_prices(options.seed, timeline)
         )
-        run.activity(sla_ids)
+        run.activity(lookups)
         run.finish()
     except BaseException:
         loader.abort()

@@ -9,7 +9,13 @@ from crm_db.models.care import (
     SurveyInvitation,
     SurveyResponse,
 )
-from crm_db.models.complaints import Complaint, ComplaintEscalation, ComplaintEvent, SlaPolicy
+from crm_db.models.complaints import (
+    Complaint,
+    ComplaintEscalation,
+    ComplaintEvent,
+    ComplaintFeedbackRoute,
+    SlaPolicy,
+)
 from crm_db.models.customers import ContactHistory, Customer, CustomerClassChange, Transaction
 from crm_db.models.operations import (
     AddressFlagClearance,
@@ -31,6 +37,7 @@ __all__ = [
     "Complaint",
     "ComplaintEscalation",
     "ComplaintEvent",
+    "ComplaintFeedbackRoute",
     "ContactHistory",
     "Customer",
     "CustomerClassChange",

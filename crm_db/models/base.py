@@ -20,15 +20,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def str_enum(enum_cls: type[StrEnum], column: str) -> Enum:
+def str_enum(enum_cls: type[StrEnum], column: str, length: int | None = None) -> Enum:
     """A portable enum column: VARCHAR plus a named CHECK constraint (no native PG enum types,
-    so adding a value is a plain migration on both backends)."""
+    so adding a value is a plain migration on both backends). ``length`` leaves room for
+    values to come (default: the longest value)."""
     return Enum(
         enum_cls,
         name=column,  # the CHECK constraint is named after its column
         native_enum=False,
         create_constraint=True,
-        length=max(len(m.value) for m in enum_cls),
+        length=length or max(len(m.value) for m in enum_cls),
         values_callable=lambda cls: [m.value for m in cls],
         validate_strings=True,
     )

@@ -93,7 +93,7 @@ class Staff(Base):
     email_undeliverable: Mapped[bool] = mapped_column(Boolean, default=False)
     phone: Mapped[str | None] = mapped_column(String(40))  # shown to customers in care emails
     locale: Mapped[str] = mapped_column(String(10), default="zh-CN")
-    role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole, "role"))
+    role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole, "role", 40))
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"), index=True)
     branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"), index=True)
     # The escalation chain: each person's manager. Cycles are data errors the flows must survive.

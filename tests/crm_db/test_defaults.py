@@ -129,10 +129,21 @@ def test_documented_values(engine: Engine) -> None:
             )
             for p in session.scalars(select(SlaPolicy))
         }
-        assert sla[(Severity.CRITICAL, None)] == (120, 1440, None)
-        assert sla[(Severity.HIGH, None)] == (240, 2880, None)
-        assert sla[(Severity.NORMAL, None)] == (540, 1620, calendar.id)
-        assert sla[(Severity.LOW, None)] == (540, 2700, calendar.id)
+        # First response in clock minutes (24 h at most), resolution in business minutes of
+        # the branch's calendar (no override on the row).
+        assert sla[(Severity.CRITICAL, None)] == (120, 540, None)
+        assert sla[(Severity.HIGH, None)] == (240, 1080, None)
+        assert sla[(Severity.NORMAL, None)] == (1440, 1620, None)
+        assert sla[(Severity.LOW, None)] == (1440, 2700, None)
+        executive = {
+            (p.severity, p.abc_class)
+            for p in session.scalars(select(SlaPolicy).where(SlaPolicy.notify_executive_at_intake))
+        }
+        assert executive == {
+            (Severity.CRITICAL, None),
+            (Severity.CRITICAL, AbcClass.A),
+            (Severity.HIGH, AbcClass.A),
+        }
         for severity in Severity:  # A-class rows halve the general ones
             general, a_class = sla[(severity, None)], sla[(severity, AbcClass.A)]
             assert a_class[0] * 2 == general[0] and a_class[1] * 2 == general[1]

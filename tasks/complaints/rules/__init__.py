@@ -1,0 +1,1 @@
+"""Pure complaint rules: the lifecycle transition table and replay, the SLA clock."""
