@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from tasks.rules.business_time import BusinessHours, add_business_minutes, business_minutes_between
-from tasks.rules.escalation_ladder import Ladder, Notice, Org, Posts, Progress, RecipientKind, Tier
+from tasks.rules.escalation_ladder import Ladder, Notice, Org, Posts, RecipientKind, Tier, resolve
 
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
@@ -117,19 +117,45 @@ def running(clock: ClockInput, target: str) -> bool:
     return _resolution_running(clock) and clock.resolution_minutes is not None
 
 
-def tier_due_at(clock: ClockInput, target: str, tier: str) -> datetime | None:
-    """The instant ``tier`` of ``target`` falls due while the clock runs on from now (``None``:
-    the clock is stopped or paused, or the tier is not on the ladder)."""
-    pct = clock.thresholds.pct(tier)
-    if pct is None or not running(clock, target):
-        return None
+def tier_instants(clock: ClockInput, target: str) -> dict[str, datetime]:
+    """The instant (UTC) each tier of ``target`` falls due while the clock runs on, for the
+    tiers on the ladder (empty: the clock is stopped or paused). Business time is added once,
+    tier after tier in threshold order (adding in steps equals adding at once), so a complaint
+    costs one walk over the days of its longest tier, not one per tier."""
+    if not running(clock, target):
+        return {}
+    minutes_by_tier = sorted(
+        (tier_minutes(_target_minutes(clock, target), pct), tier)
+        for tier in TIER_NAMES
+        if (pct := clock.thresholds.pct(tier)) is not None
+    )
+    instants: dict[str, datetime] = {}
     if target == FIRST_RESPONSE:
-        assert clock.first_response_minutes is not None
-        minutes = tier_minutes(clock.first_response_minutes, pct)
-        return clock.received_at.astimezone(UTC) + timedelta(minutes=minutes)
-    assert clock.resolution_minutes is not None
-    minutes = tier_minutes(clock.resolution_minutes, pct) + clock.paused_business_minutes
-    return add_business_minutes(clock.received_at, minutes, clock.hours).astimezone(UTC)
+        start = clock.received_at.astimezone(UTC)
+        for minutes, tier in minutes_by_tier:
+            instants[tier] = start + timedelta(minutes=minutes)
+        return instants
+    at = clock.received_at.astimezone(UTC)
+    done = -clock.paused_business_minutes  # paused minutes are added to the first step
+    for minutes, tier in minutes_by_tier:
+        at = add_business_minutes(at, minutes - done, clock.hours).astimezone(UTC)
+        done = minutes
+        instants[tier] = at
+    return instants
+
+
+def _target_minutes(clock: ClockInput, target: str) -> int:
+    minutes = (
+        clock.first_response_minutes if target == FIRST_RESPONSE else clock.resolution_minutes
+    )
+    assert minutes is not None  # running() checked it
+    return minutes
+
+
+def tier_due_at(clock: ClockInput, target: str, tier: str) -> datetime | None:
+    """The instant ``tier`` of ``target`` falls due (``None``: the clock is stopped or paused,
+    or the tier is not on the ladder)."""
+    return tier_instants(clock, target).get(tier)
 
 
 def elapsed_minutes(clock: ClockInput, target: str, now: datetime) -> int:
@@ -138,6 +164,12 @@ def elapsed_minutes(clock: ClockInput, target: str, now: datetime) -> int:
         return int((now - clock.received_at) // timedelta(minutes=1))
     total = business_minutes_between(clock.received_at, now, clock.hours)
     return max(0, total - clock.paused_business_minutes)
+
+
+def _minutes_since(clock: ClockInput, target: str, since: datetime, now: datetime) -> int:
+    if target == FIRST_RESPONSE:
+        return int((now - since) // timedelta(minutes=1))
+    return business_minutes_between(since, now, clock.hours)
 
 
 @lru_cache(maxsize=256)
@@ -151,6 +183,57 @@ def ladder_for(thresholds: Thresholds) -> Ladder:
     return Ladder(tiers)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a check does with one complaint: the tiers to notify now, and when to look again."""
+
+    due: tuple[DueTier, ...]
+    next_check_at: datetime | None
+
+
+def plan(
+    clock: ClockInput,
+    reached: Collection[tuple[str, str]],
+    now: datetime,
+    posts: Posts,
+    org: Org,
+) -> Plan:
+    """Every tier of both targets due at ``now`` and not in ``reached`` (ladder order per
+    target: passed tiers all at once, each once), each with its recipient from the shared
+    ladder (vacant posts passed up, inactive staff skipped up the chain); and the instant the
+    next unreached tier falls due (``None``: nothing can until the complaint changes)."""
+    due: list[DueTier] = []
+    upcoming: list[datetime] = []
+    for target in TARGETS:
+        instants = tier_instants(clock, target)
+        if not instants:
+            continue
+        pending = {tier: at for tier, at in instants.items() if (target, tier) not in reached}
+        upcoming.extend(at for at in pending.values() if at > now)
+        passed = {tier: at for tier, at in pending.items() if at <= now}
+        if not passed:
+            continue
+        pcts = {tier: clock.thresholds.pct(tier) for tier in passed}
+        for tier_rule in ladder_for(clock.thresholds).tiers:
+            name = tier_rule.name
+            if name not in passed:
+                continue
+            threshold_at = passed[name]
+            minutes = tier_minutes(_target_minutes(clock, target), pcts[name] or 0)
+            elapsed = minutes + _minutes_since(clock, target, threshold_at, now)
+            due.append(
+                DueTier(
+                    target,
+                    name,
+                    threshold_at,
+                    _late(now, threshold_at),
+                    elapsed,
+                    resolve(tier_rule, posts, org),
+                )
+            )
+    return Plan(tuple(due), min(upcoming) if upcoming else None)
+
+
 def _late(now: datetime, due: datetime) -> int:
     return max(0, int((now - due) // timedelta(minutes=1)))
 
@@ -162,50 +245,22 @@ def due_tiers(
     posts: Posts,
     org: Org,
 ) -> list[DueTier]:
-    """Every tier of both targets that is due at ``now`` and not yet in ``reached``, in ladder
-    order per target, each with its recipient (``Ladder.due``: passed tiers all at once, vacant
-    posts and inactive staff skipped up the chain)."""
-    due: list[DueTier] = []
-    ladder = ladder_for(clock.thresholds)
-    for target in TARGETS:
-        if not running(clock, target):
-            continue
-        target_minutes = (
-            clock.first_response_minutes if target == FIRST_RESPONSE else clock.resolution_minutes
-        )
-        assert target_minutes is not None
-        elapsed = elapsed_minutes(clock, target, now)
-        done = {tier for t, tier in reached if t == target}
-        progress = Progress(timedelta(minutes=elapsed), timedelta(minutes=target_minutes))
-        for notice in ladder.due(progress, done, posts, org):
-            threshold_at = tier_due_at(clock, target, notice.tier.name)
-            assert threshold_at is not None  # the clock runs and the tier is on the ladder
-            due.append(
-                DueTier(
-                    target,
-                    notice.tier.name,
-                    threshold_at,
-                    _late(now, threshold_at),
-                    elapsed,
-                    notice,
-                )
-            )
-    return due
+    """The tiers to notify at ``now`` (see ``plan``)."""
+    return list(plan(clock, reached, now, posts, org).due)
 
 
-def next_check_at(
-    clock: ClockInput, reached: Iterable[tuple[str, str]]
-) -> datetime | None:
+def next_check_at(clock: ClockInput, reached: Iterable[tuple[str, str]]) -> datetime | None:
     """The instant the next tier not in ``reached`` falls due on either target (UTC), or
     ``None`` when nothing can fall due until the complaint changes (clocks stopped or paused,
     every tier reached). The check selects complaints by this value; a lifecycle write that
-    changes a clock must recompute it (or set it to the write's instant: "check me now")."""
+    changes a clock must recompute it - or set it to the write's instant ("check me now"), and
+    the next check recomputes it."""
     done = set(reached)
     instants = [
         at
         for target in TARGETS
-        for tier in TIER_NAMES
-        if (target, tier) not in done and (at := tier_due_at(clock, target, tier)) is not None
+        for tier, at in tier_instants(clock, target).items()
+        if (target, tier) not in done
     ]
     return min(instants) if instants else None
 
@@ -218,12 +273,15 @@ __all__ = [
     "TIER_NAMES",
     "ClockInput",
     "DueTier",
+    "Plan",
     "Thresholds",
     "due_tiers",
     "elapsed_minutes",
     "ladder_for",
     "next_check_at",
+    "plan",
     "running",
     "tier_due_at",
+    "tier_instants",
     "tier_minutes",
 ]

@@ -14,13 +14,15 @@ from tasks.complaints.rules.escalation import (
     ClockInput,
     Thresholds,
     due_tiers,
+    elapsed_minutes,
+    ladder_for,
     next_check_at,
     tier_due_at,
     tier_minutes,
 )
 from tasks.rules.business_time import BusinessHours
 from tasks.rules.calendar import WorkCalendar
-from tasks.rules.escalation_ladder import Org, Person, Posts
+from tasks.rules.escalation_ladder import Org, Person, Posts, Progress
 
 SH = ZoneInfo("Asia/Shanghai")
 HOURS = BusinessHours(WorkCalendar(), SH, time(9), time(18), code="CN")
@@ -172,3 +174,36 @@ def test_next_check_at_is_exactly_when_the_next_tier_falls_due(
     assert upcoming > now
     assert due_tiers(clock, reached, upcoming - timedelta(seconds=1), POSTS, ORG) == []
     assert due_tiers(clock, reached, upcoming, POSTS, ORG) != []
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    offset=st.integers(0, 7 * 24 * 60),
+    target=st.integers(1, 5000),
+    first=st.integers(1, 3000),
+    paused=st.integers(0, 2000),
+    pcts=st.lists(st.integers(1, 400), min_size=5, max_size=5),
+    step=st.integers(0, 20 * 24 * 60),
+)
+def test_plan_agrees_with_the_shared_ladder_on_elapsed_minutes(
+    offset: int, target: int, first: int, paused: int, pcts: list[int], step: int
+) -> None:
+    """The instants shortcut equals the plain rule: elapsed minutes (business_minutes_between
+    from intake, less the pause) against the ladder's fractions."""
+    clock = _clock(
+        received_at=RECEIVED + timedelta(minutes=offset, seconds=offset % 60),
+        first_response_minutes=first,
+        resolution_minutes=target,
+        paused_business_minutes=paused,
+        status="in_progress",
+        thresholds=Thresholds(*sorted(pcts)),
+    )
+    now = clock.received_at + timedelta(minutes=step)
+    due = due_tiers(clock, set(), now, POSTS, ORG)
+    ladder = ladder_for(clock.thresholds)
+    expected = []
+    for name, minutes in ((FIRST_RESPONSE, first), (RESOLUTION, target)):
+        elapsed = elapsed_minutes(clock, name, now)
+        progress = Progress(timedelta(minutes=elapsed), timedelta(minutes=minutes))
+        expected += [(name, n.tier.name, elapsed) for n in ladder.due(progress, set(), POSTS, ORG)]
+    assert [(d.target, d.tier, d.elapsed_minutes) for d in due] == expected
