@@ -118,6 +118,39 @@ _ESCALATION_ITEMS: list[dict[str, Any]] = [
     },
 ]
 
+_COMPLAINT_ESCALATION_ITEMS: list[dict[str, Any]] = [
+    {
+        "reference": "TS-2026-000123",
+        "customer_name": "田中 太郎",
+        "customer_class": "A",
+        "phone": "138****5678",
+        "category": "充值到账",
+        "severity": "high",
+        "status": "acknowledged",
+        "target": "resolution",
+        "tier": "branch",
+        "due_at": "2026-11-23 17:00",
+        "late_minutes": 95,
+        "assignee_name": "王小明",
+        "reason": None,
+    },
+    {
+        "reference": "TS-2026-000456",
+        "customer_name": "华东物流车队",
+        "customer_class": "B",
+        "phone": None,
+        "category": "油品质量",
+        "severity": "normal",
+        "status": "new",
+        "target": "first_response",
+        "tier": "warning",
+        "due_at": "2026-11-24 09:30",
+        "late_minutes": 0,
+        "assignee_name": None,
+        "reason": "staff 17 skipped (inactive or unreachable)",
+    },
+]
+
 KINDS: dict[str, EmailKind] = {
     kind.name: kind
     for kind in (
@@ -160,6 +193,18 @@ KINDS: dict[str, EmailKind] = {
                 "date": "2026-03-02",
                 "overdue_after_days": 7,
                 "items": _ESCALATION_ITEMS,
+            },
+        ),
+        EmailKind(
+            name="complaint_escalation",
+            audience="staff",
+            consent=None,
+            description="Complaints whose SLA tier (warning, breach, branch, region, senior "
+            "management) fell due, one email per recipient per check.",
+            sample_context={
+                "recipient_name": "陈经理",
+                "checked_at": "2026-11-23 17:15",
+                "items": _COMPLAINT_ESCALATION_ITEMS,
             },
         ),
     )

@@ -104,9 +104,7 @@ def _first_response_running(clock: ClockInput) -> bool:
 
 def _resolution_running(clock: ClockInput) -> bool:
     return (
-        clock.status not in _RESOLVED
-        and clock.status not in _PAUSED
-        and clock.paused_since is None
+        clock.status not in _RESOLVED and clock.status not in _PAUSED and clock.paused_since is None
     )
 
 
@@ -145,9 +143,7 @@ def tier_instants(clock: ClockInput, target: str) -> dict[str, datetime]:
 
 
 def _target_minutes(clock: ClockInput, target: str) -> int:
-    minutes = (
-        clock.first_response_minutes if target == FIRST_RESPONSE else clock.resolution_minutes
-    )
+    minutes = clock.first_response_minutes if target == FIRST_RESPONSE else clock.resolution_minutes
     assert minutes is not None  # running() checked it
     return minutes
 

@@ -102,9 +102,7 @@ def test_acknowledgement_stops_first_response_and_pause_stops_resolution() -> No
     acked = _clock(acknowledged_at=RECEIVED + timedelta(hours=1), status="in_progress")
     late = RECEIVED + timedelta(days=30)
     assert {d.target for d in due_tiers(acked, set(), late, POSTS, ORG)} == {RESOLUTION}
-    waiting = _clock(
-        acknowledged_at=RECEIVED, status="waiting_on_customer", paused_since=RECEIVED
-    )
+    waiting = _clock(acknowledged_at=RECEIVED, status="waiting_on_customer", paused_since=RECEIVED)
     assert due_tiers(waiting, set(), late, POSTS, ORG) == []
     assert next_check_at(waiting, set()) is None
     resolved = _clock(acknowledged_at=RECEIVED, status="resolved")
