@@ -73,8 +73,8 @@ CHURN_DROP_RATIO: Final = Setting(
 )
 COMPLAINT_VERIFY_REMINDER_DAYS: Final = Setting(
     "complaint.verify_reminder_days",
-    3,
-    "Resolved but not verified (复查) after N days: remind the assignee",
+    2,
+    "Resolved but not verified (复查) after N working days: remind the branch manager, once",
 )
 TARGETS_SETTLEMENT_CUTOFF_DAY: Final = Setting(
     "targets.settlement_cutoff_day",

@@ -118,6 +118,64 @@ _ESCALATION_ITEMS: list[dict[str, Any]] = [
     },
 ]
 
+_COMPLAINT_ESCALATION_ITEMS: list[dict[str, Any]] = [
+    {
+        "reference": "TS-2026-000123",
+        "customer_name": "田中 太郎",
+        "customer_class": "A",
+        "phone": "138****5678",
+        "category": "充值到账",
+        "severity": "high",
+        "status": "acknowledged",
+        "target": "resolution",
+        "tier": "branch",
+        "due_at": "2026-11-23 17:00",
+        "late_minutes": 95,
+        "assignee_name": "王小明",
+        "reason": None,
+    },
+    {
+        "reference": "TS-2026-000456",
+        "customer_name": "华东物流车队",
+        "customer_class": "B",
+        "phone": None,
+        "category": "油品质量",
+        "severity": "normal",
+        "status": "new",
+        "target": "first_response",
+        "tier": "warning",
+        "due_at": "2026-11-24 09:30",
+        "late_minutes": 0,
+        "assignee_name": None,
+        "reason": "staff 17 skipped (inactive or unreachable)",
+    },
+]
+
+_COMPLAINT_LIST_ITEMS: list[dict[str, Any]] = [
+    {
+        "reference": "TS-2026-000123",
+        "customer_name": "田中 太郎",
+        "customer_class": "A",
+        "phone": "138****5678",
+        "category": "充值到账",
+        "severity": "high",
+        "received_at": "2026-11-23 10:05",
+        "resolved_at": "2026-11-24 16:40",
+        "first_response_due_at": "2026-11-24 10:05",
+    },
+    {
+        "reference": "TS-2026-000456",
+        "customer_name": "Li Na",
+        "customer_class": None,
+        "phone": None,
+        "category": "油品质量",
+        "severity": "normal",
+        "received_at": "2026-11-22 18:30",
+        "resolved_at": None,
+        "first_response_due_at": None,
+    },
+]
+
 KINDS: dict[str, EmailKind] = {
     kind.name: kind
     for kind in (
@@ -160,6 +218,43 @@ KINDS: dict[str, EmailKind] = {
                 "date": "2026-03-02",
                 "overdue_after_days": 7,
                 "items": _ESCALATION_ITEMS,
+            },
+        ),
+        EmailKind(
+            name="complaint_escalation",
+            audience="staff",
+            consent=None,
+            description="Complaints whose SLA tier (warning, breach, branch, region, senior "
+            "management) fell due, one email per recipient per check.",
+            sample_context={
+                "recipient_name": "陈经理",
+                "checked_at": "2026-11-23 17:15",
+                "items": _COMPLAINT_ESCALATION_ITEMS,
+            },
+        ),
+        EmailKind(
+            name="complaint_assigned",
+            audience="staff",
+            consent=None,
+            description="Unassigned complaints the check assigned by branch (四个不漏: every "
+            "complaint handled), one email per assignee per check.",
+            sample_context={
+                "recipient_name": "王小明",
+                "checked_at": "2026-11-23 17:15",
+                "items": _COMPLAINT_LIST_ITEMS,
+            },
+        ),
+        EmailKind(
+            name="complaint_verify_reminder",
+            audience="staff",
+            consent=None,
+            description="Complaints resolved but not verified (复查) after N working days, to "
+            "the branch manager, once per complaint.",
+            sample_context={
+                "recipient_name": "陈经理",
+                "checked_at": "2026-11-26 09:15",
+                "working_days": 2,
+                "items": _COMPLAINT_LIST_ITEMS,
             },
         ),
     )
