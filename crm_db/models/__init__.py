@@ -10,7 +10,13 @@ from crm_db.models.care import (
     SurveyResponse,
 )
 from crm_db.models.complaints import Complaint, ComplaintEscalation, ComplaintEvent, SlaPolicy
-from crm_db.models.customers import ContactHistory, Customer, CustomerClassChange, Transaction
+from crm_db.models.customers import (
+    ConsentChange,
+    ContactHistory,
+    Customer,
+    CustomerClassChange,
+    Transaction,
+)
 from crm_db.models.operations import FlowRun, OutboxAttachment, OutboxMessage, PolicySetting
 from crm_db.models.organisation import Branch, BusinessCalendar, CalendarDay, Region, Staff
 from crm_db.models.targets import ReconciliationRow, ReconciliationSnapshot, Target
@@ -18,6 +24,7 @@ from crm_db.models.targets import ReconciliationRow, ReconciliationSnapshot, Tar
 __all__ = [
     "Base",
     "Branch",
+    "ConsentChange",
     "BusinessCalendar",
     "CareFeedback",
     "CalendarDay",

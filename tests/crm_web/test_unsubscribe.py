@@ -7,7 +7,10 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+
+from crm_db.models import ConsentChange
+from crm_db.session import session_scope
 
 from crm_web.security import CONTENT_SECURITY_POLICY
 from tests.crm_web.factories import (
@@ -70,6 +73,23 @@ def test_post_unsubscribes_at_the_clock_time(
     assert "You are unsubscribed" in response.text
     # 09:30 UTC is 17:30 in Shanghai, same day.
     assert "Unsubscribed on 2026-11-23." in response.text
+
+
+def test_each_unsubscribe_is_one_audit_row_with_time_and_source(
+    engine: Engine, client: TestClient, clock: Clock
+) -> None:
+    customer = make_customer(engine)
+    token = unsubscribe_token(customer, issued_at=NOW)
+    first = clock.now
+    assert client.post(f"/u/{token}").status_code == 200
+    clock.advance(timedelta(hours=1))
+    assert client.post(f"/u/{token}").status_code == 200  # changes nothing: no second row
+    with session_scope(engine) as session:
+        rows = [
+            (r.customer_id, r.field, r.old_value, r.new_value, r.source, r.changed_at)
+            for r in session.scalars(select(ConsentChange))
+        ]
+    assert rows == [(customer, "unsubscribed", "false", "true", "unsubscribe_link", first)]
 
 
 def test_second_post_keeps_the_first_timestamp(
