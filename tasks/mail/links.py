@@ -84,7 +84,10 @@ def unsubscribe_url(customer_id: int, *, key: bytes, base_url: str, now: datetim
     """The link (and ``List-Unsubscribe`` target) that unsubscribes one customer."""
     token = sign(
         # No expiry: withdrawing consent must stay easy however old the email (RFC 8058).
-        key, UNSUBSCRIBE_PURPOSE, {"customer": customer_id}, expires_at=None
+        key,
+        UNSUBSCRIBE_PURPOSE,
+        {"customer": customer_id},
+        expires_at=None,
     )
     return signed_url(base_url, "u", token)
 

@@ -11,7 +11,6 @@ from sqlalchemy import Engine, select
 
 from crm_db.models import ConsentChange
 from crm_db.session import session_scope
-
 from crm_web.security import CONTENT_SECURITY_POLICY
 from tests.crm_web.factories import (
     NOW,

@@ -137,9 +137,10 @@ def test_leftover_care_emails_reply_to_the_manager_only_while_reachable(engine: 
     ctx = _ctx(engine, MONDAY)
     for lo, hi in customer_id_ranges(engine, 1):
         plan_range(engine, ctx, lo, hi, run_id=None, dry_run=False, care_cap_days=None)
-    assert queue_care_emails(engine, ctx, cap_days=7, run_id=None, dry_run=False).total(
-        "care_emails"
-    ) == 2
+    assert (
+        queue_care_emails(engine, ctx, cap_days=7, run_id=None, dry_run=False).total("care_emails")
+        == 2
+    )
     with session_scope(engine) as session:
         reply_to = {
             m.customer_id: m.context["reply_to"] for m in session.scalars(select(OutboxMessage))
