@@ -41,11 +41,16 @@ def unsubscribe_customer(engine: Engine, customer_id: int, now: datetime) -> Sub
     (``None`` for an unknown customer). The ``IS NULL`` guard in the UPDATE makes it idempotent
     and race-free on both backends: of two concurrent clicks the first timestamp stays."""
     with session_scope(engine) as session:
-        changed = session.execute(
-            update(Customer)
-            .where(Customer.id == customer_id, Customer.unsubscribed_at.is_(None))
-            .values(unsubscribed_at=now)
-        ).rowcount
+        # Core execute: its result has the row count (the ORM's is not typed with it).
+        changed = (
+            session.connection()
+            .execute(
+                update(Customer)
+                .where(Customer.id == customer_id, Customer.unsubscribed_at.is_(None))
+                .values(unsubscribed_at=now)
+            )
+            .rowcount
+        )
         if changed:  # the audit row with the change, once: a second click changes nothing
             session.add(
                 ConsentChange(
