@@ -37,7 +37,10 @@ PREFECT_UI := http://127.0.0.1:$(PREFECT_PORT)
 PREFECT_ENV := PREFECT_HOME=$(VAR_DIR)/prefect PREFECT_SERVER_ANALYTICS_ENABLED=false \
 	DO_NOT_TRACK=1 PREFECT_API_URL=$(or $(PREFECT_API_URL),$(PREFECT_UI)/api)
 # The demo's mail goes to the local capture (`crm mail-sink`), which speaks plain SMTP only.
-DEMO_ENV := CRM_SMTP_TLS=$(or $(CRM_SMTP_TLS),none)
+# It speaks for a Chinese company (its customers read zh-CN mail), not for "CRM Flows".
+DEMO_COMPANY ?= 西湖能源
+DEMO_ENV := CRM_SMTP_TLS=$(or $(CRM_SMTP_TLS),none) CRM_COMPANY_NAME="$(DEMO_COMPANY)" \
+	CRM_MAIL_FROM="$(DEMO_COMPANY) <crm@example.test>"
 
 .PHONY: help install install-prod lock demo stop deploy worker lint test clean distclean
 

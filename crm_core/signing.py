@@ -38,8 +38,12 @@ def sign(key: bytes, purpose: str, payload: dict[str, Any], expires_at: datetime
     return f"{body}.{_mac(key, purpose, body)}"
 
 
-def verify(key: bytes, purpose: str, token: str, now: datetime) -> dict[str, Any] | None:
-    """The payload if ``token`` is authentic, for ``purpose``, and not expired at ``now``."""
+def verify(
+    key: bytes, purpose: str, token: str, now: datetime, *, honour_expiry: bool = True
+) -> dict[str, Any] | None:
+    """The payload if ``token`` is authentic, for ``purpose``, and not expired at ``now``
+    (``honour_expiry=False``: expired is fine too - unsubscribe links issued with an expiry
+    before they stopped carrying one must keep working)."""
     body, dot, mac = token.partition(".")
     # Compare bytes: compare_digest refuses non-ASCII str, and a token is untrusted input.
     if not dot or not hmac.compare_digest(
@@ -51,7 +55,7 @@ def verify(key: bytes, purpose: str, token: str, now: datetime) -> dict[str, Any
     except (ValueError, UnicodeDecodeError):
         return None
     exp = claims.pop("exp", None)
-    if exp is not None and now.astimezone(UTC).timestamp() >= exp:
+    if honour_expiry and exp is not None and now.astimezone(UTC).timestamp() >= exp:
         return None
     return claims
 

@@ -1,11 +1,12 @@
-"""``/f/{token}``: the "let us know" link in a care email, where the customer answers whether the
-issue they raised last time was solved.
+"""``/f/{token}``: the link in a care email, where the customer answers what the email asked:
+whether the issue they raised last time was solved, or - an email without an issue - whether
+they would like a call ("please call me").
 
 GET shows the question (the email's buttons preselect an answer with ``?answer=``) and writes
 nothing: mail scanners and link previews fetch links nobody clicked. POST records the answer
 with ``tasks.revisits.care_feedback.record_answer``, once per email; a second answer shows the
 first. "Not solved" opens a revisit for the account manager to call
-(``tasks/revisits/rules/care_feedback.py``).
+and so does "please call me" (``tasks/revisits/rules/care_feedback.py``).
 
 As for ``/u/`` and ``/r/``: the signed token is the only credential (no cookie, so no CSRF
 token), the body is parsed here (no ``python-multipart``), and every kind of bad link gets the
@@ -28,11 +29,9 @@ from crm_web.revisit_outcome import parse_form_body, read_form_body
 from crm_web.unsubscribe import invalid_link, local_date
 from tasks.mail.links import CARE_FEEDBACK_PURPOSE
 from tasks.revisits.care_feedback import CareEmail, load_care_email, record_answer
-from tasks.revisits.rules.care_feedback import MAX_COMMENT, Answer, clean_comment
+from tasks.revisits.rules.care_feedback import MAX_COMMENT, Answer, clean_comment, questions_for
 
 router = APIRouter()
-
-ANSWERS: tuple[Answer, ...] = (Answer.SOLVED, Answer.NOT_SOLVED)
 
 
 def outbox_id_from_token(key: bytes, token: str, now: datetime) -> int | None:
@@ -40,11 +39,13 @@ def outbox_id_from_token(key: bytes, token: str, now: datetime) -> int | None:
     return claimed_id(key, CARE_FEEDBACK_PURPOSE, token, now, "message")
 
 
-def parse_answer_form(fields: dict[str, list[str]]) -> tuple[Answer, str | None] | str:
-    """The answer and comment, or the name of the field that is wrong: exactly one known
-    ``answer``; ``comment`` optional, at most ``MAX_COMMENT`` characters, no NUL."""
+def parse_answer_form(
+    fields: dict[str, list[str]], offered: tuple[Answer, ...]
+) -> tuple[Answer, str | None] | str:
+    """The answer and comment, or the name of the field that is wrong: exactly one of the
+    ``offered`` answers; ``comment`` optional, at most ``MAX_COMMENT`` characters, no NUL."""
     answers = fields.get("answer", [])
-    if len(answers) != 1 or answers[0] not in {a.value for a in ANSWERS}:
+    if len(answers) != 1 or answers[0] not in {a.value for a in offered}:
         return "answer"
     comments = fields.get("comment", [""])
     if len(comments) != 1:
@@ -81,10 +82,14 @@ def _page(
         sent_on=local_date(email.sent_at, email.timezone),
         answered_on=answered_on,
         call_on=call_on,
-        answers=[a.value for a in ANSWERS],
+        answers=[a.value for a in questions_for(email.asked_about_issue)],
         max_comment=MAX_COMMENT,
         **context,
     )
+
+
+def _offered_values(email: CareEmail) -> set[str]:
+    return {a.value for a in questions_for(email.asked_about_issue)}
 
 
 @router.get("/f/{token}", response_class=HTMLResponse)
@@ -102,7 +107,7 @@ def show_question(token: str, request: Request, web: Web) -> HTMLResponse:
         web,
         email,
         "care_feedback/show.html",
-        preselected=preselected if preselected in {a.value for a in ANSWERS} else None,
+        preselected=preselected if preselected in _offered_values(email) else None,
         error=None,
     )
 
@@ -115,11 +120,11 @@ async def post_answer(token: str, request: Request, web: Web) -> HTMLResponse:
     if outbox_id is None:
         return invalid_link(request, web)
     body = await read_form_body(request)
-    parsed = parse_answer_form(parse_form_body(body))
+    email = await run_in_threadpool(load_care_email, web.engine, outbox_id)
+    if email is None:
+        return invalid_link(request, web)
+    parsed = parse_answer_form(parse_form_body(body), questions_for(email.asked_about_issue))
     if isinstance(parsed, str):
-        email = await run_in_threadpool(load_care_email, web.engine, outbox_id)
-        if email is None:
-            return invalid_link(request, web)
         if email.answer is not None:
             return _page(request, web, email, "care_feedback/answered.html", duplicate=True)
         return _page(

@@ -15,11 +15,13 @@ from crm_core.signing import verify
 MAX_TOKEN_LENGTH = 512
 
 
-def token_claims(key: bytes, purpose: str, token: str, now: datetime) -> dict[str, Any] | None:
+def token_claims(
+    key: bytes, purpose: str, token: str, now: datetime, *, honour_expiry: bool = True
+) -> dict[str, Any] | None:
     """The claims of an authentic, unexpired ``purpose`` token, else ``None``."""
     if len(token) > MAX_TOKEN_LENGTH:
         return None
-    return verify(key, purpose, token, now)
+    return verify(key, purpose, token, now, honour_expiry=honour_expiry)
 
 
 def positive_id(value: object) -> int | None:
@@ -29,7 +31,15 @@ def positive_id(value: object) -> int | None:
     return None
 
 
-def claimed_id(key: bytes, purpose: str, token: str, now: datetime, claim: str) -> int | None:
+def claimed_id(
+    key: bytes,
+    purpose: str,
+    token: str,
+    now: datetime,
+    claim: str,
+    *,
+    honour_expiry: bool = True,
+) -> int | None:
     """The id under ``claim`` in an authentic, unexpired ``purpose`` token, else ``None``."""
-    claims = token_claims(key, purpose, token, now)
+    claims = token_claims(key, purpose, token, now, honour_expiry=honour_expiry)
     return None if claims is None else positive_id(claims.get(claim))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, Select, select, update
 
-from crm_db.models import Customer
+from crm_db.models import ConsentChange, Customer
 from crm_db.session import session_scope
 
 
@@ -41,10 +41,26 @@ def unsubscribe_customer(engine: Engine, customer_id: int, now: datetime) -> Sub
     (``None`` for an unknown customer). The ``IS NULL`` guard in the UPDATE makes it idempotent
     and race-free on both backends: of two concurrent clicks the first timestamp stays."""
     with session_scope(engine) as session:
-        session.execute(
-            update(Customer)
-            .where(Customer.id == customer_id, Customer.unsubscribed_at.is_(None))
-            .values(unsubscribed_at=now)
+        # Core execute: its result has the row count (the ORM's is not typed with it).
+        changed = (
+            session.connection()
+            .execute(
+                update(Customer)
+                .where(Customer.id == customer_id, Customer.unsubscribed_at.is_(None))
+                .values(unsubscribed_at=now)
+            )
+            .rowcount
         )
+        if changed:  # the audit row with the change, once: a second click changes nothing
+            session.add(
+                ConsentChange(
+                    customer_id=customer_id,
+                    field="unsubscribed",
+                    old_value="false",
+                    new_value="true",
+                    source="unsubscribe_link",
+                    changed_at=now,
+                )
+            )
         row = session.execute(_select_subscriber(customer_id)).one_or_none()
     return None if row is None else Subscriber(*row)

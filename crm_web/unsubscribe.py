@@ -30,8 +30,10 @@ router = APIRouter()
 
 
 def customer_id_from_token(key: bytes, token: str, now: datetime) -> int | None:
-    """The customer id an authentic, unexpired unsubscribe token names, else ``None``."""
-    return claimed_id(key, PURPOSE, token, now, "customer")
+    """The customer id an authentic unsubscribe token names, else ``None``. Unsubscribe links
+    never expire (RFC 8058: withdrawing consent must stay easy), not even those issued while
+    they still carried an expiry."""
+    return claimed_id(key, PURPOSE, token, now, "customer", honour_expiry=False)
 
 
 def local_date(moment: datetime, timezone: str) -> str:

@@ -137,10 +137,12 @@ def make_care_email(
     kind: str = "revisit_care",
     locale: str = "zh-CN",
     assignable: bool = True,
+    last_issue: str | None = "加油卡充值",
 ) -> CareEmailRow:
     """A C-class customer of a fresh org, and a care email queued for them at
     ``CARE_EMAIL_SENT`` in ``locale`` (``kind`` makes it another email instead). Not
-    ``assignable``: the customer has neither branch nor account manager."""
+    ``assignable``: the customer has neither branch nor account manager. With a
+    ``last_issue`` the email asks "was it solved?"; without, it offers "please call me"."""
     from crm_db.models import OutboxMessage
     from crm_db.session import session_scope
     from tasks.mail.outbox import NewMessage, enqueue
@@ -159,7 +161,7 @@ def make_care_email(
             recipient_name=customer.name,
             customer_id=customer.id,
             staff_id=None,
-            context={"customer_name": customer.name},
+            context={"customer_name": customer.name, "last_issue": last_issue},
         )
         assert enqueue(session, [message], now=CARE_EMAIL_SENT).inserted == 1
         outbox_id = session.scalar(

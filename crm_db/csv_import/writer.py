@@ -26,6 +26,7 @@ from crm_db.enums import REACHED_OUTCOMES, RevisitStatus
 from crm_db.models import (
     Complaint,
     ComplaintEvent,
+    ConsentChange,
     ContactHistory,
     Customer,
     Revisit,
@@ -171,7 +172,49 @@ def write_customers(
         else_=table.c.email_undeliverable,
     )
     _upsert(conn, table, ("external_id",), _to_write(chunk), set_)
+    _audit_consent(conn, table, chunk, now)
     return chunk.counts()
+
+
+_CONSENT_FIELDS = ("marketing_opt_out", "survey_opt_out")
+
+
+def _audit_consent(conn: Connection, table: Table, chunk: _Sorted, now: datetime) -> None:
+    """One ``consent_changes`` row per opt-out this import recorded (source ``import``), in the
+    import's transaction: a new customer who opted out, or an existing one whose opt-out the
+    file adds (a file never withdraws one, see ``write_customers``)."""
+    audit = ConsentChange.__table__
+    assert isinstance(audit, Table)
+    changes: list[tuple[str, str, str | None]] = []  # external_id, field, old value
+    for row in chunk.inserted:
+        changes += [(row["external_id"], f, None) for f in _CONSENT_FIELDS if row.get(f)]
+    for row, old in chunk.updated:
+        changes += [
+            (row["external_id"], f, "false") for f in _CONSENT_FIELDS if row[f] and not old[f]
+        ]
+    if not changes:
+        return
+    wanted = sorted({external_id for external_id, _, _ in changes})
+    ids = {
+        external_id: id_
+        for external_id, id_ in conn.execute(
+            select(table.c.external_id, table.c.id).where(table.c.external_id.in_(wanted))
+        )
+    }
+    conn.execute(
+        audit.insert(),
+        [
+            {
+                "customer_id": ids[external_id],
+                "field": field,
+                "old_value": old_value,
+                "new_value": "true",
+                "source": "import",
+                "changed_at": now,
+            }
+            for external_id, field, old_value in changes
+        ],
+    )
 
 
 def write_transactions(

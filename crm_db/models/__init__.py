@@ -16,7 +16,13 @@ from crm_db.models.complaints import (
     ComplaintFeedbackRoute,
     SlaPolicy,
 )
-from crm_db.models.customers import ContactHistory, Customer, CustomerClassChange, Transaction
+from crm_db.models.customers import (
+    ConsentChange,
+    ContactHistory,
+    Customer,
+    CustomerClassChange,
+    Transaction,
+)
 from crm_db.models.operations import (
     AddressFlagClearance,
     FlowRun,
@@ -31,6 +37,7 @@ __all__ = [
     "AddressFlagClearance",
     "Base",
     "Branch",
+    "ConsentChange",
     "BusinessCalendar",
     "CareFeedback",
     "CalendarDay",

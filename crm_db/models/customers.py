@@ -123,3 +123,19 @@ class CustomerClassChange(Base):
     # (see migration 0002).
     run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConsentChange(Base):
+    """Audit of every change to a customer's consent to mail: what changed, when, and where it
+    came from (``source``: ``unsubscribe_link``, ``import``, ...). Written in the same
+    transaction as the change itself."""
+
+    __tablename__ = "consent_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    field: Mapped[str] = mapped_column(String(40))  # unsubscribed, marketing_opt_out, ...
+    old_value: Mapped[str | None] = mapped_column(String(40))
+    new_value: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(40))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -126,6 +126,7 @@ def build_one(
             date=when,
             unsubscribe_url=unsubscribe,
             attachments=job.attachments,
+            reply_to=context.get("reply_to") or None,
         )
         return message_bytes(message)
     except Exception as exc:

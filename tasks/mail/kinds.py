@@ -194,14 +194,17 @@ KINDS: dict[str, EmailKind] = {
             name="revisit_care",
             audience="customer",
             consent="marketing",
-            description="Thanks the customer and asks whether last time's issue was solved.",
+            description=(
+                "Thanks the customer and asks whether last time's issue was solved, or (no"
+                " issue) whether they would like a call."
+            ),
             feedback_link=True,
             sample_context={
                 "customer_name": "田中 太郎",
                 "manager_name": "王小明",
                 "manager_phone": "0571-8888 6666",
                 "last_contact_date": "2026-01-21",
-                "last_issue": "加油卡充值后余额未及时到账",
+                "last_issue": "加油卡充值",
                 "feedback_url": "https://crm.example.test/f/sample-token",
                 "unsubscribe_url": "https://crm.example.test/u/sample-token",
             },

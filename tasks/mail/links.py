@@ -16,7 +16,6 @@ from crm_core.signing import sign
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 REVISIT_OUTCOME_PURPOSE = "revisit_outcome"
 CARE_FEEDBACK_PURPOSE = "care_feedback"
-UNSUBSCRIBE_TTL = timedelta(days=400)
 REVISIT_OUTCOME_TTL = timedelta(days=30)
 # A care email is answered within days or not at all; after a month the answer would be stale.
 CARE_FEEDBACK_TTL = timedelta(days=30)
@@ -84,7 +83,11 @@ def _checked_base(base_url: str) -> str:
 def unsubscribe_url(customer_id: int, *, key: bytes, base_url: str, now: datetime) -> str:
     """The link (and ``List-Unsubscribe`` target) that unsubscribes one customer."""
     token = sign(
-        key, UNSUBSCRIBE_PURPOSE, {"customer": customer_id}, expires_at=now + UNSUBSCRIBE_TTL
+        # No expiry: withdrawing consent must stay easy however old the email (RFC 8058).
+        key,
+        UNSUBSCRIBE_PURPOSE,
+        {"customer": customer_id},
+        expires_at=None,
     )
     return signed_url(base_url, "u", token)
 

@@ -248,6 +248,7 @@ def build_message(
     date: datetime,
     unsubscribe_url: str | None,
     attachments: Sequence[Attachment] = (),
+    reply_to: str | None = None,
 ) -> EmailMessage:
     """A ``multipart/alternative`` message (text part, then HTML part) ready for SMTP.
 
@@ -273,6 +274,10 @@ def build_message(
     msg["To"] = Address(display_name=name, username=username, domain=domain)
     msg["Date"] = date
     msg["Message-ID"] = mid
+    if reply_to is not None:  # e.g. the account manager a care email names
+        reply_email, _ = validate_address(reply_to)
+        reply_user, _, reply_domain = reply_email.rpartition("@")
+        msg["Reply-To"] = Address(username=reply_user, domain=reply_domain)
     if unsubscribe_url is not None:
         if not _HEADER_URL.fullmatch(unsubscribe_url) or len(unsubscribe_url) > _LINE_LIMIT - 40:
             raise ValueError("unsubscribe_url must be an http(s) URL of printable ASCII")

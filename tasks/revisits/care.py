@@ -16,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import Connection
 
 from crm_db.bulk import driver_timestamp, insert_rows
+from tasks.common.directory import Directory
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
 from tasks.rules.contact_policy import ContactFacts, ContactRules, MessageKind, decide
@@ -32,6 +33,24 @@ _CONTACT_COLUMNS = (
     "revisit_id",
     "notes",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CareSigner:
+    """The account manager a care email names: name and phone in the body, and - when still here
+    and reachable by mail - the Reply-To, so a customer's reply reaches a person."""
+
+    name: str
+    phone: str | None
+    reply_to: str | None
+
+
+def care_signer(directory: Directory, assignee_id: int | None) -> CareSigner | None:
+    """Who signs the care email for a revisit assigned to ``assignee_id`` (``None``: nobody)."""
+    member = directory.staff.get(assignee_id) if assignee_id is not None else None
+    if member is None:
+        return None
+    return CareSigner(member.name, member.phone, member.email if member.reachable else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +102,13 @@ def care_message(
     *,
     as_of: date,
     recipient: CareRecipient,
-    manager: tuple[str, str | None] | None,
+    manager: CareSigner | None,
     last_contact_date: date | None,
     last_issue: str | None,
     run_id: int | None,
 ) -> NewMessage:
     assert recipient.email is not None  # care_skip_reason let it through
-    manager_name, manager_phone = manager or ("", None)
+    manager_name, manager_phone = (manager.name, manager.phone) if manager else ("", None)
     return NewMessage(
         # kind:period:entity - one care email per customer and day (the contact cap allows one
         # a week anyway). Not keyed by revisit: planning builds it before the revisit has an id.
@@ -106,6 +125,8 @@ def care_message(
             "manager_phone": manager_phone,
             "last_contact_date": last_contact_date.isoformat() if last_contact_date else None,
             "last_issue": last_issue,
+            # Delivery sets it as the Reply-To header (tasks/mail/build.py), not in the body.
+            "reply_to": manager.reply_to if manager else None,
             # feedback_url and unsubscribe_url are signed by delivery (EmailKind.delivery_keys).
         },
         run_id=run_id,
@@ -131,6 +152,8 @@ __all__ = [
     "CARE_CONTACT_NOTE",
     "CARE_KIND",
     "CareRecipient",
+    "CareSigner",
+    "care_signer",
     "care_decision",
     "care_message",
     "care_skip_reason",

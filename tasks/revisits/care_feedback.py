@@ -1,6 +1,9 @@
 """IO for care feedback: read the care email a feedback link names, and record the customer's
-answer - the contact in the customer file and, when the issue is not solved, a revisit that asks
-the account manager to call - in one transaction, once per email.
+answer - the contact in the customer file and, when the issue is not solved or the customer asks
+for a call, a revisit that asks the account manager to call - in one transaction, once per email.
+
+What each answer does beyond that lives in one function per answer (``_ANSWER_EFFECTS``), so a
+further effect (e.g. reopening a complaint on "not solved") is one call in one place.
 
 The rules (what is recorded, when the follow-up is due) are in
 ``tasks/revisits/rules/care_feedback.py``; the page is ``crm_web/care_feedback.py``.
@@ -9,6 +12,7 @@ The rules (what is recorded, when the follow-up is due) are in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -38,6 +42,7 @@ from tasks.revisits.rules.care_feedback import (
     answer_of,
     feedback_record,
     follow_up_due,
+    questions_for,
 )
 from tasks.revisits.rules.planning import combined_notes
 from tasks.rules.organisation import Assignment
@@ -56,6 +61,9 @@ class CareEmail:
     locale: str  # the email's, so the page speaks the language the customer read
     timezone: str
     sent_at: datetime  # when it was sent (queued, if it has not been)
+    # True when the email asked about a recorded issue (solved / not solved); else it thanked
+    # the customer and offered "please call me". The page offers the same answers.
+    asked_about_issue: bool
     answer: Answer | None
     answered_at: datetime | None
     # When not solved: the revisit that is the call, its due date and whom it is assigned to.
@@ -118,6 +126,8 @@ def _record(
             return None
         if email.answer is not None:
             return Recorded(email, duplicate=True)
+        if answer not in questions_for(email.asked_about_issue):
+            raise ValueError(f"outbox row {outbox_id}: answer {answer.value!r} was not offered")
         customer = session.get(Customer, email.customer_id)
         assert customer is not None  # _load joined it
         record = feedback_record(answer, comment)
@@ -152,9 +162,41 @@ def _record(
             )
         )
         session.flush()
+        _ANSWER_EFFECTS[answer](session, AnswerFacts(customer, contact, follow_up, now))
+        session.flush()
         after = _load(session, outbox_id)
         assert after is not None  # the same transaction just wrote it
         return Recorded(after, duplicate=False)
+
+
+@dataclass(frozen=True)
+class AnswerFacts:
+    """What an answer wrote, for the effects that follow it in the same transaction."""
+
+    customer: Customer
+    contact: ContactHistory
+    follow_up: Revisit | None  # the call, when one was opened
+    now: datetime
+
+
+def _on_solved(session: Session, facts: AnswerFacts) -> None:
+    """Solved: the contact is all (the cadence restarts from it)."""
+
+
+def _on_not_solved(session: Session, facts: AnswerFacts) -> None:
+    """Not solved: the contact says so and the call is open. Reopening the customer's complaint
+    belongs to the complaints flow; its call slots in here."""
+
+
+def _on_call_me(session: Session, facts: AnswerFacts) -> None:
+    """Please call me: the call is open; nothing else to record."""
+
+
+_ANSWER_EFFECTS: dict[Answer, Callable[[Session, AnswerFacts], None]] = {
+    Answer.SOLVED: _on_solved,
+    Answer.NOT_SOLVED: _on_not_solved,
+    Answer.CALL_ME: _on_call_me,
+}
 
 
 def _lock(session: Session, outbox_id: int) -> None:
@@ -170,6 +212,7 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
             OutboxMessage.locale,
             Customer.id,
             Customer.timezone,
+            OutboxMessage.context,
         )
         .join(Customer, Customer.id == OutboxMessage.customer_id)
         .where(OutboxMessage.id == outbox_id, OutboxMessage.kind == CARE_KIND)
@@ -180,6 +223,7 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
         select(
             ContactHistory.outcome,
             ContactHistory.occurred_at,
+            ContactHistory.notes,
             Revisit.id,
             Revisit.due_on,
             Staff.name,
@@ -198,11 +242,12 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
         locale=row[2],
         customer_id=row[3],
         timezone=row[4],
-        answer=None if feedback is None else answer_of(feedback[0]),
+        asked_about_issue=bool((row[5] or {}).get("last_issue")),
+        answer=None if feedback is None else answer_of(feedback[0], feedback[2]),
         answered_at=None if feedback is None else feedback[1],
-        follow_up_revisit_id=None if feedback is None else feedback[2],
-        follow_up_on=None if feedback is None else feedback[3],
-        follow_up_by=None if feedback is None else feedback[4],
+        follow_up_revisit_id=None if feedback is None else feedback[3],
+        follow_up_on=None if feedback is None else feedback[4],
+        follow_up_by=None if feedback is None else feedback[5],
     )
 
 

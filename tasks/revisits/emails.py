@@ -30,6 +30,7 @@ from tasks.revisits.care import (
     CareRecipient,
     care_decision,
     care_message,
+    care_signer,
     record_care_contacts,
 )
 from tasks.revisits.planning import PlanningContext
@@ -47,14 +48,12 @@ _DUE_EMAIL_REVISITS = text(
         ORDER BY id LIMIT :limit
     )
     SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.locale,
-           COALESCE(r.code, '-') AS region_code,
-           a.name AS manager_name, a.phone AS manager_phone
+           COALESCE(r.code, '-') AS region_code
     FROM batch
     JOIN revisits v ON v.id = batch.id
     JOIN customers c ON c.id = v.customer_id
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
-    LEFT JOIN staff a ON a.id = v.assignee_id
     ORDER BY v.id
     """
 ).bindparams(bindparam("created_before", type_=UTCDateTime()))
@@ -109,7 +108,7 @@ def queue_care_emails(
                     care_message(
                         as_of=ctx.as_of,
                         recipient=recipient,
-                        manager=(row.manager_name, row.manager_phone),
+                        manager=care_signer(ctx.directory, row.assignee_id),
                         last_contact_date=context[row.customer_id].last_contact_date,
                         last_issue=context[row.customer_id].last_issue,
                         run_id=run_id,

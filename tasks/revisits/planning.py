@@ -39,7 +39,9 @@ from tasks.mail.outbox import NewMessage, PreparedMessages, prepare
 from tasks.revisits.care import (
     CARE_CONTACT_NOTE,
     CareRecipient,
+    CareSigner,
     care_message,
+    care_signer,
     care_skip_reason,
 )
 from tasks.revisits.rules.planning import Cadence, planning_cutoff, scheduled_due
@@ -353,7 +355,7 @@ class _CareBatch:
     recipients: dict[int, CareRecipient]
     skipped: dict[int, str]  # customer id -> why no care email goes out now
     last_issues: dict[int, str]
-    managers: dict[int, tuple[str, str | None]]
+    managers: dict[int, CareSigner]
 
     @classmethod
     def load(
@@ -388,8 +390,9 @@ class _CareBatch:
             skipped=skipped,
             last_issues=load_last_issues(conn, list(recipients)),
             managers={
-                sid: (m.name, m.phone)
-                for sid, m in ctx.directory.subset(sorted(set(assignees))).items()
+                sid: signer
+                for sid in sorted(set(assignees))
+                if (signer := care_signer(ctx.directory, sid)) is not None
             },
         )
 

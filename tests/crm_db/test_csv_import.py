@@ -20,7 +20,14 @@ from crm_db.csv_import import fields as cell
 from crm_db.csv_import.errors import CellError
 from crm_db.csv_import.validation import validate_file
 from crm_db.enums import CardType, ComplaintStatus, TargetMetric, TargetScope
-from crm_db.models import Complaint, ComplaintEvent, Customer, Target, Transaction
+from crm_db.models import (
+    Complaint,
+    ComplaintEvent,
+    ConsentChange,
+    Customer,
+    Target,
+    Transaction,
+)
 from crm_db.session import make_engine
 from tests.crm_db.csv_factories import (
     COMPLAINT_HEADER,
@@ -145,6 +152,42 @@ def test_import_never_withdraws_an_opt_out_and_new_email_clears_bounce(
             ).where(Customer.external_id == "N1")
         ).one()
     assert tuple(row) == ("new.address@example.com", True, True, False)
+
+
+def test_every_opt_out_an_import_records_is_one_audit_row(
+    engine: Engine, org: Org, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "c.csv",
+        CUSTOMER_HEADER,
+        [customer_row("N1"), customer_row("N2", marketing_opt_out="yes")],
+    )
+    run_import(engine, "customers", path)
+    write_csv(
+        path,
+        CUSTOMER_HEADER,
+        [customer_row("N1", survey_opt_out="yes"), customer_row("N2", marketing_opt_out="yes")],
+    )
+    run_import(engine, "customers", path)
+    run_import(engine, "customers", path)  # the same file again: no change, no row
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                Customer.external_id,
+                ConsentChange.field,
+                ConsentChange.old_value,
+                ConsentChange.new_value,
+                ConsentChange.source,
+            )
+            .join(Customer, Customer.id == ConsentChange.customer_id)
+            .order_by(ConsentChange.id)
+        ).all()
+        times = conn.execute(select(ConsentChange.changed_at)).scalars().all()
+    assert [tuple(r) for r in rows] == [
+        ("N2", "marketing_opt_out", None, "true", "import"),
+        ("N1", "survey_opt_out", "false", "true", "import"),
+    ]
+    assert all(t is not None for t in times)
 
 
 def test_transactions_convert_exactly_to_fen_and_ml(

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from crm_core.signing import sign
 from crm_db.enums import ContactOutcome, RevisitStatus
-from crm_db.models import CareFeedback, ContactHistory, Revisit
+from crm_db.models import CareFeedback, ContactHistory, Revisit, Staff
 from crm_db.session import session_scope
 from crm_web.security import CONTENT_SECURITY_POLICY
 from tasks.mail.links import care_feedback_url
@@ -139,6 +139,39 @@ def test_post_not_solved_promises_a_call_on_the_follow_up_day(
         assert revisit is not None and revisit.assignee_id == row.account_manager_id
 
 
+def test_an_email_without_an_issue_offers_only_please_call_me(
+    engine: Engine, client: TestClient
+) -> None:
+    row = make_care_email(engine, last_issue=None)
+    token = feedback_token(row.outbox_id)
+
+    page = client.get(f"/f/{token}?answer=call_me").text
+    assert "有什么可以帮您的吗？" in page and "您的问题解决了吗？" not in page
+    assert re.findall(r'name="answer" value="(\w+)" required', page) == ["call_me"]
+    assert re.findall(r'value="(\w+)" required checked>', page) == ["call_me"]
+
+    # An answer this email did not offer is a bad form: 400, nothing written.
+    refused = post(client, token, "answer=not_solved")
+    assert refused.status_code == 400 and "请选择“请给我打电话”后再提交。" in refused.text
+    assert written(engine) == (0, 0, 0)
+
+    response = post(client, token, "answer=call_me")
+    assert response.status_code == 200
+    with session_scope(engine) as session:
+        feedback = session.scalars(select(CareFeedback)).one()
+        contact = session.get(ContactHistory, feedback.contact_id)
+        revisit = session.get(Revisit, feedback.follow_up_revisit_id)
+        assert contact is not None and contact.outcome is ContactOutcome.COMPLETED
+        assert contact.notes == "customer feedback: please call me"
+        assert revisit is not None and revisit.assignee_id == row.account_manager_id
+        manager = session.get(Staff, row.account_manager_id)
+        assert manager is not None
+    # Who calls, with no space before 会给您打电话, and on which day.
+    assert f"{manager.name}会给您打电话。" in response.text
+    assert "计划于 2026-11-24 致电。" in response.text
+    assert written(engine) == (1, 1, 1)
+
+
 def test_the_page_speaks_the_language_of_the_email(engine: Engine, client: TestClient) -> None:
     row = make_care_email(engine, locale="en")  # the customer's own locale is zh-CN
     page = client.get(f"/f/{feedback_token(row.outbox_id)}").text
@@ -151,8 +184,10 @@ def test_not_solved_without_anyone_to_call_promises_no_call(
     row = make_care_email(engine, assignable=False)
     response = post(client, feedback_token(row.outbox_id), "answer=not_solved")
     assert response.status_code == 200
-    assert "我们已记录您的回复，会尽快与您联系。" in response.text
+    assert "很抱歉问题还没有解决。您的回复已记入您的客户档案。" in response.text
+    # No promise nobody will keep: no call, and no vague "we will contact you".
     assert "打电话" not in response.text and "致电" not in response.text
+    assert "联系" not in response.text
     assert written(engine) == (1, 1, 0)
 
 

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser
 from sqlalchemy import Engine, select
 
 from crm_db.enums import ContactChannel, RevisitStatus
-from crm_db.models import CareFeedback, ContactHistory, Revisit
+from crm_db.models import CareFeedback, ContactHistory, Revisit, Staff
 from crm_db.session import session_scope
 from crm_web.app import create_app
 from tests.crm_web.browser import check_screenshots, launch_chromium, open_page
@@ -79,3 +79,52 @@ def test_answer_not_solved_in_chromium(engine: Engine, browser: Browser, tmp_pat
     check_screenshots(
         tmp_path, ("form.png", "answered.png"), keep_as=f"care-feedback-{engine.dialect.name}"
     )
+
+
+@pytest.mark.parametrize(
+    ("locale", "heading", "button", "submit", "thanks"),
+    [
+        ("zh-CN", "有什么可以帮您的吗？", "请给我打电话", "提交", "会给您打电话。"),
+        ("en", "Is there anything we can help with?", "Please call me", "Send", "will call you."),
+    ],
+)
+def test_please_call_me_in_chromium(
+    engine: Engine,
+    browser: Browser,
+    tmp_path: Path,
+    locale: str,
+    heading: str,
+    button: str,
+    submit: str,
+    thanks: str,
+) -> None:
+    row = make_care_email(engine, locale=locale, last_issue=None)
+    token = feedback_token(row.outbox_id)
+    app = create_app(engine, web_settings(), clock=Clock(NOW))
+    console: list[str] = []
+
+    with (
+        live_server(app) as base_url,
+        open_page(browser, locale=locale, height=900, console=console) as page,
+    ):
+        # The email's one button: the page offers that one answer, already chosen.
+        response = page.goto(f"{base_url}/f/{token}?answer=call_me")
+        assert response is not None and response.status == 200
+        assert page.get_by_role("heading", level=1).inner_text() == heading
+        assert page.get_by_role("radio").count() == 1
+        assert page.get_by_role("radio", name=button).is_checked()
+        assert written(engine) == (0, 0, 0)
+
+        page.get_by_role("button", name=submit).click()
+        page.get_by_role("heading", level=1).wait_for()
+        with session_scope(engine) as session:
+            manager = session.get(Staff, row.account_manager_id)
+            assert manager is not None
+        text = page.inner_text("main")
+        # Who will call (the name read naturally, no space before 会给您打电话), and the day.
+        separator = "" if locale == "zh-CN" else " "
+        assert f"{manager.name}{separator}{thanks}" in text
+        assert "2026-11-24" in text
+
+    assert written(engine) == (1, 1, 1)
+    assert not [line for line in console if "Content Security Policy" in line], console

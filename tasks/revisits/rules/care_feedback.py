@@ -1,5 +1,9 @@
-"""Care feedback rules: what a customer's answer to a care email ("was the issue you raised last
-time solved?") records, and when the follow-up of an unsolved issue falls due.
+"""Care feedback rules: what a customer's answer to a care email records, and when the follow-up
+call falls due.
+
+The email asks only what its buttons answer: a customer with a recorded issue is asked "was it
+solved?" (solved / not solved); everyone else is thanked and asked "anything we can help with?",
+with one button, "please call me" (``questions_for``).
 
 Pure functions over values; ``tasks/revisits/care_feedback.py`` does the reading and writing.
 """
@@ -25,6 +29,23 @@ _SEARCH_DAYS = 370
 class Answer(StrEnum):
     SOLVED = "solved"
     NOT_SOLVED = "not_solved"
+    CALL_ME = "call_me"
+
+
+# The answers each kind of care email offers (its buttons, and the page's choices).
+ISSUE_ANSWERS: tuple[Answer, ...] = (Answer.SOLVED, Answer.NOT_SOLVED)
+THANKS_ANSWERS: tuple[Answer, ...] = (Answer.CALL_ME,)
+
+_HEADLINES = {
+    Answer.SOLVED: "customer feedback: issue solved",
+    Answer.NOT_SOLVED: "customer feedback: not solved",
+    Answer.CALL_ME: "customer feedback: please call me",
+}
+
+
+def questions_for(asked_about_issue: bool) -> tuple[Answer, ...]:
+    """The answers a care email offers: about its recorded issue, or the one "please call me"."""
+    return ISSUE_ANSWERS if asked_about_issue else THANKS_ANSWERS
 
 
 @dataclass(frozen=True)
@@ -39,18 +60,25 @@ class FeedbackRecord:
 
 def feedback_record(answer: Answer, comment: str | None) -> FeedbackRecord:
     """Solved: a completed contact. Not solved: the customer raised the issue again, so the
-    contact says so and the account manager gets a revisit to call them."""
-    solved = answer is Answer.SOLVED
-    headline = "customer feedback: issue solved" if solved else "customer feedback: not solved"
+    contact says so and the account manager gets a revisit to call them. Please call me: the
+    customer was reached and asks for a call, so a completed contact and a call."""
+    headline = _HEADLINES[answer]
     return FeedbackRecord(
-        outcome=ContactOutcome.COMPLETED if solved else ContactOutcome.ISSUE_RAISED,
+        outcome=(
+            ContactOutcome.ISSUE_RAISED if answer is Answer.NOT_SOLVED else ContactOutcome.COMPLETED
+        ),
         notes=f"{headline}\n{comment}" if comment else headline,
-        follow_up=not solved,
+        follow_up=answer is not Answer.SOLVED,
     )
 
 
-def answer_of(outcome: ContactOutcome) -> Answer:
-    """The answer a feedback contact records (the inverse of ``feedback_record``)."""
+def answer_of(outcome: ContactOutcome, notes: str | None) -> Answer:
+    """The answer a feedback contact records (the inverse of ``feedback_record``): the
+    headline names it; contacts written before "please call me" existed carry the outcome."""
+    headline = (notes or "").split("\n", 1)[0]
+    for answer, text in _HEADLINES.items():
+        if headline == text:
+            return answer
     return Answer.SOLVED if outcome is ContactOutcome.COMPLETED else Answer.NOT_SOLVED
 
 
@@ -77,6 +105,9 @@ def clean_comment(raw: str) -> str | None:
 
 __all__ = [
     "FOLLOW_UP_CHANNEL",
+    "ISSUE_ANSWERS",
+    "THANKS_ANSWERS",
+    "questions_for",
     "MAX_COMMENT",
     "Answer",
     "FeedbackRecord",

@@ -82,7 +82,8 @@ def test_context_for_a_batch(engine: Engine) -> None:
     assert busy_ctx.last_contact_date == date(2026, 11, 1)
     assert busy_ctx.last_contact_outcome == "no_answer"
     assert busy_ctx.open_complaints == 1
-    assert busy_ctx.last_issue == "充值未到账"
+    # The category, never the description: staff write notes there, and care emails quote it.
+    assert busy_ctx.last_issue == "billing"
     assert busy_ctx.last_survey_score == 6
     assert busy_ctx.trend_90d_pct == 20.0
     assert quiet_ctx.last_contact_date is None and quiet_ctx.trend_90d_pct is None

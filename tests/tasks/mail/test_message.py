@@ -35,8 +35,10 @@ def build(
     name: str = "田中 太郎",
     unsubscribe: str | None = UNSUB,
     message_id: str = "<0123abcd@example.test>",
+    reply_to: str | None = None,
 ) -> EmailMessage:
     return build_message(
+        reply_to=reply_to,
         message_id=message_id,
         sender=SENDER,
         recipient_email=email,
@@ -159,6 +161,14 @@ def test_the_built_object_reads_like_any_email_message() -> None:
     assert content(plain) == "纯文本\n" and content(html) == "<p>h</p>\n"
     assert message["Message-ID"] == "<0123abcd@example.test>"
     assert [a.addr_spec for a in message["To"].addresses] == ["tanaka@example.test"]
+
+
+def test_reply_to_only_when_given_and_validated() -> None:
+    assert "Reply-To" not in parsed(build())
+    back = parsed(build(reply_to="Wang.XM@Example.test"))
+    assert back["Reply-To"] == "Wang.XM@example.test"
+    with pytest.raises(InvalidRecipient):
+        build(reply_to="not an address")
 
 
 def test_list_unsubscribe_only_when_given() -> None:

@@ -182,6 +182,39 @@ def test_care_mail_offers_both_answers_as_links_to_the_feedback_page() -> None:
         assert BASE + "/f/tok.en" in rendered.text
 
 
+def test_care_mail_without_an_issue_offers_one_please_call_me_button() -> None:
+    ctx = sample("revisit_care") | {"last_issue": None, "feedback_url": BASE + "/f/tok.en"}
+    for locale in LOCALES:
+        rendered = render_email("revisit_care", locale, ctx, base_url=BASE)
+        feedback = [h for h in structure(rendered.html).hrefs if "/f/" in h]
+        assert feedback == [BASE + "/f/tok.en?answer=call_me"]
+        assert "solved" not in rendered.text + rendered.html
+
+
+@pytest.mark.parametrize(
+    ("locale", "issue_words", "thanks_words"),
+    [("zh-CN", "解决了吗", "有什么可以帮您的吗"), ("en", "was your issue solved", "help with")],
+)
+def test_care_subject_and_body_ask_the_same_question(
+    locale: str, issue_words: str, thanks_words: str
+) -> None:
+    with_issue = render_email("revisit_care", locale, sample("revisit_care"), base_url=BASE)
+    thanks = render_email(
+        "revisit_care", locale, sample("revisit_care") | {"last_issue": None}, base_url=BASE
+    )
+    assert issue_words in with_issue.subject and thanks_words not in with_issue.subject
+    assert thanks_words in thanks.subject and issue_words not in thanks.subject
+    assert thanks_words.lower() in thanks.text.lower()
+    assert "解决" not in thanks.subject + thanks.text or locale == "en"
+
+
+def test_chinese_names_read_without_stray_spaces() -> None:
+    ctx = sample("revisit_care") | {"customer_name": "张伟"}
+    rendered = render_email("revisit_care", "zh-CN", ctx, base_url=BASE)
+    assert "尊敬的张伟：" in rendered.text and "尊敬的张伟：" in rendered.html
+    assert "尊敬的 " not in rendered.text + rendered.html
+
+
 def test_staff_mail_needs_no_unsubscribe_url() -> None:
     assert "unsubscribe_url" not in required_variables("revisit_digest")
     assert "unsubscribe_url" in required_variables("revisit_care")

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 
 import tasks.revisits.planning
 from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, OutboxStatus, RevisitStatus
-from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit
+from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit, Staff
 from crm_db.session import session_scope
 from tasks.common.directory import load_directory
 from tasks.revisits.emails import queue_care_emails
@@ -99,6 +99,9 @@ def test_planning_sends_the_care_email_and_completes_the_revisit(engine: Engine)
         assert mail.idempotency_key == f"revisit_care:{ctx.as_of}:customer:{ids['ok']}"
         assert mail.customer_id == ids["ok"] and mail.status is OutboxStatus.PENDING
         assert mail.context["manager_name"] and mail.created_at == ctx.now
+        # A reply reaches the account manager, who is active and has an address.
+        manager = session.get(Staff, ids["manager"])
+        assert manager is not None and mail.context["reply_to"] == manager.email
     # The flow's leftover pass leaves the run's own revisits to planning (which counted them)...
     assert not queue_care_emails(
         engine, ctx, cap_days=7, run_id=None, dry_run=False, created_before=ctx.now
@@ -120,6 +123,29 @@ def test_planning_sends_the_care_email_and_completes_the_revisit(engine: Engine)
         )
         == 1
     )
+
+
+def test_leftover_care_emails_reply_to_the_manager_only_while_reachable(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        reachable = make_customer(session, org, abc_class=AbcClass.C).id
+        other = make_org(session)
+        other.account_manager.email_undeliverable = True
+        bounced = make_customer(session, other, abc_class=AbcClass.C).id
+        manager_email = org.account_manager.email
+    # Planning without care_cap_days leaves them open; the leftover pass sends them.
+    ctx = _ctx(engine, MONDAY)
+    for lo, hi in customer_id_ranges(engine, 1):
+        plan_range(engine, ctx, lo, hi, run_id=None, dry_run=False, care_cap_days=None)
+    assert (
+        queue_care_emails(engine, ctx, cap_days=7, run_id=None, dry_run=False).total("care_emails")
+        == 2
+    )
+    with session_scope(engine) as session:
+        reply_to = {
+            m.customer_id: m.context["reply_to"] for m in session.scalars(select(OutboxMessage))
+        }
+    assert reply_to == {reachable: manager_email, bounced: None}
 
 
 def test_a_dry_run_counts_the_emails_and_writes_nothing(engine: Engine) -> None:

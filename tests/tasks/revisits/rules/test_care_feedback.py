@@ -12,6 +12,7 @@ from tasks.revisits.rules.care_feedback import (
     clean_comment,
     feedback_record,
     follow_up_due,
+    questions_for,
 )
 from tasks.rules.calendar import WorkCalendar
 
@@ -34,9 +35,25 @@ def test_not_solved_raises_the_issue_again_and_asks_for_a_call() -> None:
     assert record.notes == "customer feedback: not solved\n余额还是不对"
 
 
+def test_please_call_me_is_a_completed_contact_with_a_call() -> None:
+    record = feedback_record(Answer.CALL_ME, None)
+    assert record.outcome is ContactOutcome.COMPLETED
+    assert record.follow_up is True
+    assert record.notes == "customer feedback: please call me"
+
+
 def test_the_answer_reads_back_from_the_contact_it_recorded() -> None:
     for answer in Answer:
-        assert answer_of(feedback_record(answer, "x").outcome) is answer
+        record = feedback_record(answer, "x")
+        assert answer_of(record.outcome, record.notes) is answer
+    # Contacts recorded before "please call me" existed read back from their outcome.
+    assert answer_of(ContactOutcome.COMPLETED, None) is Answer.SOLVED
+    assert answer_of(ContactOutcome.ISSUE_RAISED, "old") is Answer.NOT_SOLVED
+
+
+def test_an_email_asks_only_what_its_buttons_answer() -> None:
+    assert questions_for(asked_about_issue=True) == (Answer.SOLVED, Answer.NOT_SOLVED)
+    assert questions_for(asked_about_issue=False) == (Answer.CALL_ME,)
 
 
 def test_follow_up_is_the_next_working_day_after_the_answer() -> None:

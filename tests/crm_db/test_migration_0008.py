@@ -1,4 +1,4 @@
-"""Migration 0009 carries existing complaints over: targets copied, due times computed."""
+"""Migration 0008 carries existing complaints over: targets copied, due times computed."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _seed_0006(url: str) -> None:
 def test_0009_copies_targets_and_computes_due_times_and_downgrades(sqlite_url: str) -> None:
     _seed_0006(sqlite_url)
     engine = make_engine(sqlite_url)
-    migrate.upgrade(engine, "0009")
+    migrate.upgrade(engine, "0008")
     with engine.connect() as conn:
         row = conn.execute(
             text(

@@ -27,8 +27,8 @@ Data carried over (best effort, stated rules):
 The downgrade reverses the unit conversions, restores ``paused_seconds`` from the minutes and
 refuses (naming them) staff with the new role.
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -43,8 +43,8 @@ import crm_db.types
 from tasks.rules.business_time import BusinessHours, add_business_minutes
 from tasks.rules.calendar import WorkCalendar
 
-revision: str = "0009"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -69,7 +69,7 @@ def _enum(name: str, values: Sequence[str], length: int | None = None) -> sa.Enu
 def _fail_on(rows: Sequence[sa.Row[tuple[object, ...]]], what: str) -> None:
     if rows:
         listed = ", ".join(str(tuple(r)) for r in rows[:10])
-        raise RuntimeError(f"migration 0009: {what}: {listed}; fix these rows and upgrade again")
+        raise RuntimeError(f"migration 0008: {what}: {listed}; fix these rows and upgrade again")
 
 
 def _check_policies() -> None:
@@ -385,7 +385,7 @@ def downgrade() -> None:
         conn.execute(
             sa.text("SELECT external_id FROM staff WHERE role = 'operations_department'")
         ).all(),
-        "staff with the role operations_department (no such role before 0009)",
+        "staff with the role operations_department (no such role before 0008)",
     )
     op.drop_table("complaint_feedback_routes")
     with op.batch_alter_table("complaint_escalations") as batch:
