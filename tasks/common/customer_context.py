@@ -52,7 +52,7 @@ _COMPLAINTS = text(
 
 _LATEST_COMPLAINT = text(
     """
-    SELECT c.customer_id, c.category FROM complaints c
+    SELECT c.customer_id, c.customer_title, c.category FROM complaints c
     JOIN (SELECT customer_id, MAX(received_at) AS latest FROM complaints
           WHERE customer_id IN :ids GROUP BY customer_id) m
       ON m.customer_id = c.customer_id AND m.latest = c.received_at
@@ -142,6 +142,7 @@ def load_last_issues(conn: Connection, customer_ids: Sequence[int]) -> dict[int,
 def _add_last_issue(conn: Connection, ids: list[int], fields: dict[int, dict[str, Any]]) -> None:
     for row in conn.execute(_LATEST_COMPLAINT, {"ids": ids}):
         # Customer-facing only: care emails quote it, so never the description (staff write
-        # notes there). Once complaints carry ``customer_title``: ``customer_title or category``.
-        summary = (row.category or "").strip()[:LAST_ISSUE_CHARS] or None
+        # notes there): the title written for the customer, else the category.
+        title = (row.customer_title or "").strip() or (row.category or "").strip()
+        summary = title[:LAST_ISSUE_CHARS] or None
         fields[row.customer_id]["last_issue"] = summary

@@ -93,3 +93,27 @@ def test_context_for_a_batch(engine: Engine) -> None:
 def test_trend_pct() -> None:
     assert trend_pct(50, 100) == -50.0
     assert trend_pct(10, 0) is None
+
+
+def test_last_issue_is_the_customer_title_when_the_complaint_has_one(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        customer = make_customer(session, make_org(session))
+        session.add(
+            Complaint(
+                external_id="T1",
+                customer_id=customer.id,
+                category="billing",
+                customer_title="加油卡充值后余额未及时到账",
+                severity=Severity.NORMAL,
+                status=ComplaintStatus.IN_PROGRESS,
+                description="客户态度差，已内部记录",  # staff notes: never quoted to the customer
+                received_at=T,
+            )
+        )
+        session.flush()
+        customer_id = customer.id
+    with engine.connect() as conn:
+        context = load_customer_context(
+            conn, [customer_id], as_of=AS_OF, timezone=ZoneInfo("Asia/Shanghai")
+        )
+    assert context[customer_id].last_issue == "加油卡充值后余额未及时到账"
