@@ -29,7 +29,12 @@ from tasks.mail.claim import count_due
 from tasks.mail.deliver import DeliveryReport, deliver_due
 
 FLOW_NAME = "deliver_outbox"
-OUTCOMES = ("sent", "retried", "failed", "suppressed", "released")
+OUTCOMES = ("sent", "retried", "unknown", "failed", "suppressed", "released")
+
+
+class DeliveryOutage(RuntimeError):
+    """The relay could not be reached or refused every message: the run ends Failed (rows stay
+    pending), so automations on failed runs alert whoever runs the relay."""
 
 
 def _counts(report: DeliveryReport) -> dict[str, int]:
@@ -43,8 +48,9 @@ def drain_outbox(limit: int | None = None) -> dict[str, int]:
     """Send the due outbox rows (at most ``limit``); returns counts.
 
     Other flows call this at their end. An SMTP outage is not an error here (rows stay pending
-    for the next run; ``smtp_unavailable`` is 1); a relay that cannot be used as configured
-    (no STARTTLS, refused login, untrusted certificate) raises ``SmtpConfigurationError``.
+    for the next run; ``smtp_unavailable`` is 1; ``deliver_outbox`` itself fails); a relay that
+    cannot be used as configured (no STARTTLS, refused login, untrusted certificate) raises
+    ``SmtpConfigurationError``.
     """
     report = _drain(limit)
     return _counts(report)
@@ -64,9 +70,12 @@ def _drain(limit: int | None) -> DeliveryReport:
 
 
 @task(name="drain-outbox-report", cache_policy=NO_CACHE)
-def _drain_with_report(limit: int | None) -> tuple[dict[str, int], dict[str, dict[str, int]], str]:
+def _drain_with_report(
+    limit: int | None,
+) -> tuple[dict[str, int], dict[str, dict[str, int]], str, str]:
     report = _drain(limit)
-    return _counts(report), report.kind_counts(), mask_text(report.stopped or "")
+    outage = mask_text(report.outage() or "")
+    return _counts(report), report.kind_counts(), mask_text(report.stopped or ""), outage
 
 
 @task(name="count-due-outbox", cache_policy=NO_CACHE)
@@ -123,15 +132,25 @@ def deliver_outbox(
                 due_rows,
                 description=f"Outbox due now (nothing sent): {counts['due']} messages",
             )
-        counts, by_kind, stopped = _drain_with_report(limit)
+        counts, by_kind, stopped, outage = _drain_with_report(limit)
         if stopped:
             run.warn(f"delivery stopped early, rows left pending: {stopped}")
         if counts["failed"]:
             run.warn(f"{counts['failed']} messages failed permanently (crm outbox status)")
-        return run.finish(
+        if counts["unknown"]:
+            run.warn(
+                f"{counts['unknown']} messages got no reply after their data; each is retried "
+                "once after a long delay (crm outbox status)"
+            )
+        summary = run.finish(
             counts,
             _rows_per_kind(by_kind),
             description=f"Outbox delivery: {counts['sent']} sent, {counts['retried']} to retry, "
             f"{counts['failed']} failed, {counts['suppressed']} suppressed"
+            + (f"; {counts['unknown']} outcome unknown" if counts["unknown"] else "")
             + (f"; stopped: {stopped}" if stopped else ""),
         )
+    if outage:
+        # After the ledger row and the artifact are written: the counts stay visible.
+        raise DeliveryOutage(outage)
+    return summary

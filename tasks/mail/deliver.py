@@ -65,6 +65,7 @@ from tasks.mail.build import (
 )
 from tasks.mail.claim import ClaimedMessage, claim_batch
 from tasks.mail.classify import (
+    UNKNOWN_PREFIX,
     Disposition,
     SendFailure,
     Stage,
@@ -106,10 +107,27 @@ class DeliveryReport:
     failed: int = 0
     suppressed: int = 0
     released: int = 0
+    unknown: int = 0  # no reply to DATA: retried once, after outbox_unknown_retry_s
     flagged: int = 0
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
     stopped: str | None = None  # why the run ended before the outbox was drained
     duration_s: float = 0.0
+    mark_delay_max_ms: float = 0.0  # longest wait from a server's 250 to its durable mark
+
+    def outage(self) -> str | None:
+        """Why this run counts as failed, in one line, or None: the relay could not be reached
+        (or stopped answering), or every SMTP transaction failed transiently. Rows stay
+        pending either way; failing the run is what makes the alerts on failed runs fire."""
+        if self.stopped is not None and self.stopped.startswith("smtp unavailable"):
+            return f"SMTP relay unreachable, {self.claimed - self.sent} rows left pending: " + (
+                self.stopped.removeprefix("smtp unavailable: ")
+            )
+        if self.sent == 0 and self.failed == 0 and self.retried + self.unknown > 0:
+            return (
+                f"every SMTP attempt failed transiently ({self.retried + self.unknown} rows "
+                "left pending for retry): the relay is refusing mail"
+            )
+        return None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -119,6 +137,7 @@ class DeliveryReport:
             "failed": self.failed,
             "suppressed": self.suppressed,
             "released": self.released,
+            "unknown": self.unknown,
             "flagged": self.flagged,
         }
 
@@ -173,11 +192,15 @@ class _Settler:
         self._flags: list[UndeliverableAddress] = []
         self._scheduled = False
         self._failures = 0
+        self._oldest: float | None = None  # monotonic time of the oldest unwritten outcome
+        self.max_delay_s = 0.0
         self.transactions = 0
         self.error: BaseException | None = None
 
     def add(self, settlement: Settlement, flag: UndeliverableAddress | None = None) -> None:
         self._pending.append(settlement)
+        if self._oldest is None:
+            self._oldest = time.monotonic()
         if flag is not None:
             self._flags.append(flag)
         if not self._scheduled:
@@ -214,6 +237,12 @@ class _Settler:
             return
         self._failures = 0
         self.transactions += 1
+        self._written()
+
+    def _written(self) -> None:
+        if self._oldest is not None:
+            self.max_delay_s = max(self.max_delay_s, time.monotonic() - self._oldest)
+        self._oldest = None if not self._pending else time.monotonic()
 
     def _apply(self, batch: list[Settlement], flags: list[UndeliverableAddress]) -> None:
         if self._conn is None:
@@ -231,6 +260,7 @@ class _Settler:
             flags, self._flags = self._flags, []
             self._apply(batch, flags)
             self.transactions += 1
+            self._written()
         if self.error is not None:
             raise self.error
 
@@ -282,7 +312,12 @@ class _Run:
         self.row_warnings = 0
         batch = settings.outbox_batch_size
         self.low_water = max(batch // 2, 2 * settings.smtp_concurrency)
-        self.send_budget = timedelta(seconds=settings.smtp_timeout_s + LEASE_MARGIN_S)
+        # The longest one send can take: the command timeout plus the wait after the data.
+        self.send_budget = timedelta(
+            seconds=settings.smtp_timeout_s + settings.smtp_data_timeout_s + LEASE_MARGIN_S
+        )
+        self.sends_done = 0  # transactions finished by the lanes, for the measured send rate
+        self.sending_since: float | None = None  # monotonic time of the first send
         self.sender = settings.mail_from
         self.key = settings.signing_key()
         self.base_url = settings.public_base_url
@@ -340,6 +375,9 @@ class _Run:
         elif settlement.status is OutboxStatus.PENDING and settlement.release:
             report.released += 1
             outcome = "released"
+        elif settlement.status is OutboxStatus.PENDING and settlement.unknown:
+            report.unknown += 1
+            outcome = "unknown"
         elif settlement.status is OutboxStatus.PENDING:
             report.retried += 1
             outcome = "retried"
@@ -370,11 +408,38 @@ class _Run:
         now = self.clock.now()
         settings = self.settings
         decision = decide(
-            failure, attempts=item.attempts, max_attempts=settings.outbox_max_attempts
+            failure,
+            attempts=item.attempts,
+            max_attempts=settings.outbox_max_attempts,
+            had_unknown=item.had_unknown,
         )
-        text = failure.describe()
         if decision.disposition is Disposition.RELEASE:
-            self.release(item, text)
+            self.release(item, f"not attempted: {failure.describe()}")
+            return
+        # The row's short history: which transaction this was and what the server said.
+        text = f"attempt {item.attempts}: {failure.describe()}"
+        if decision.disposition is Disposition.UNKNOWN or item.had_unknown:
+            text = f"{UNKNOWN_PREFIX} ({text})"
+        if decision.disposition is Disposition.UNKNOWN:
+            self.log_row(
+                "outbox row %d (%s): no reply after its data; retrying once in %g s",
+                item.id,
+                item.kind,
+                settings.outbox_unknown_retry_s,
+            )
+            self.settle(
+                item,
+                Settlement(
+                    id=item.id,
+                    status=OutboxStatus.PENDING,
+                    at=now,
+                    smtp_response=failure.describe(),
+                    last_error=text,
+                    next_attempt_at=now + timedelta(seconds=settings.outbox_unknown_retry_s),
+                    attempts=item.attempts,
+                    unknown=True,
+                ),
+            )
             return
         if decision.disposition is Disposition.RETRY:
             due = next_attempt_at(
@@ -390,9 +455,10 @@ class _Run:
                     id=item.id,
                     status=OutboxStatus.PENDING,
                     at=now,
-                    smtp_response=text,
+                    smtp_response=failure.describe(),
                     last_error=text,
                     next_attempt_at=due,
+                    attempts=item.attempts,
                 ),
             )
             return
@@ -409,7 +475,12 @@ class _Run:
         self.settle(
             item,
             Settlement(
-                id=item.id, status=OutboxStatus.FAILED, at=now, smtp_response=text, last_error=text
+                id=item.id,
+                status=OutboxStatus.FAILED,
+                at=now,
+                smtp_response=failure.describe(),
+                last_error=text,
+                attempts=item.attempts,
             ),
             flag,
         )
@@ -476,7 +547,7 @@ class _Run:
         settings = self.settings
         try:
             while not self.stopping:
-                wanted = settings.outbox_batch_size
+                wanted = await self.claim_size()
                 if self.limit is not None:
                     wanted = min(wanted, self.limit - self.report.claimed)
                 if wanted <= 0:
@@ -502,6 +573,36 @@ class _Run:
         finally:
             self.producer_done = True
             self.item_added.set()
+
+    def send_rate(self) -> float | None:
+        """Transactions per second the lanes have managed so far (None until each lane could
+        have finished one)."""
+        if self.sending_since is None or self.sends_done < self.settings.smtp_concurrency:
+            return None
+        elapsed = time.monotonic() - self.sending_since
+        return self.sends_done / elapsed if elapsed > 0 else None
+
+    async def claim_size(self) -> int:
+        """How many rows to claim now: what the lanes can start before the new lease runs
+        short, after the rows already held (sent first), at the measured rate with a fifth to
+        spare. Claiming more would only hand rows back unsent at the end of their lease (and
+        claim them again). Before the rate is known, one small claim, then wait for it."""
+        settings = self.settings
+        batch = settings.outbox_batch_size
+        first = min(batch, 2 * settings.smtp_concurrency)
+        window = settings.outbox_lease_s - self.send_budget.total_seconds()
+        while not self.stopping:
+            held = len(self.queue) + self.in_flight
+            rate = self.send_rate()
+            if rate is None:
+                if self.report.claimed == 0 or held == 0:
+                    return first
+            else:
+                room = int(rate * window * 0.8) - held
+                if held == 0 or room >= min(batch, settings.smtp_concurrency):
+                    return min(batch, max(room, settings.smtp_concurrency))
+            await asyncio.sleep(0.02)
+        return 0
 
     async def start_pool(self) -> None:
         assert self.pool_defaults is not None
@@ -647,8 +748,11 @@ class _Run:
             if isinstance(built, Settlement):
                 self.settle(item, built)
                 continue
+            if self.sending_since is None:
+                self.sending_since = time.monotonic()
             try:
                 outcome = await lane.send(item.recipient_email, built)
+                self.sends_done += 1
             except SmtpConfigurationError as exc:
                 self.release(item, f"smtp configuration: {exc}")
                 raise
@@ -666,6 +770,7 @@ class _Run:
                         status=OutboxStatus.SENT,
                         at=self.clock.now(),
                         smtp_response=f"250 {outcome.response}",
+                        attempts=item.attempts,
                     ),
                 )
             else:
@@ -753,6 +858,7 @@ async def deliver_due_async(
             run.pool.shutdown(wait=run.pool.alive)
         claim_executor.shutdown(wait=True)
         run.report.duration_s = round(time.monotonic() - started, 3)
+        run.report.mark_delay_max_ms = round(settler.max_delay_s * 1000, 1)
         log.info(
             "outbox: %s in %.1f s (%d transactions for settlements)%s",
             run.report.counts(),

@@ -66,8 +66,11 @@ def test_an_expired_lease_is_claimed_first(engine: Engine) -> None:
     )
 
     assert [m.id for m in claimed] == [1, 2]
-    assert claimed[0].attempts == 2  # the crashed attempt counts
-    assert outbox_row(engine, 1).lease_owner == "B"
+    # The dead claim never reached the server: it costs no attempt, and the row says so.
+    assert claimed[0].attempts == 1
+    row = outbox_row(engine, 1)
+    assert row.lease_owner == "B" and row.attempts == 0
+    assert row.last_error is not None and row.last_error.startswith("lease expired")
 
 
 def test_concurrent_claims_never_overlap_or_exceed_their_limit(engine: Engine) -> None:
@@ -125,7 +128,9 @@ def test_settlements_respect_the_lease_owner_except_sent(engine: Engine) -> None
     apply_settlements(
         engine,
         [
-            Settlement(2, OutboxStatus.PENDING, at, last_error="451", next_attempt_at=LEASE),
+            Settlement(
+                2, OutboxStatus.PENDING, at, last_error="451", next_attempt_at=LEASE, attempts=1
+            ),
             Settlement(3, OutboxStatus.FAILED, at, smtp_response="550 no", last_error="550 no"),
             Settlement(4, OutboxStatus.PENDING, at, last_error="outage", release=True),
         ],
