@@ -87,6 +87,8 @@ T = TypeVar("T")
 CONNECT_RETRY_DELAYS = (0.25, 1.0, 2.0)
 # A send is started only if it can finish (total timeout) this long before the row's lease ends.
 LEASE_MARGIN_S = 1.0
+# Claims are sized to this share of the measured send rate over the usable lease.
+CLAIM_RATE_SHARE = 0.5
 # Per-row warnings logged per run before the rest go to debug level.
 ROW_WARNINGS = 20
 # Settlement writes that hit a locked or briefly unavailable database are retried this often.
@@ -584,8 +586,8 @@ class _Run:
 
     async def claim_size(self) -> int:
         """How many rows to claim now: what the lanes can start before the new lease runs
-        short, after the rows already held (sent first), at the measured rate with a fifth to
-        spare. Claiming more would only hand rows back unsent at the end of their lease (and
+        short, after the rows already held (sent first), at half the measured rate (a shared
+        machine's rate moves; claiming twice is cheap, running out of lease is not). Claiming more would only hand rows back unsent at the end of their lease (and
         claim them again). Before the rate is known, one small claim, then wait for it."""
         settings = self.settings
         batch = settings.outbox_batch_size
@@ -598,7 +600,7 @@ class _Run:
                 if self.report.claimed == 0 or held == 0:
                     return first
             else:
-                room = int(rate * window * 0.8) - held
+                room = int(rate * window * CLAIM_RATE_SHARE) - held
                 if held == 0 or room >= min(batch, settings.smtp_concurrency):
                     return min(batch, max(room, settings.smtp_concurrency))
             await asyncio.sleep(0.02)
