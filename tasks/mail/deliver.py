@@ -5,7 +5,9 @@ The pipeline, in one event loop:
 
 * a producer claims batches (``claim.claim_batch``, one short transaction in a DB thread) and
   claims the next batch while the current one is still being sent (low-water mark), so sending
-  never waits for a whole batch;
+  never waits for a whole batch. Each claim is sized to what the lanes can start before its
+  lease runs short, at half the send rate measured so far, after the rows already held (one
+  small claim first, until the rate is known): rows are not claimed only to be released;
 * the producer decides what needs no rendering (unknown kind, consent suppression) and adds
   the unsubscribe link, then hands chunks of rows to a stdlib process pool
   (``tasks.mail.build.BuildExecutor``: render + build + serialise, the biggest CPU cost per
@@ -22,13 +24,23 @@ server's 250 and the durable "sent" mark one commit long, but costs a commit per
 fixed batch of N (or a timer) is cheap but leaves up to N accepted-but-unmarked messages to be
 sent again after a crash. Group commit per loop turn keeps the window at one commit (plus the
 replies that arrive during it), and the number of transactions per message falls as the rate
-rises, since more replies are waiting at each turn. A crash inside that window is the only way
-a message is sent twice; it keeps its Message-ID, so receivers can tell.
+rises, since more replies are waiting at each turn. The flush runs in the loop thread before
+any further reply is processed, and lanes start no send while a failed write waits for its
+retry, so at any instant each lane holds at most one accepted message without its durable
+mark: a crash duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the
+last commit (``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). They keep
+their Message-ID, so receivers can tell.
+
+``attempts`` counts SMTP transactions: a claim counts nothing, each outcome of a transaction
+writes the count. A reply to DATA that never comes (``smtp_data_timeout_s``, 10 minutes by
+default, as RFC 5321 4.5.3.2.6 says) is an unknown outcome: the server may have the message,
+so it is retried once, after ``outbox_unknown_retry_s``, and counted apart (``unknown``).
 
 No database transaction is ever open while SMTP I/O is in flight: claims and settlements are
-separate, short transactions. A claim's lease outlives any single send (``outbox_lease_s`` >
-2 x ``smtp_timeout_s``, enforced by the settings) and a lane never starts a send that could run
-past its row's lease, so a live sender's rows are not reclaimed under it.
+separate, short transactions. A claim's lease outlives any single send (``outbox_lease_s`` >=
+``smtp_timeout_s`` + ``smtp_data_timeout_s`` + 2 s, enforced by the settings) and a lane never
+starts a send that could run past its row's lease, so a live sender's rows are not reclaimed
+under it.
 """
 
 from __future__ import annotations
@@ -198,6 +210,11 @@ class _Settler:
         self.max_delay_s = 0.0
         self.transactions = 0
         self.error: BaseException | None = None
+
+    @property
+    def retrying(self) -> bool:
+        """A write failed and waits to be retried: outcomes are piling up unrecorded."""
+        return self._failures > 0 and self.error is None
 
     def add(self, settlement: Settlement, flag: UndeliverableAddress | None = None) -> None:
         self._pending.append(settlement)
@@ -749,6 +766,13 @@ class _Run:
                 built = self.build(item, now)
             if isinstance(built, Settlement):
                 self.settle(item, built)
+                continue
+            # While the settler cannot write, send nothing more: each lane then holds at most
+            # one accepted message without its durable mark (the crash window stays bounded).
+            while self.settler.retrying and not self.stopping:
+                await asyncio.sleep(0.05)
+            if self.stopping:
+                self.release(item, self.report.stopped or "run ended before sending")
                 continue
             if self.sending_since is None:
                 self.sending_since = time.monotonic()
