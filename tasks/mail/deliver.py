@@ -604,8 +604,9 @@ class _Run:
     async def claim_size(self) -> int:
         """How many rows to claim now: what the lanes can start before the new lease runs
         short, after the rows already held (sent first), at half the measured rate (a shared
-        machine's rate moves; claiming twice is cheap, running out of lease is not). Claiming more would only hand rows back unsent at the end of their lease (and
-        claim them again). Before the rate is known, one small claim, then wait for it."""
+        machine's rate moves; claiming twice is cheap, running out of lease is not). More
+        would only come back unsent at the end of the lease and be claimed again. Before the
+        rate is known, one small claim, then wait for it."""
         settings = self.settings
         batch = settings.outbox_batch_size
         first = min(batch, 2 * settings.smtp_concurrency)

@@ -225,7 +225,8 @@ def test_a_connection_dropped_mid_data_is_replaced_and_the_message_retried(
     assert (report.sent, report.retried) == (3, 1)  # the lane reconnected for the others
     retried = [r for r in outbox_rows(engine) if r.status == OutboxStatus.PENDING]
     assert len(retried) == 1 and retried[0].attempts == 1
-    assert retried[0].last_error is not None and retried[0].last_error.startswith("attempt 1: disconnect")
+    error = retried[0].last_error
+    assert error is not None and error.startswith("attempt 1: disconnect")
 
     report = deliver_due(engine, settings, now=LATER)
     assert report.sent == 1

@@ -11,8 +11,8 @@ from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxMessage
 from crm_db.session import session_scope
 from tasks.mail.claim import claim_batch, count_due
-from tasks.mail.settle import Settlement, UndeliverableAddress, apply_settlements
 from tasks.mail.deliver import deliver_due
+from tasks.mail.settle import Settlement, UndeliverableAddress, apply_settlements
 from tests.support.outbox_data import (
     delivery_settings,
     outbox_row,
