@@ -139,7 +139,7 @@ def test_kill_minus_nine_at_random_points_loses_nothing(
             worker.send_signal(signal.SIGKILL)
             worker.wait()
         kills = len(kill_times)
-        assert kills >= KILLS, f"the outbox drained after {kills} kills; make the test slower"
+        assert kills >= KILLS, f"only {kills} kills before the deadline or the outbox drained"
         assert len(server.sink.received) < MESSAGES  # the kills really happened mid-batch
 
         final = _start_worker(engine, server, log, *concurrency)
