@@ -74,7 +74,14 @@ class Settings(BaseSettings):
     smtp_tls: TlsMode = Field(
         "starttls", description="starttls or implicit TLS; 'none' only for a local capture server"
     )
-    smtp_timeout_s: float = Field(30.0, gt=0)
+    smtp_timeout_s: float = Field(
+        30.0, gt=0, description="connecting and each command up to the end of DATA"
+    )
+    # RFC 5321 4.5.3.2.6: after the final dot a client waits 10 minutes for the reply, since a
+    # relay may store the message before it answers; giving up earlier resends what it kept.
+    smtp_data_timeout_s: float = Field(
+        600.0, gt=0, description="wait for the reply after the end of a message's data"
+    )
     smtp_concurrency: int = Field(8, ge=1, le=64)
     mail_from: str = "CRM Flows <crm@example.test>"
     company_name: str = Field("CRM Flows", description="shown in email headers and footers")
@@ -85,10 +92,18 @@ class Settings(BaseSettings):
     # Outbox delivery. The lease must outlive one send (smtp_timeout_s) with room to spare, or a
     # slow send could be reclaimed and sent again by another process while still in flight.
     outbox_batch_size: int = Field(1000, ge=1, le=20_000, description="rows claimed per batch")
-    outbox_lease_s: float = Field(600.0, gt=0, description="how long a claim holds its rows")
+    outbox_lease_s: float = Field(900.0, gt=0, description="how long a claim holds its rows")
     outbox_max_attempts: int = Field(8, ge=1, le=100, description="tries before a row fails")
     outbox_backoff_base_s: float = Field(60.0, gt=0, description="first retry delay (doubles)")
     outbox_backoff_max_s: float = Field(6 * 3600.0, gt=0, description="longest retry delay")
+    outbox_unknown_retry_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="delay before the one retry of a message whose DATA reply never came",
+    )
+    outbox_alert_age_s: float = Field(
+        1800.0, gt=0, description="healthcheck fails when a due message waited longer than this"
+    )
     outbox_attachment_max_bytes: int = Field(
         10 * 1024 * 1024,
         ge=0,
@@ -137,10 +152,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> Settings:
-        if self.outbox_lease_s < 2 * self.smtp_timeout_s + 1:
+        # One send takes at most smtp_timeout_s (connect, MAIL, RCPT, DATA) plus
+        # smtp_data_timeout_s (the reply after the final dot). A lane starts a send only if it
+        # can end 1 s before the row's lease does (tasks.mail.deliver), and the claims are
+        # sized to what can be sent in the rest of the lease; at least 1 s must be left for it.
+        needed = self.smtp_timeout_s + self.smtp_data_timeout_s + 2
+        if self.outbox_lease_s < needed:
             raise ValueError(
-                "CRM_OUTBOX_LEASE_S must be at least 2 x CRM_SMTP_TIMEOUT_S + 1 s, so a claim "
-                "never expires while one of its messages is still being sent"
+                f"CRM_OUTBOX_LEASE_S={self.outbox_lease_s:g} is too short: it must be at least "
+                f"CRM_SMTP_TIMEOUT_S + CRM_SMTP_DATA_TIMEOUT_S + 2 s = {needed:g} s, so a claim "
+                "never expires while one of its messages is being sent"
             )
         return self
 

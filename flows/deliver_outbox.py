@@ -31,7 +31,12 @@ from tasks.mail.deliver import DeliveryReport, deliver_due
 from tasks.mail.smtp_pool import SmtpConfigurationError
 
 FLOW_NAME = "deliver_outbox"
-OUTCOMES = ("sent", "retried", "failed", "suppressed", "released")
+OUTCOMES = ("sent", "retried", "unknown", "failed", "suppressed", "released")
+
+
+class DeliveryOutage(RuntimeError):
+    """The relay could not be reached or refused every message: the run ends Failed (rows stay
+    pending), so automations on failed runs alert whoever runs the relay."""
 
 
 def _counts(report: DeliveryReport) -> dict[str, int]:
@@ -45,8 +50,9 @@ def drain_outbox(limit: int | None = None) -> dict[str, int]:
     """Send the due outbox rows (at most ``limit``); returns counts.
 
     Other flows call this at their end. An SMTP outage is not an error here (rows stay pending
-    for the next run; ``smtp_unavailable`` is 1); a relay that cannot be used as configured
-    (no STARTTLS, refused login, untrusted certificate) raises ``SmtpConfigurationError``.
+    for the next run; ``smtp_unavailable`` is 1; ``deliver_outbox`` itself fails); a relay that
+    cannot be used as configured (no STARTTLS, refused login, untrusted certificate) raises
+    ``SmtpConfigurationError``.
     """
     report = _drain(limit)
     return _counts(report)
@@ -72,15 +78,16 @@ class RelayConfigurationError(RuntimeError):
 @task(name="drain-outbox-report", cache_policy=NO_CACHE)
 def _drain_with_report(
     limit: int | None,
-) -> tuple[dict[str, int], dict[str, dict[str, int]], str, str | None]:
-    """Like ``drain_outbox``, plus counts per kind, why it stopped, and the configuration
-    error if the relay refused us: returned, not raised, so the run ends Failed with one line
-    instead of a traceback in its logs."""
+) -> tuple[dict[str, int], dict[str, dict[str, int]], str, str, str | None]:
+    """Like ``drain_outbox``, plus counts per kind, why it stopped, the outage if the relay
+    could not be used, and the configuration error if the relay refused us: returned, not
+    raised, so the run ends Failed with one line instead of a traceback in its logs."""
     try:
         report = _drain(limit)
     except SmtpConfigurationError as exc:
-        return {}, {}, "", mask_text(str(exc))
-    return _counts(report), report.kind_counts(), mask_text(report.stopped or ""), None
+        return {}, {}, "", "", mask_text(str(exc))
+    outage = mask_text(report.outage() or "")
+    return _counts(report), report.kind_counts(), mask_text(report.stopped or ""), outage, None
 
 
 @task(name="count-due-outbox", cache_policy=NO_CACHE)
@@ -148,17 +155,27 @@ def _deliver(limit: int | None, dry_run: bool, run_date: date) -> FlowSummary:
                 due_rows,
                 description=f"Outbox due now (nothing sent): {counts['due']} messages",
             )
-        counts, by_kind, stopped, configuration_error = _drain_with_report(limit)
+        counts, by_kind, stopped, outage, configuration_error = _drain_with_report(limit)
         if configuration_error is not None:
             raise RelayConfigurationError(configuration_error)
         if stopped:
             run.warn(f"delivery stopped early, rows left pending: {stopped}")
         if counts["failed"]:
             run.warn(f"{counts['failed']} messages failed permanently (crm outbox status)")
-        return run.finish(
+        if counts["unknown"]:
+            run.warn(
+                f"{counts['unknown']} messages got no reply after their data; each is retried "
+                "once after a long delay (crm outbox status)"
+            )
+        summary = run.finish(
             counts,
             _rows_per_kind(by_kind),
             description=f"Outbox delivery: {counts['sent']} sent, {counts['retried']} to retry, "
             f"{counts['failed']} failed, {counts['suppressed']} suppressed"
+            + (f"; {counts['unknown']} outcome unknown" if counts["unknown"] else "")
             + (f"; stopped: {stopped}" if stopped else ""),
         )
+    if outage:
+        # After the ledger row and the artifact are written: the counts stay visible.
+        raise DeliveryOutage(outage)
+    return summary

@@ -7,8 +7,10 @@ database, mail server, run ledger, artifacts, Prefect logging). Scheduled hourly
 
 Outcome: ``ok`` or ``warning`` (SMTP down or misconfigured, schema behind, failed outbox mail,
 a calendar whose public holidays end within 60 days of ``as_of`` or before it):
-the run completes and lists the warnings. The run fails only when the database cannot be used
-at all, since then nothing else can run either (and a failed run is what alerting watches).
+the run completes and lists the warnings. The run fails when the database cannot be used at
+all, since then nothing else can run either, and when a due outbox message has waited longer
+than ``CRM_OUTBOX_ALERT_AGE_S`` (default 30 minutes): mail is not leaving, whatever the cause
+(a failed run is what alerting watches).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 
+from crm_core.settings import get_settings
 from flows.healthcheck_probes import check_calendars, check_database, check_smtp
 from flows.healthcheck_rules import (
     calendar_rows,
     database_is_usable,
     database_warnings,
     health_status,
+    outbox_stalled,
     smtp_warnings,
     summary_counts,
     summary_rows,
@@ -36,6 +40,10 @@ FLOW_NAME = "healthcheck"
 
 class DatabaseNotReadyError(RuntimeError):
     """The CRM database has no schema (or no run ledger): run ``crm db upgrade``."""
+
+
+class OutboxStalledError(RuntimeError):
+    """A due message has waited longer than ``outbox_alert_age_s``: mail is not leaving."""
 
 
 @flow(
@@ -75,6 +83,7 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
             summary_rows(database, smtp, warnings, calendar_rows(run_date, coverage)),
             description=f"Healthcheck for {run_date.isoformat()}: {health_status(warnings)}",
         )
+    stalled = outbox_stalled(database, max_age_s=get_settings().outbox_alert_age_s)
     get_run_logger().info(
         "database %s %s at revision %s (head %s); customers=%s; smtp %s tls=%s reachable=%s",
         database.backend,
@@ -86,4 +95,7 @@ def healthcheck(as_of: date | None = None, dry_run: bool = False) -> FlowSummary
         smtp.tls_mode,
         smtp.reachable,
     )
+    if stalled is not None:
+        # After the ledger row and artifact: the run fails so alerts on failed runs fire.
+        raise OutboxStalledError(stalled)
     return summary

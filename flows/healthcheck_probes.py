@@ -10,20 +10,22 @@ import asyncio
 import socket
 import time
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 
 import aiosmtplib
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Connection, Engine, func, inspect, select
 from sqlalchemy.orm import Session
 
 from crm_core.masking import mask_text
 from crm_core.settings import Settings, get_settings
 from crm_db import migrate
+from crm_db.enums import OutboxStatus
 from crm_db.models import Base, OutboxMessage
 from crm_db.session import make_engine
+from crm_db.types import utcnow
 from flows.healthcheck_rules import KEY_TABLES, DatabaseReport, SmtpReport
 from tasks.common.calendars import last_covered_days
 from tasks.mail.classify import SendFailure
@@ -59,6 +61,7 @@ def check_database() -> DatabaseReport:
         present = set(inspect(engine).get_table_names())
         counts: dict[str, int] = {}
         outbox: dict[str, int] = {}
+        oldest_due: float | None = None
         with engine.connect() as connection:
             for name in KEY_TABLES:
                 if name in present:
@@ -71,6 +74,7 @@ def check_database() -> DatabaseReport:
                     select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
                 )
                 outbox = {str(status): int(n) for status, n in by_status}
+                oldest_due = _oldest_due_s(connection)
         return DatabaseReport(
             backend=engine.dialect.name,
             location=_database_location(engine),
@@ -80,9 +84,28 @@ def check_database() -> DatabaseReport:
             missing_tables=[name for name in KEY_TABLES if name not in present],
             outbox_by_status=outbox,
             latency_ms=latency_ms,
+            oldest_due_s=oldest_due,
         )
     finally:
         engine.dispose()
+
+
+def _oldest_due_s(connection: Connection) -> float | None:
+    """Seconds since the longest-waiting due outbox row came due (pending past its
+    ``next_attempt_at``, or sending under an expired lease), or None when none is due."""
+    now = utcnow()
+    columns = OutboxMessage.__table__.c
+    pending = select(func.min(columns.next_attempt_at)).where(
+        columns.status == OutboxStatus.PENDING, columns.next_attempt_at <= now
+    )
+    stale = select(func.min(columns.lease_until)).where(
+        columns.status == OutboxStatus.SENDING, columns.lease_until <= now
+    )
+    since = [value for value in (connection.scalar(pending), connection.scalar(stale)) if value]
+    if not since:
+        return None
+    oldest: datetime = min(since)
+    return float((now - oldest).total_seconds())
 
 
 @task(name="check-calendars", cache_policy=NO_CACHE)

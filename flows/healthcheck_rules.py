@@ -46,6 +46,7 @@ class DatabaseReport:
     missing_tables: list[str] = field(default_factory=list)
     outbox_by_status: dict[str, int] = field(default_factory=dict)
     latency_ms: float = 0.0
+    oldest_due_s: float | None = None  # how long the longest-waiting due message has been due
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,18 @@ def database_warnings(report: DatabaseReport) -> list[str]:
     if failed:
         warnings.append(f"{failed} outbox messages failed permanently and need attention")
     return warnings
+
+
+def outbox_stalled(report: DatabaseReport, *, max_age_s: float) -> str | None:
+    """Why the run must fail, in one line, when a due message has waited longer than
+    ``max_age_s`` (CRM_OUTBOX_ALERT_AGE_S): mail is not leaving, whatever the reason."""
+    age = report.oldest_due_s
+    if age is None or age <= max_age_s:
+        return None
+    return (
+        f"outbox: the oldest due message has waited {age / 60:.0f} min (more than "
+        f"CRM_OUTBOX_ALERT_AGE_S={max_age_s:g} s): mail is not being delivered"
+    )
 
 
 def smtp_warnings(report: SmtpReport) -> list[str]:

@@ -2,7 +2,10 @@
 
 A row is due when it is ``pending`` and its ``next_attempt_at`` has come, or when it is
 ``sending`` under a lease that has expired (its sender crashed or was killed: the claim comes
-back). Claiming sets ``status=sending``, ``lease_until``, ``lease_owner`` and counts the attempt.
+back). Claiming sets ``status=sending``, ``lease_until`` and ``lease_owner``. It does not count an
+attempt: ``attempts`` counts SMTP transactions and is written with the transaction's outcome
+(``settle``), so a claim whose sender died before it spoke to the server costs nothing. Taking
+back an expired lease notes it at the front of ``last_error`` (the row's short history).
 
 PostgreSQL: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``, so
 concurrent senders take disjoint rows without waiting for each other. SQLite has no row locks:
@@ -24,6 +27,7 @@ from sqlalchemy import (
     Table,
     and_,
     func,
+    literal,
     or_,
     select,
     update,
@@ -32,6 +36,7 @@ from sqlalchemy import (
 from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxAttachment, OutboxMessage
 from tasks.common.write_lock import for_update, write_transaction
+from tasks.mail.classify import UNKNOWN_PREFIX
 from tasks.mail.message import Attachment
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -59,7 +64,8 @@ class ClaimedMessage:
     staff_id: int | None
     context: dict[str, Any]
     message_id: str
-    attempts: int  # including this attempt
+    attempts: int  # the SMTP transaction this claim would be: transactions so far + 1
+    had_unknown: bool  # an earlier transaction ended with no reply to DATA
     next_attempt_at: datetime
     lease_until: datetime
     consent: Consent | None  # None for rows without a customer
@@ -88,7 +94,11 @@ _RETURNED = (
     _OUTBOX.c.next_attempt_at,
     _OUTBOX.c.lease_until,
     _OUTBOX.c.created_at,
+    _OUTBOX.c.last_error,
 )
+
+# Noted when an expired lease is taken back: its holder died (or hung) before writing an outcome.
+LEASE_EXPIRED_NOTE = "lease expired with no recorded outcome, claimed again; "
 
 
 def _claim_where(
@@ -100,6 +110,7 @@ def _claim_where(
     now: datetime,
     lease_until: datetime,
     owner: str,
+    reclaim: bool = False,
 ) -> list[Any]:
     if limit <= 0:
         return []
@@ -121,11 +132,17 @@ def _claim_where(
             status=OutboxStatus.SENDING,
             lease_until=lease_until,
             lease_owner=owner,
-            attempts=_OUTBOX.c.attempts + 1,
+            **({"last_error": _noted(LEASE_EXPIRED_NOTE)} if reclaim else {}),
         )
         .returning(*_RETURNED)
     )
     return list(conn.execute(statement).all())
+
+
+def _noted(note: str) -> ColumnElement[str]:
+    """``note`` in front of the row's ``last_error``, within the column's 500 characters."""
+    previous = func.coalesce(_OUTBOX.c.last_error, literal(""))
+    return func.substr(literal(note) + previous, 1, 500)
 
 
 def claim_batch(
@@ -145,6 +162,7 @@ def claim_batch(
             now=now,
             lease_until=lease_until,
             owner=owner,
+            reclaim=True,
         )
         rows += _claim_where(
             conn,
@@ -171,7 +189,8 @@ def claim_batch(
             staff_id=r.staff_id,
             context=r.context or {},
             message_id=r.message_id,
-            attempts=r.attempts,
+            attempts=r.attempts + 1,
+            had_unknown=UNKNOWN_PREFIX in (r.last_error or ""),
             next_attempt_at=r.next_attempt_at,
             lease_until=r.lease_until,
             consent=consents.get(r.customer_id) if r.customer_id is not None else None,

@@ -22,7 +22,8 @@ class Stage(StrEnum):
     RECIPIENT = "recipient"  # RCPT TO refused for this row's recipient
     DATA = "data"  # the message body was refused
     DISCONNECT = "disconnect"  # the connection broke during the transaction
-    TIMEOUT = "timeout"  # the whole send took longer than the total timeout
+    TIMEOUT = "timeout"  # no answer before the end of DATA within the command timeout
+    UNKNOWN = "unknown"  # the data went out, its reply never came: the server may have it
     PROTOCOL = "protocol"  # any other SMTP error
     UNSUPPORTED = "unsupported"  # this message cannot be sent by this server at all (SMTPUTF8)
 
@@ -46,6 +47,7 @@ class Disposition(StrEnum):
     # The relay refuses us, not this message: released as never attempted, no address flagged,
     # and the run stops and fails (every other message would get the same answer).
     CONFIGURATION = "configuration"
+    UNKNOWN = "unknown"  # outcome unknown: one more try, after a long delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +145,21 @@ def is_permanent(code: int | None) -> bool:
     return code is not None and 500 <= code <= 599
 
 
-def decide(failure: SendFailure, *, attempts: int, max_attempts: int) -> Decision:
-    """``attempts`` counts this attempt (rows are counted when claimed)."""
+UNKNOWN_PREFIX = "unknown outcome"
+
+
+def decide(
+    failure: SendFailure, *, attempts: int, max_attempts: int, had_unknown: bool = False
+) -> Decision:
+    """``attempts`` counts this attempt (the SMTP transactions of the row so far, this one
+    included); ``had_unknown``: an earlier attempt already ended with no reply to DATA.
+
+    A reply to DATA that never came may mean the server stored the message: it is tried once
+    more, after a long delay (resending at once would likely duplicate it); twice unknown is
+    failed for a person to look at rather than risk a third copy.
+    """
+    if failure.stage is Stage.UNKNOWN:
+        return Decision(Disposition.FAILED if had_unknown else Disposition.UNKNOWN)
     if failure.stage is Stage.CONNECT:
         # No server took part: an outage must not use up a message's attempts.
         return Decision(Disposition.RELEASE)

@@ -5,7 +5,9 @@ The pipeline, in one event loop:
 
 * a producer claims batches (``claim.claim_batch``, one short transaction in a DB thread) and
   claims the next batch while the current one is still being sent (low-water mark), so sending
-  never waits for a whole batch;
+  never waits for a whole batch. Each claim is sized to what the lanes can start before its
+  lease runs short, at half the send rate measured so far, after the rows already held (one
+  small claim first, until the rate is known): rows are not claimed only to be released;
 * the producer decides what needs no rendering (unknown kind, consent suppression) and adds
   the unsubscribe link, then hands chunks of rows to a stdlib process pool
   (``tasks.mail.build.BuildExecutor``: render + build + serialise, the biggest CPU cost per
@@ -22,13 +24,23 @@ server's 250 and the durable "sent" mark one commit long, but costs a commit per
 fixed batch of N (or a timer) is cheap but leaves up to N accepted-but-unmarked messages to be
 sent again after a crash. Group commit per loop turn keeps the window at one commit (plus the
 replies that arrive during it), and the number of transactions per message falls as the rate
-rises, since more replies are waiting at each turn. A crash inside that window is the only way
-a message is sent twice; it keeps its Message-ID, so receivers can tell.
+rises, since more replies are waiting at each turn. The flush runs in the loop thread before
+any further reply is processed, and lanes start no send while a failed write waits for its
+retry, so at any instant each lane holds at most one accepted message without its durable
+mark: a crash duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the
+last commit (``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). They keep
+their Message-ID, so receivers can tell.
+
+``attempts`` counts SMTP transactions: a claim counts nothing, each outcome of a transaction
+writes the count. A reply to DATA that never comes (``smtp_data_timeout_s``, 10 minutes by
+default, as RFC 5321 4.5.3.2.6 says) is an unknown outcome: the server may have the message,
+so it is retried once, after ``outbox_unknown_retry_s``, and counted apart (``unknown``).
 
 No database transaction is ever open while SMTP I/O is in flight: claims and settlements are
-separate, short transactions. A claim's lease outlives any single send (``outbox_lease_s`` >
-2 x ``smtp_timeout_s``, enforced by the settings) and a lane never starts a send that could run
-past its row's lease, so a live sender's rows are not reclaimed under it.
+separate, short transactions. A claim's lease outlives any single send (``outbox_lease_s`` >=
+``smtp_timeout_s`` + ``smtp_data_timeout_s`` + 2 s, enforced by the settings) and a lane never
+starts a send that could run past its row's lease, so a live sender's rows are not reclaimed
+under it.
 """
 
 from __future__ import annotations
@@ -65,6 +77,7 @@ from tasks.mail.build import (
 )
 from tasks.mail.claim import ClaimedMessage, claim_batch
 from tasks.mail.classify import (
+    UNKNOWN_PREFIX,
     Disposition,
     SendFailure,
     Stage,
@@ -88,6 +101,8 @@ T = TypeVar("T")
 CONNECT_RETRY_DELAYS = (0.25, 1.0, 2.0)
 # A send is started only if it can finish (total timeout) this long before the row's lease ends.
 LEASE_MARGIN_S = 1.0
+# Claims are sized to this share of the measured send rate over the usable lease.
+CLAIM_RATE_SHARE = 0.5
 # Per-row warnings logged per run before the rest go to debug level.
 ROW_WARNINGS = 20
 # Settlement writes that hit a locked or briefly unavailable database are retried this often.
@@ -108,10 +123,27 @@ class DeliveryReport:
     failed: int = 0
     suppressed: int = 0
     released: int = 0
+    unknown: int = 0  # no reply to DATA: retried once, after outbox_unknown_retry_s
     flagged: int = 0
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
     stopped: str | None = None  # why the run ended before the outbox was drained
     duration_s: float = 0.0
+    mark_delay_max_ms: float = 0.0  # longest wait from a server's 250 to its durable mark
+
+    def outage(self) -> str | None:
+        """Why this run counts as failed, in one line, or None: the relay could not be reached
+        (or stopped answering), or every SMTP transaction failed transiently. Rows stay
+        pending either way; failing the run is what makes the alerts on failed runs fire."""
+        if self.stopped is not None and self.stopped.startswith("smtp unavailable"):
+            return f"SMTP relay unreachable, {self.claimed - self.sent} rows left pending: " + (
+                self.stopped.removeprefix("smtp unavailable: ")
+            )
+        if self.sent == 0 and self.failed == 0 and self.retried + self.unknown > 0:
+            return (
+                f"every SMTP attempt failed transiently ({self.retried + self.unknown} rows "
+                "left pending for retry): the relay is refusing mail"
+            )
+        return None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -121,6 +153,7 @@ class DeliveryReport:
             "failed": self.failed,
             "suppressed": self.suppressed,
             "released": self.released,
+            "unknown": self.unknown,
             "flagged": self.flagged,
         }
 
@@ -175,11 +208,20 @@ class _Settler:
         self._flags: list[UndeliverableAddress] = []
         self._scheduled = False
         self._failures = 0
+        self._oldest: float | None = None  # monotonic time of the oldest unwritten outcome
+        self.max_delay_s = 0.0
         self.transactions = 0
         self.error: BaseException | None = None
 
+    @property
+    def retrying(self) -> bool:
+        """A write failed and waits to be retried: outcomes are piling up unrecorded."""
+        return self._failures > 0 and self.error is None
+
     def add(self, settlement: Settlement, flag: UndeliverableAddress | None = None) -> None:
         self._pending.append(settlement)
+        if self._oldest is None:
+            self._oldest = time.monotonic()
         if flag is not None:
             self._flags.append(flag)
         if not self._scheduled:
@@ -216,6 +258,12 @@ class _Settler:
             return
         self._failures = 0
         self.transactions += 1
+        self._written()
+
+    def _written(self) -> None:
+        if self._oldest is not None:
+            self.max_delay_s = max(self.max_delay_s, time.monotonic() - self._oldest)
+        self._oldest = None if not self._pending else time.monotonic()
 
     def _apply(self, batch: list[Settlement], flags: list[UndeliverableAddress]) -> None:
         if self._conn is None:
@@ -233,6 +281,7 @@ class _Settler:
             flags, self._flags = self._flags, []
             self._apply(batch, flags)
             self.transactions += 1
+            self._written()
         if self.error is not None:
             raise self.error
 
@@ -284,7 +333,12 @@ class _Run:
         self.row_warnings = 0
         batch = settings.outbox_batch_size
         self.low_water = max(batch // 2, 2 * settings.smtp_concurrency)
-        self.send_budget = timedelta(seconds=settings.smtp_timeout_s + LEASE_MARGIN_S)
+        # The longest one send can take: the command timeout plus the wait after the data.
+        self.send_budget = timedelta(
+            seconds=settings.smtp_timeout_s + settings.smtp_data_timeout_s + LEASE_MARGIN_S
+        )
+        self.sends_done = 0  # transactions finished by the lanes, for the measured send rate
+        self.sending_since: float | None = None  # monotonic time of the first send
         self.sender = settings.mail_from
         self.key = settings.signing_key()
         self.base_url = settings.public_base_url
@@ -342,6 +396,9 @@ class _Run:
         elif settlement.status is OutboxStatus.PENDING and settlement.release:
             report.released += 1
             outcome = "released"
+        elif settlement.status is OutboxStatus.PENDING and settlement.unknown:
+            report.unknown += 1
+            outcome = "unknown"
         elif settlement.status is OutboxStatus.PENDING:
             report.retried += 1
             outcome = "retried"
@@ -372,18 +429,46 @@ class _Run:
         now = self.clock.now()
         settings = self.settings
         decision = decide(
-            failure, attempts=item.attempts, max_attempts=settings.outbox_max_attempts
+            failure,
+            attempts=item.attempts,
+            max_attempts=settings.outbox_max_attempts,
+            had_unknown=item.had_unknown,
         )
-        text = failure.describe()
         if decision.disposition is Disposition.CONFIGURATION:
-            # The relay refuses us, not this message: give the row back untouched and stop the
-            # run (``lane_loop`` records it as fatal; the flow ends Failed with this line).
-            self.release(item, text)
+            # The relay refuses us, not this message: give the row back untouched (no attempt
+            # counted) and stop the run (``lane_loop`` records it as fatal; the flow ends Failed
+            # with this line).
+            self.release(item, f"relay refused the client: {failure.describe()}")
             cause = client_refusal(failure) or "configuration"
             endpoint = f"{settings.smtp_host}:{settings.smtp_port}"
             raise SmtpConfigurationError(mask_text(refusal_message(endpoint, failure, cause)))
         if decision.disposition is Disposition.RELEASE:
-            self.release(item, text)
+            self.release(item, f"not attempted: {failure.describe()}")
+            return
+        # The row's short history: which transaction this was and what the server said.
+        text = f"attempt {item.attempts}: {failure.describe()}"
+        if decision.disposition is Disposition.UNKNOWN or item.had_unknown:
+            text = f"{UNKNOWN_PREFIX} ({text})"
+        if decision.disposition is Disposition.UNKNOWN:
+            self.log_row(
+                "outbox row %d (%s): no reply after its data; retrying once in %g s",
+                item.id,
+                item.kind,
+                settings.outbox_unknown_retry_s,
+            )
+            self.settle(
+                item,
+                Settlement(
+                    id=item.id,
+                    status=OutboxStatus.PENDING,
+                    at=now,
+                    smtp_response=failure.describe(),
+                    last_error=text,
+                    next_attempt_at=now + timedelta(seconds=settings.outbox_unknown_retry_s),
+                    attempts=item.attempts,
+                    unknown=True,
+                ),
+            )
             return
         if decision.disposition is Disposition.RETRY:
             due = next_attempt_at(
@@ -399,9 +484,10 @@ class _Run:
                     id=item.id,
                     status=OutboxStatus.PENDING,
                     at=now,
-                    smtp_response=text,
+                    smtp_response=failure.describe(),
                     last_error=text,
                     next_attempt_at=due,
+                    attempts=item.attempts,
                 ),
             )
             return
@@ -418,7 +504,12 @@ class _Run:
         self.settle(
             item,
             Settlement(
-                id=item.id, status=OutboxStatus.FAILED, at=now, smtp_response=text, last_error=text
+                id=item.id,
+                status=OutboxStatus.FAILED,
+                at=now,
+                smtp_response=failure.describe(),
+                last_error=text,
+                attempts=item.attempts,
             ),
             flag,
         )
@@ -485,7 +576,7 @@ class _Run:
         settings = self.settings
         try:
             while not self.stopping:
-                wanted = settings.outbox_batch_size
+                wanted = await self.claim_size()
                 if self.limit is not None:
                     wanted = min(wanted, self.limit - self.report.claimed)
                 if wanted <= 0:
@@ -511,6 +602,37 @@ class _Run:
         finally:
             self.producer_done = True
             self.item_added.set()
+
+    def send_rate(self) -> float | None:
+        """Transactions per second the lanes have managed so far (None until each lane could
+        have finished one)."""
+        if self.sending_since is None or self.sends_done < self.settings.smtp_concurrency:
+            return None
+        elapsed = time.monotonic() - self.sending_since
+        return self.sends_done / elapsed if elapsed > 0 else None
+
+    async def claim_size(self) -> int:
+        """How many rows to claim now: what the lanes can start before the new lease runs
+        short, after the rows already held (sent first), at half the measured rate (a shared
+        machine's rate moves; claiming twice is cheap, running out of lease is not). More
+        would only come back unsent at the end of the lease and be claimed again. Before the
+        rate is known, one small claim, then wait for it."""
+        settings = self.settings
+        batch = settings.outbox_batch_size
+        first = min(batch, 2 * settings.smtp_concurrency)
+        window = settings.outbox_lease_s - self.send_budget.total_seconds()
+        while not self.stopping:
+            held = len(self.queue) + self.in_flight
+            rate = self.send_rate()
+            if rate is None:
+                if self.report.claimed == 0 or held == 0:
+                    return first
+            else:
+                room = int(rate * window * CLAIM_RATE_SHARE) - held
+                if held == 0 or room >= min(batch, settings.smtp_concurrency):
+                    return min(batch, max(room, settings.smtp_concurrency))
+            await asyncio.sleep(0.02)
+        return 0
 
     async def start_pool(self) -> None:
         assert self.pool_defaults is not None
@@ -656,8 +778,18 @@ class _Run:
             if isinstance(built, Settlement):
                 self.settle(item, built)
                 continue
+            # While the settler cannot write, send nothing more: each lane then holds at most
+            # one accepted message without its durable mark (the crash window stays bounded).
+            while self.settler.retrying and not self.stopping:
+                await asyncio.sleep(0.05)
+            if self.stopping:
+                self.release(item, self.report.stopped or "run ended before sending")
+                continue
+            if self.sending_since is None:
+                self.sending_since = time.monotonic()
             try:
                 outcome = await lane.send(item.recipient_email, built)
+                self.sends_done += 1
             except SmtpConfigurationError as exc:
                 self.release(item, f"smtp configuration: {exc}")
                 raise
@@ -675,6 +807,7 @@ class _Run:
                         status=OutboxStatus.SENT,
                         at=self.clock.now(),
                         smtp_response=f"250 {outcome.response}",
+                        attempts=item.attempts,
                     ),
                 )
             else:
@@ -762,6 +895,7 @@ async def deliver_due_async(
             run.pool.shutdown(wait=run.pool.alive)
         claim_executor.shutdown(wait=True)
         run.report.duration_s = round(time.monotonic() - started, 3)
+        run.report.mark_delay_max_ms = round(settler.max_delay_s * 1000, 1)
         log.info(
             "outbox: %s in %.1f s (%d transactions for settlements)%s",
             run.report.counts(),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, Update, bindparam, func, update
+from sqlalchemy import Connection, Engine, Integer, Table, Update, bindparam, func, update
 
 from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxMessage, Staff
@@ -36,7 +36,9 @@ class Settlement:
     smtp_response: str | None = None
     last_error: str | None = None
     next_attempt_at: datetime | None = None  # retries only
-    release: bool = False  # never attempted: give the counted attempt back
+    release: bool = False  # never attempted: back to pending, attempts unchanged
+    attempts: int | None = None  # the transaction count after this outcome; None: no transaction
+    unknown: bool = False  # (retry) the DATA reply never came: counted apart in the report
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,10 @@ def _clip(text: str | None) -> str | None:
     return None if text is None else text[:SMTP_RESPONSE_LIMIT]
 
 
+# ``attempts`` counts SMTP transactions: written with each transaction's outcome, kept as it is
+# by outcomes that involved no transaction (suppressed, unbuildable, released).
+_ATTEMPTS = func.coalesce(bindparam("b_attempts", type_=Integer), _OUTBOX.c.attempts)
+
 _MINE = (
     (_OUTBOX.c.id == bindparam("b_id"))
     & (_OUTBOX.c.status == OutboxStatus.SENDING)
@@ -66,6 +72,7 @@ _MARK_SENT = (
         sent_at=bindparam("b_at"),
         smtp_response=bindparam("b_response"),
         last_error=None,
+        attempts=_ATTEMPTS,
         lease_until=None,
         lease_owner=None,
     )
@@ -79,6 +86,7 @@ _MARK_RETRY = (
         next_attempt_at=bindparam("b_next"),
         smtp_response=bindparam("b_response"),
         last_error=bindparam("b_error"),
+        attempts=_ATTEMPTS,
         lease_until=None,
         lease_owner=None,
     )
@@ -89,7 +97,6 @@ _MARK_RELEASED = (
     .where(_MINE)
     .values(
         status=OutboxStatus.PENDING,
-        attempts=_OUTBOX.c.attempts - 1,
         last_error=bindparam("b_error"),
         lease_until=None,
         lease_owner=None,
@@ -105,6 +112,7 @@ def _mark_final(status: OutboxStatus) -> Update:
             status=status,
             smtp_response=bindparam("b_response"),
             last_error=bindparam("b_error"),
+            attempts=_ATTEMPTS,
             lease_until=None,
             lease_owner=None,
         )
@@ -146,7 +154,12 @@ def apply_settlements(
     for s in settlements:
         if s.status is OutboxStatus.SENT:
             groups["sent"].append(
-                {"b_id": s.id, "b_at": s.at, "b_response": _clip(s.smtp_response)}
+                {
+                    "b_id": s.id,
+                    "b_at": s.at,
+                    "b_response": _clip(s.smtp_response),
+                    "b_attempts": s.attempts,
+                }
             )
         elif s.status is OutboxStatus.PENDING and s.release:
             groups["released"].append(
@@ -160,6 +173,7 @@ def apply_settlements(
                     "b_next": s.next_attempt_at or s.at,
                     "b_response": _clip(s.smtp_response),
                     "b_error": _clip(s.last_error),
+                    "b_attempts": s.attempts,
                 }
             )
         elif s.status in (OutboxStatus.FAILED, OutboxStatus.SUPPRESSED):
@@ -169,6 +183,7 @@ def apply_settlements(
                     "b_owner": owner,
                     "b_response": _clip(s.smtp_response),
                     "b_error": _clip(s.last_error),
+                    "b_attempts": s.attempts,
                 }
             )
         else:

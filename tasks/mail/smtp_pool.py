@@ -30,6 +30,7 @@ from aiosmtplib import (
     SMTPNotSupported,
     SMTPRecipientRefused,
     SMTPRecipientsRefused,
+    SMTPResponse,
     SMTPResponseException,
     SMTPSenderRefused,
     SMTPServerDisconnected,
@@ -63,6 +64,7 @@ class SmtpTarget:
     username: str | None
     password: str | None
     timeout_s: float
+    data_timeout_s: float
     ca_file: str | None
     envelope_from: str
 
@@ -76,6 +78,7 @@ class SmtpTarget:
             username=settings.smtp_user,
             password=password,
             timeout_s=settings.smtp_timeout_s,
+            data_timeout_s=settings.smtp_data_timeout_s,
             ca_file=settings.smtp_ca_file,
             envelope_from=parseaddr(settings.mail_from)[1],
         )
@@ -251,8 +254,9 @@ class SmtpLane:
     async def send(self, recipient: str, data: bytes) -> SendOutcome:
         """Send one message (``data`` is the serialised message, CRLF line endings).
 
-        The total timeout covers reconnecting and the whole transaction, so a slow server can
-        never hold a message for longer than ``smtp_timeout_s``.
+        Reconnecting, MAIL and RCPT share the total timeout ``smtp_timeout_s``; DATA then has
+        ``smtp_data_timeout_s`` for its reply (RFC 5321 4.5.3.2.6). No reply within that is an
+        unknown outcome (``Stage.UNKNOWN``): the server may have stored the message.
         """
         target = self._target
         try:
@@ -262,10 +266,24 @@ class SmtpLane:
                     if failure is not None:
                         return failure
                 assert self._smtp is not None
+                smtp = self._smtp
                 options = [] if _is_ascii(recipient) else ["SMTPUTF8"]
-                refused, response = await self._smtp.sendmail(
-                    target.envelope_from, [recipient], data, mail_options=options
+                await smtp.mail(target.envelope_from, options=options)
+                try:
+                    await smtp.rcpt(recipient)
+                except SMTPResponseException:
+                    await self._reset()
+                    raise
+            try:
+                async with asyncio.timeout(target.timeout_s + target.data_timeout_s):
+                    reply = await smtp.data(data, timeout=target.data_timeout_s)
+            except (TimeoutError, SMTPTimeoutError):
+                self.close()
+                return SendFailure(
+                    Stage.UNKNOWN, None, f"no reply to DATA within {target.data_timeout_s:g} s"
                 )
+            response = reply.message
+            refused: dict[str, SMTPResponse] = {}
         except TimeoutError:
             # Whatever the server is doing, the connection is now out of step: drop it.
             self.close()
@@ -305,6 +323,15 @@ class SmtpLane:
         if mine is not None:
             return SendFailure(Stage.RECIPIENT, mine.code, mine.message)
         return Accepted(response)
+
+    async def _reset(self) -> None:
+        """RSET after a refused recipient, so the connection can carry the next message."""
+        if self._smtp is None:
+            return
+        try:
+            await self._smtp.rset()
+        except (SMTPException, OSError):
+            self.close()
 
     def close(self) -> None:
         if self._smtp is not None:

@@ -140,22 +140,51 @@ def test_dry_run_reports_what_is_due_and_sends_nothing(crm: Engine, smtp: SmtpSe
     assert {row["kind"]: row["due"] for row in artifact_rows}["(all)"] == 4
 
 
-@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
-def test_an_smtp_outage_is_a_warning_and_leaves_rows_pending(
+def _failed_run(**parameters: Any) -> tuple[str, UUID]:
+    state = deliver_outbox(return_state=True, **parameters)
+    assert state.is_failed(), state
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(flow_run_id).state
+    assert stored is not None and stored.is_failed()  # what automations on Failed see
+    return state.message or "", flow_run_id
+
+
+def test_an_smtp_outage_fails_the_run_and_leaves_rows_pending(
     crm: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _seed(crm)
     monkeypatch.setenv("CRM_SMTP_PORT", str(free_port()))  # nothing listens there
     reset_settings_cache()
 
-    summary, _ = _run(limit=10)
+    message, flow_run_id = _failed_run(limit=10)
 
-    assert summary["status"] == "warning"
-    assert summary["counts"]["smtp_unavailable"] == 1 and summary["counts"]["sent"] == 0
-    assert "rows left pending" in summary["warnings"][0]
-    assert {r.status for r in outbox_rows(crm)} == {OutboxStatus.PENDING}
-    [ledger] = _ledger(crm)
-    assert ledger.status == RunStatus.COMPLETED
+    assert "SMTP relay unreachable" in message and "\n" not in message.strip()
+    rows = outbox_rows(crm)
+    assert {r.status for r in rows} == {OutboxStatus.PENDING}
+    assert all(r.attempts == 0 for r in rows)  # nothing reached a server
+    [ledger] = _ledger(crm)  # the counts are still recorded and published
+    assert ledger.counts is not None and ledger.counts["smtp_unavailable"] == 1
+    _, description = _artifact_rows(flow_run_id)
+    assert "stopped" in description
+
+
+def test_a_relay_refusing_every_message_transiently_fails_the_run(
+    crm: Engine, smtp: SmtpServer
+) -> None:
+    _seed(crm)
+    smtp.sink.data_replies = ["451 4.3.0 try again later"] * 10
+
+    message, flow_run_id = _failed_run()
+
+    assert "every SMTP attempt failed transiently" in message
+    rows = outbox_rows(crm)
+    assert {r.status for r in rows} == {OutboxStatus.PENDING}
+    assert all(r.attempts == 1 for r in rows)  # one real transaction each
+    assert all((r.last_error or "").startswith("attempt 1: data: 451") for r in rows)
+    artifact_rows, _ = _artifact_rows(flow_run_id)
+    assert {row["kind"]: row for row in artifact_rows}["(all)"]["retried"] == 4
 
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,10 +20,12 @@ from typer.testing import CliRunner
 from crm_cli.main import app
 from crm_db.enums import RunStatus
 from crm_db.models import FlowRun, Region
-from crm_db.session import session_scope
+from crm_db.session import dispose_shared_engines, session_scope
+from crm_db.types import utcnow
 from flows.healthcheck import healthcheck
 from flows.run_contract import FlowSummary
 from tests.flows.conftest import SmtpCapture, use_smtp
+from tests.support.outbox_data import queue_customers
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -268,3 +270,37 @@ def test_a_tls_mode_that_does_not_fit_the_port_says_so(
     assert "CRM_SMTP_TLS=starttls" in warning
     [warning] = [t for t in starttls_on_implicit["warnings"] if "SMTP" in t]
     assert "no SMTP greeting" in warning and "set CRM_SMTP_TLS=implicit" in warning
+
+
+def test_a_due_message_waiting_past_the_threshold_fails_the_run(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite and PostgreSQL; SMTP points nowhere (a real outage keeps mail waiting).
+    from crm_core.settings import reset_settings_cache
+
+    monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CRM_SMTP_PORT", "1")
+    monkeypatch.setenv("CRM_SMTP_TLS", "none")
+    reset_settings_cache()
+    queue_customers(engine, 2, now=utcnow() - timedelta(minutes=45))
+
+    state = healthcheck(return_state=True, as_of=AS_OF)
+
+    assert state.is_failed(), state
+    assert "oldest due message has waited 45 min" in (state.message or "")
+    assert "CRM_OUTBOX_ALERT_AGE_S=1800" in (state.message or "")
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(flow_run_id).state
+    assert stored is not None and stored.is_failed()
+    [row] = ledger_rows(engine)  # the report is still written
+    assert row.counts is not None and row.counts["outbox_pending"] == 2
+
+    # Under the threshold (a setting) the same outbox is only reported.
+    monkeypatch.setenv("CRM_OUTBOX_ALERT_AGE_S", str(3600))
+    reset_settings_cache()
+    summary, _ = run_healthcheck(as_of=AS_OF)
+    assert summary["counts"]["outbox_pending"] == 2
+    dispose_shared_engines()
+    reset_settings_cache()

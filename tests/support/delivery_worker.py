@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--lease", type=float, default=3.0)
+    parser.add_argument("--lease", type=float, default=4.0)
     parser.add_argument("--timeout", type=float, default=1.0)
+    parser.add_argument("--data-timeout", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=90.0)
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = delivery_settings(
         port=args.port,
         smtp_timeout_s=args.timeout,
+        smtp_data_timeout_s=args.data_timeout,
+        outbox_unknown_retry_s=0.5,
         smtp_concurrency=args.concurrency,
         outbox_lease_s=args.lease,
         outbox_batch_size=args.batch,

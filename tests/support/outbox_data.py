@@ -27,6 +27,7 @@ def delivery_settings(host: str = "127.0.0.1", port: int = 25, **overrides: Any)
         "smtp_port": port,
         "smtp_tls": "none",
         "smtp_timeout_s": 5.0,
+        "smtp_data_timeout_s": 5.0,
         "smtp_concurrency": 4,
         "secret_key": TEST_SECRET,
         "mail_from": "CRM Flows <crm@example.test>",

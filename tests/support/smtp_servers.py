@@ -29,6 +29,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,9 @@ class Received:
     message_id: str | None
     recipients: list[str]
     data: bytes | None  # kept only when the sink is asked to keep bodies
+    # time.monotonic() (system-wide on Linux, so comparable with other processes' readings)
+    # just before the 250 goes out: the ledger of acceptances the crash tests compare with kills.
+    accepted_at: float = 0.0
 
 
 @dataclass
@@ -136,6 +140,7 @@ class FaultySink:
             data=data if self.keep_data else None,
         )
         with self.lock:
+            item.accepted_at = time.monotonic()
             self.received.append(item)
             count = len(self.received)
         self.accepted.set()

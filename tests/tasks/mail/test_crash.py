@@ -2,14 +2,16 @@
 
 The sink records every Message-ID it accepts. Whatever the kill hits (a claim transaction, a
 render, a half-sent DATA, the window between the server's 250 and the durable mark), restarting
-must lose nothing, and the only duplicates allowed are messages accepted inside that window:
-at most about one per kill.
+must lose nothing, and the only duplicates allowed are messages the sink accepted at most
+50 ms (the README's bound, plus a stated measurement allowance) before a kill, no more than one
+per SMTP connection per kill. Select it alone with ``-m crash``.
 
 Also: two processes delivering from the same outbox at the same time send nothing twice.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from crm_core.paths import PROJECT_ROOT
@@ -31,8 +34,16 @@ from tests.support.outbox_data import outbox_rows, queue_customers
 from tests.support.smtp_servers import FaultySink, SmtpServer, running_server
 
 NOW = datetime.now(UTC)
-MESSAGES = 1000
-KILLS = 20
+MESSAGES = 2000
+KILLS = 30
+CONNECTIONS = 4
+# The README's bound: an accepted message is durably marked sent within this long.
+MARK_BOUND_S = 0.050
+# Measurement allowance, stated: the sink stamps an acceptance just before its 250 leaves, and
+# the test stamps a kill just before the signal; the 250's trip to the worker and the signal's
+# delivery each take a scheduler turn on this shared 2-core machine (a few ms, up to ~20 ms
+# under load). It is not room for the sender: it widens only what the clocks can resolve.
+ALLOWANCE_S = 0.020
 
 
 def _engine_url(engine: Engine) -> str:
@@ -75,49 +86,76 @@ def _assert_all_sent_once_or_nearly(engine: Engine, sink: FaultySink, max_duplic
     return duplicates
 
 
+def _duplicates_per_kill(sink: FaultySink, kill_times: list[float]) -> list[int]:
+    """Attribute each repeated acceptance to a kill: a message accepted k times was resent
+    k - 1 times, each because a kill came before its acceptance was marked. Every acceptance
+    but the last must come at most ``MARK_BOUND_S`` (+ allowance) before the next kill."""
+    times: dict[str, list[float]] = {}
+    for item in sink.received:
+        if item.message_id is not None:
+            times.setdefault(item.message_id, []).append(item.accepted_at)
+    per_kill = [0] * len(kill_times)
+    for message_id, accepted in times.items():
+        for at in sorted(accepted)[:-1]:
+            index = bisect.bisect_left(kill_times, at)
+            assert index < len(kill_times), f"{message_id} was sent twice with no kill after it"
+            gap = kill_times[index] - at
+            assert gap <= MARK_BOUND_S + ALLOWANCE_S, (
+                f"{message_id} accepted {gap * 1000:.1f} ms before kill {index}, then resent"
+            )
+            per_kill[index] += 1
+    return per_kill
+
+
+@pytest.mark.crash
 def test_kill_minus_nine_at_random_points_loses_nothing(
     engine: Engine, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     queue_customers(engine, MESSAGES, now=NOW)
     rng = random.Random(20260302)
     log = tmp_path / "workers.log"
-    # A server that takes ~20 ms to accept each recipient keeps the rate (and so the number of
-    # messages inside the 250-to-mark window at any instant) well below one per kill, while it
-    # still records each message the moment its data is complete.
-    with running_server(FaultySink(keep_data=False, rcpt_delay_s=0.02)) as server:
-        kills = 0
-        deadline = time.monotonic() + 200
-        while kills < KILLS and time.monotonic() < deadline:
+    # A server that takes ~10 ms to accept each recipient keeps the run going through 30 kills,
+    # while it still records each message the moment its data is complete.
+    concurrency = ("--concurrency", str(CONNECTIONS))
+    kill_times: list[float] = []
+    with running_server(FaultySink(keep_data=False, rcpt_delay_s=0.01)) as server:
+        deadline = time.monotonic() + 100
+        while len(kill_times) < KILLS and time.monotonic() < deadline:
             sink = server.sink
             sink.connected.clear()
             sink.accepted.clear()
-            worker = _start_worker(engine, server, log)
-            # Wait for what the worker is doing (events set by the SMTP server, with a timeout),
-            # then kill it a random moment later: the offset is the chosen kill point.
-            if rng.random() < 0.25:
-                # Around start-up: claiming, building, the first connection and sends.
-                assert sink.connected.wait(timeout=60), log.read_text()[-2000:]
-                offset = rng.uniform(0.0, 0.3)
-            else:
-                # Mid-delivery: once it has had a message accepted.
-                assert sink.accepted.wait(timeout=60) or worker.poll() is not None
-                offset = rng.uniform(0.0, 0.3)
+            worker = _start_worker(engine, server, log, *concurrency)
+            # Wait for the first acceptance of this worker, then kill it a random moment later.
+            assert sink.accepted.wait(timeout=60) or worker.poll() is not None
             with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(timeout=offset)  # returns early only if it finished on its own
+                worker.wait(timeout=rng.uniform(0.0, 0.3))  # early only if it finished
             if worker.poll() is not None:
                 break  # it finished the whole outbox before we could kill it
+            kill_times.append(time.monotonic())
             worker.send_signal(signal.SIGKILL)
             worker.wait()
-            kills += 1
-        assert kills >= KILLS, f"the outbox drained after {kills} kills; make the test slower"
+        kills = len(kill_times)
+        assert kills >= KILLS, f"only {kills} kills before the deadline or the outbox drained"
         assert len(server.sink.received) < MESSAGES  # the kills really happened mid-batch
 
-        final = _start_worker(engine, server, log)
+        final = _start_worker(engine, server, log, *concurrency)
         assert final.wait(timeout=120) == 0, log.read_text()[-3000:]
 
-        duplicates = _assert_all_sent_once_or_nearly(engine, server.sink, max_duplicates=kills)
+        duplicates = _assert_all_sent_once_or_nearly(
+            engine, server.sink, max_duplicates=kills * CONNECTIONS
+        )
+        per_kill = _duplicates_per_kill(server.sink, kill_times)
+    assert sum(per_kill) == duplicates
+    assert max(per_kill) <= CONNECTIONS
     record_property("kills", kills)
     record_property("duplicates", duplicates)
+    record_property("duplicates_per_kill_mean", duplicates / kills)
+    record_property("duplicates_per_kill_max", max(per_kill))
+    # For the closing note: visible with ``-s`` (pytest shows the properties in its XML).
+    sys.stderr.write(
+        f"crash: {kills} kills, {duplicates} duplicates, per kill mean "
+        f"{duplicates / kills:.2f} max {max(per_kill)}\n"
+    )
 
 
 def test_two_processes_delivering_at_once_send_nothing_twice(

@@ -11,8 +11,15 @@ from crm_db.enums import OutboxStatus
 from crm_db.models import Customer, OutboxMessage
 from crm_db.session import session_scope
 from tasks.mail.claim import claim_batch, count_due
+from tasks.mail.deliver import deliver_due
 from tasks.mail.settle import Settlement, UndeliverableAddress, apply_settlements
-from tests.support.outbox_data import outbox_row, outbox_rows, queue_customers
+from tests.support.outbox_data import (
+    delivery_settings,
+    outbox_row,
+    outbox_rows,
+    queue_customers,
+)
+from tests.support.smtp_servers import FaultySink, running_server
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(minutes=10)
@@ -66,8 +73,11 @@ def test_an_expired_lease_is_claimed_first(engine: Engine) -> None:
     )
 
     assert [m.id for m in claimed] == [1, 2]
-    assert claimed[0].attempts == 2  # the crashed attempt counts
-    assert outbox_row(engine, 1).lease_owner == "B"
+    # The dead claim never reached the server: it costs no attempt, and the row says so.
+    assert claimed[0].attempts == 1
+    row = outbox_row(engine, 1)
+    assert row.lease_owner == "B" and row.attempts == 0
+    assert row.last_error is not None and row.last_error.startswith("lease expired")
 
 
 def test_concurrent_claims_never_overlap_or_exceed_their_limit(engine: Engine) -> None:
@@ -125,7 +135,9 @@ def test_settlements_respect_the_lease_owner_except_sent(engine: Engine) -> None
     apply_settlements(
         engine,
         [
-            Settlement(2, OutboxStatus.PENDING, at, last_error="451", next_attempt_at=LEASE),
+            Settlement(
+                2, OutboxStatus.PENDING, at, last_error="451", next_attempt_at=LEASE, attempts=1
+            ),
             Settlement(3, OutboxStatus.FAILED, at, smtp_response="550 no", last_error="550 no"),
             Settlement(4, OutboxStatus.PENDING, at, last_error="outage", release=True),
         ],
@@ -162,3 +174,30 @@ def test_flagging_matches_the_address_the_person_still_has(engine: Engine) -> No
     with session_scope(engine) as session:
         assert session.get_one(Customer, 1).email_undeliverable is True
         assert session.get_one(Customer, 2).email_undeliverable is False
+
+
+def test_a_short_lease_claims_only_what_can_be_sent_in_it(engine: Engine) -> None:
+    # The case (CRM_OUTBOX_LEASE_S=5): claiming a whole batch would leave most rows to
+    # run out of lease, be released unsent and claimed again.
+    rows = 600
+    queue_customers(engine, rows, now=NOW)
+    settings = delivery_settings(
+        smtp_timeout_s=1.0,
+        smtp_data_timeout_s=1.0,
+        outbox_lease_s=5.0,
+        outbox_batch_size=1000,
+        smtp_concurrency=2,
+    )
+    # ~10 ms per recipient: a few hundred messages a second, far fewer than a batch per lease.
+    with running_server(FaultySink(keep_data=False, rcpt_delay_s=0.01)) as server:
+        report = deliver_due(
+            engine, settings.model_copy(update={"smtp_port": server.port}), now=NOW
+        )
+        assert report.claimed <= rows
+        outcomes = report.counts()
+        settled = sum(outcomes[k] for k in ("sent", "retried", "failed", "suppressed"))
+        assert report.claimed == settled + report.released + report.unknown
+        assert server.sink.duplicates() == 0
+    # One run drained the outbox, with no claim given back unsent and claimed again.
+    assert report.released == 0 and report.sent == rows
+    assert {r.status for r in outbox_rows(engine)} == {OutboxStatus.SENT}

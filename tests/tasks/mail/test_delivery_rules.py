@@ -99,3 +99,17 @@ def test_suppression_reason(
 def test_failure_description_is_bounded() -> None:
     text = SendFailure(Stage.DATA, 554, "x" * 2000).describe()
     assert text.startswith("data: 554 x") and len(text) == 500
+
+
+def test_no_reply_after_data_is_unknown_once_then_failed() -> None:
+    silent = SendFailure(Stage.UNKNOWN, None, "no reply to DATA within 600 s")
+    first = decide(silent, attempts=1, max_attempts=8)
+    assert first.disposition is Disposition.UNKNOWN
+    # Unknown twice is failed, even with attempts to spare: a third copy is worse.
+    again = decide(silent, attempts=2, max_attempts=8, had_unknown=True)
+    assert again.disposition is Disposition.FAILED
+    # A clear 451 on the retry of an unknown outcome is an ordinary retry.
+    busy = SendFailure(Stage.DATA, 451, "try again later")
+    assert decide(busy, attempts=2, max_attempts=8, had_unknown=True).disposition is (
+        Disposition.RETRY
+    )
