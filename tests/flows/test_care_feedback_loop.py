@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 
 import pytest
@@ -14,8 +14,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from crm_core.settings import get_settings, reset_settings_cache
-from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, RevisitStatus
-from crm_db.models import CareFeedback, ContactHistory, OutboxMessage, Revisit
+from crm_db.enums import (
+    AbcClass,
+    ComplaintStatus,
+    ContactChannel,
+    ContactOutcome,
+    RevisitStatus,
+    Severity,
+)
+from crm_db.models import CareFeedback, Complaint, ContactHistory, OutboxMessage, Revisit
 from crm_db.session import dispose_shared_engines, session_scope
 from crm_db.types import utcnow
 from crm_web.app import create_app
@@ -55,6 +62,17 @@ def test_not_solved_in_the_care_email_becomes_a_call_in_the_next_digest(
     with session_scope(engine) as session:
         org = make_org(session, "EAST")
         customer = make_customer(session, org, abc_class=AbcClass.C)
+        # A recorded issue: the care email asks whether it was solved (solved / not solved).
+        session.add(
+            Complaint(
+                external_id="CP-LOOP-1",
+                customer_id=customer.id,
+                category="充值到账",
+                severity=Severity.NORMAL,
+                status=ComplaintStatus.CLOSED,
+                received_at=datetime(2026, 10, 1, 2, 0, tzinfo=UTC),
+            )
+        )
         customer_id, manager_id = customer.id, org.account_manager.id
 
     planned = revisits(as_of=MONDAY)["counts"]
