@@ -294,6 +294,29 @@ class _Settler:
                 log.debug("outbox: closing the settlement connection failed", exc_info=True)
 
 
+def _pending_again(
+    item: ClaimedMessage,
+    now: datetime,
+    failure: SendFailure,
+    text: str,
+    next_attempt_at: datetime,
+    *,
+    unknown: bool = False,
+) -> Settlement:
+    """Back to pending for another try at ``next_attempt_at`` (a retry, or an unknown outcome's
+    one more try), with the server's answer and the row's short history."""
+    return Settlement(
+        id=item.id,
+        status=OutboxStatus.PENDING,
+        at=now,
+        smtp_response=failure.describe(),
+        last_error=text,
+        next_attempt_at=next_attempt_at,
+        attempts=item.attempts,
+        unknown=unknown,
+    )
+
+
 class _Run:
     """State shared by the producer and the lanes of one delivery run."""
 
@@ -458,14 +481,12 @@ class _Run:
             )
             self.settle(
                 item,
-                Settlement(
-                    id=item.id,
-                    status=OutboxStatus.PENDING,
-                    at=now,
-                    smtp_response=failure.describe(),
-                    last_error=text,
-                    next_attempt_at=now + timedelta(seconds=settings.outbox_unknown_retry_s),
-                    attempts=item.attempts,
+                _pending_again(
+                    item,
+                    now,
+                    failure,
+                    text,
+                    now + timedelta(seconds=settings.outbox_unknown_retry_s),
                     unknown=True,
                 ),
             )
@@ -478,18 +499,7 @@ class _Run:
                 max_s=settings.outbox_backoff_max_s,
                 jitter=self.rng.random(),
             )
-            self.settle(
-                item,
-                Settlement(
-                    id=item.id,
-                    status=OutboxStatus.PENDING,
-                    at=now,
-                    smtp_response=failure.describe(),
-                    last_error=text,
-                    next_attempt_at=due,
-                    attempts=item.attempts,
-                ),
-            )
+            self.settle(item, _pending_again(item, now, failure, text, due))
             return
         self.log_row(
             "outbox row %d (%s) to %s failed permanently: %s",
