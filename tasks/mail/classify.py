@@ -9,9 +9,12 @@ as arguments so backoff is testable with explicit values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class Stage(StrEnum):
@@ -124,6 +127,89 @@ def client_refusal(failure: SendFailure) -> str | None:
     if failure.stage is Stage.SENDER and enhanced is not None and enhanced[:2] == (5, 7):
         return "the relay refuses our sender on policy grounds (check CRM_MAIL_FROM and login)"
     return None
+
+
+# How many different recipients must get the same permanent refusal, with nothing accepted,
+# before it counts as the relay refusing us. Three: one refusal is that address; two alike can be
+# chance; three alike before any acceptance is the relay's policy.
+REFUSAL_STREAK = 3
+_ADDRESS = re.compile(r"<[^<>]*>|[^\s<>@]+@[^\s<>@]+")
+
+
+def refusal_signature(failure: SendFailure) -> str | None:
+    """The reply to a RCPT refusal with the addresses taken out, when the same text could be the
+    relay's answer to every recipient; None when it can only be about this address.
+
+    Counted: permanent (5xx) replies to RCPT. Not counted: RFC 3463 addressing (X.1.x) and
+    mailbox (X.2.x) statuses - "user unknown", "mailbox full" are always about one address, even
+    when a run of bad addresses gets them one after another.
+    """
+    if failure.stage is not Stage.RECIPIENT or not is_permanent(failure.code):
+        return None
+    enhanced = enhanced_code(failure.message)
+    if enhanced is not None and enhanced[1] in (1, 2):
+        return None
+    text = " ".join(_ADDRESS.sub("<>", failure.message).lower().split())
+    return f"{failure.code} {text}"
+
+
+@dataclass(frozen=True)
+class RefusalVerdict(Generic[T]):
+    """What a lane does after a RCPT refusal: settle ``genuine`` rows as usual (this one is among
+    them when it is not held); a non-empty ``relay_refuses`` is a configuration error: release
+    those rows unattempted, flag nothing, and stop the run."""
+
+    genuine: list[tuple[T, SendFailure]] = field(default_factory=list)
+    relay_refuses: list[tuple[T, SendFailure]] = field(default_factory=list)
+
+
+@dataclass
+class RelayRefusals(Generic[T]):
+    """The recipient refusals of one delivery run that may turn out to be the relay's.
+
+    While nothing has been accepted and every recipient so far got the same refusal, a lane
+    holds a refused row here instead of failing it (and flagging its address). ``threshold``
+    different recipients alike make it a configuration error: the caller releases every held
+    row unattempted. Anything else (an acceptance, another reply) proves the held refusals
+    genuine, as does the end of the run: the caller then settles them as usual. Counted over the
+    run rather than per connection: with 8 connections a small batch gives each only one or
+    two recipients, yet the relay answers all of them the same.
+    """
+
+    threshold: int = REFUSAL_STREAK
+    signature: str | None = None
+    held: list[tuple[T, SendFailure]] = field(default_factory=list)
+    recipients: set[str] = field(default_factory=set)
+    spoiled: bool = False  # something but this one refusal happened: no streak any more
+
+    def _flush(self) -> list[tuple[T, SendFailure]]:
+        genuine, self.held = self.held, []
+        return genuine
+
+    def other_outcome(self) -> list[tuple[T, SendFailure]]:
+        """An acceptance or any other outcome: the held refusals are genuine (returned)."""
+        self.spoiled = True
+        return self._flush()
+
+    def finish(self) -> list[tuple[T, SendFailure]]:
+        """The run ends: whatever is still held is genuine."""
+        return self._flush()
+
+    def refused(self, recipient: str, item: T, failure: SendFailure) -> RefusalVerdict[T]:
+        """Record a permanent RCPT refusal."""
+        signature = refusal_signature(failure)
+        if (
+            self.spoiled
+            or signature is None
+            or (self.signature is not None and signature != self.signature)
+        ):
+            return RefusalVerdict(genuine=[*self.other_outcome(), (item, failure)])
+        self.signature = signature
+        self.held.append((item, failure))
+        self.recipients.add(recipient.lower())
+        if len(self.recipients) >= self.threshold:
+            return RefusalVerdict(relay_refuses=self._flush())
+        return RefusalVerdict()
 
 
 def refusal_message(endpoint: str, failure: SendFailure, cause: str) -> str:

@@ -79,10 +79,12 @@ from tasks.mail.claim import ClaimedMessage, claim_batch
 from tasks.mail.classify import (
     UNKNOWN_PREFIX,
     Disposition,
+    RelayRefusals,
     SendFailure,
     Stage,
     client_refusal,
     decide,
+    is_permanent,
     next_attempt_at,
     refusal_message,
     suppression_reason,
@@ -365,6 +367,8 @@ class _Run:
         self.sender = settings.mail_from
         self.key = settings.signing_key()
         self.base_url = settings.public_base_url
+        # Permanent RCPT refusals held back while they may be the relay refusing us.
+        self.refusals: RelayRefusals[ClaimedMessage] = RelayRefusals()
 
     # -- coordination -------------------------------------------------------------------------
 
@@ -810,6 +814,7 @@ class _Run:
                 self.item_added.set()
                 continue
             if isinstance(outcome, Accepted):
+                self.settle_genuine(self.refusals.other_outcome())
                 self.settle(
                     item,
                     Settlement(
@@ -820,13 +825,48 @@ class _Run:
                         attempts=item.attempts,
                     ),
                 )
+            elif (
+                outcome.stage is Stage.RECIPIENT
+                and is_permanent(outcome.code)
+                and client_refusal(outcome) is None
+            ):
+                verdict = self.refusals.refused(item.recipient_email, item, outcome)
+                self.settle_genuine(verdict.genuine)
+                if verdict.relay_refuses:
+                    self.relay_refuses_recipients(verdict.relay_refuses)
             else:
+                self.settle_genuine(self.refusals.other_outcome())
                 self.settle_failure(item, outcome)
 
     def release_unsent(self) -> None:
         while self.queue:
             item, _ = self.queue.popleft()
             self.release(item, self.report.stopped or "run ended before sending")
+        held = self.refusals.finish()
+        if isinstance(self.fatal, SmtpConfigurationError):
+            # The run stopped because the relay refuses us: these refusals were that too.
+            for item, failure in held:
+                self.release(item, f"relay refused the client: {failure.describe()}")
+        else:
+            self.settle_genuine(held)
+
+    def settle_genuine(self, rows: list[tuple[ClaimedMessage, SendFailure]]) -> None:
+        for item, failure in rows:
+            self.settle_failure(item, failure)
+
+    def relay_refuses_recipients(self, rows: list[tuple[ClaimedMessage, SendFailure]]) -> None:
+        """The same permanent refusal for ``REFUSAL_STREAK`` different recipients, nothing
+        accepted: the relay's answer to us, not theirs. Rows go back unattempted, nothing is
+        flagged, and the run stops (``lane_loop`` records it as fatal)."""
+        for item, failure in rows:
+            self.release(item, f"relay refused the client: {failure.describe()}")
+        failure = rows[-1][1]
+        cause = (
+            f"the relay gave {len(rows)} different recipients the same refusal and accepted "
+            "nothing (authenticate, or allow this host)"
+        )
+        endpoint = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        raise SmtpConfigurationError(mask_text(refusal_message(endpoint, failure, cause)))
 
 
 async def deliver_due_async(

@@ -91,3 +91,15 @@ def postfix_password_checker(user: str, password: str) -> Any:
         return AuthResult(success=False, handled=False, message=POSTFIX_AUTH_FAILED)
 
     return authenticate
+
+
+# ``smtpd_recipient_restrictions = ..., reject`` (or a catch-all ``check_recipient_access``):
+# every recipient refused with the same policy reply, which names only the recipient.
+RECIPIENT_ACCESS_DENIED = "554 5.7.1 <{rcpt}>: Recipient address rejected: Access denied"
+UNKNOWN_USER = (
+    "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown in virtual mailbox table"
+)
+
+
+def recipient_access_denied() -> PostfixRefusal:
+    return PostfixRefusal(rcpt_reply=RECIPIENT_ACCESS_DENIED)
