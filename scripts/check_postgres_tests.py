@@ -4,7 +4,8 @@ Reads the JUnit XML of a pytest run made with ``-p scripts.pytest_junit_markers`
 as a PostgreSQL test when it carries the ``postgres`` marker, or when its skip reason names
 ``CRM_TEST_POSTGRES_URL`` (a test that used the fixture but forgot the marker).
 
-Usage: python scripts/check_postgres_tests.py var/ci/junit.xml
+Usage: python scripts/check_postgres_tests.py var/ci/junit-*.xml (one or more files; their
+tests are added up, as ``make test`` writes one file per step)
 """
 
 from __future__ import annotations
@@ -47,10 +48,15 @@ def check(junit_xml: Path) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) < 2:
         sys.stderr.write(__doc__ or "")
         return 2
-    executed, skipped = check(Path(argv[1]))
+    executed = 0
+    skipped: list[str] = []
+    for name in argv[1:]:
+        ran, missed = check(Path(name))
+        executed += ran
+        skipped += missed
     if skipped:
         sys.stderr.write(f"FAIL: {len(skipped)} PostgreSQL tests were skipped:\n")
         sys.stderr.writelines(f"  {name}\n" for name in skipped[:50])
