@@ -112,9 +112,10 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One Prefect test API (temporary database) for the whole session: it takes 6-12 s to
-    start, and up to a minute on a loaded CI machine."""
+    """One Prefect test API (temporary database) per pytest process for the whole session: it
+    takes 6-12 s to start, over a minute on a loaded machine (80 s seen at load 16), hence the
+    generous timeout."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):
         yield
