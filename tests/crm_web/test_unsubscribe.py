@@ -105,9 +105,13 @@ def test_second_post_keeps_the_first_timestamp(
 
     assert first.status_code == second.status_code == again.status_code == 200
     assert unsubscribed_at(engine, customer) == first_time
-    # After unsubscribing, the link shows the done page with the original date, no button.
+    # After unsubscribing, the link shows the done page with the original date; its only form
+    # is "subscribe again" (posting to its own path), no second unsubscribe button.
     assert "您已成功退订" in again.text and "退订日期：2026-11-23。" in again.text
-    assert "<form" not in again.text
+    assert re.findall(r"<form[^>]*>", again.text) == [
+        f'<form method="post" action="{token}/resubscribe">'
+    ]
+    assert "确认退订" not in again.text
 
 
 @pytest.mark.parametrize(
