@@ -346,9 +346,7 @@ def test_one_click_still_unsubscribes_after_a_resubscribe(
     clock.advance(timedelta(days=1))
     again = clock.now
 
-    response = client.post(
-        f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK
-    )
+    response = client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
 
     assert response.status_code == 200 and "您已成功退订" in response.text
     assert unsubscribed_at(engine, customer) == again
