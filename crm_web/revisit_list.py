@@ -3,7 +3,7 @@ most ``DIGEST_MAX_ITEMS`` and says how many more there are).
 
 Each line shows the revisit id, the customer with their full phone as a ``tel:`` link (the digest
 email masks it; this page is for the staff member the token names), the due date, and a signed
-"record outcome" link (``/r/``) made for this staff member when the page is shown. Pages of
+"record outcome" link (``/r/``, relative) made for this staff member when the page is shown. Pages of
 ``PAGE_SIZE`` lines, most overdue first, read by keyset (``?after=``).
 
 The token names the staff member (purpose ``revisit_list``, expiring like the outcome links).
@@ -22,7 +22,7 @@ from crm_web.context import Web
 from crm_web.i18n import page_locale
 from crm_web.link_tokens import claimed_id
 from crm_web.unsubscribe import invalid_link
-from tasks.mail.links import REVISIT_LIST_PURPOSE, revisit_outcome_url
+from tasks.mail.links import REVISIT_LIST_PURPOSE, revisit_outcome_token
 from tasks.revisits.manager_list import Cursor, load_owner, load_page, tel_href
 
 REFUSED_STATUS = 403
@@ -45,15 +45,15 @@ async def show_list(token: str, request: Request, web: Web) -> HTMLResponse:
     today = now.astimezone(web.settings.tz).date()
     after = Cursor.decode(request.query_params.get("after"))
     page = await run_in_threadpool(load_page, web.engine, owner.staff_id, today=today, after=after)
-    key, base = web.signing_key, web.settings.public_base_url
+    key = web.signing_key
     lines = [
         {
             "row": row,
             "tel": tel_href(row.phone),
             "overdue_days": max((today - row.due_on).days, 0),
-            "outcome_url": revisit_outcome_url(
-                row.revisit_id, staff_id=owner.staff_id, key=key, base_url=base, now=now
-            ),
+            # Relative (/m/<token> -> /r/<token>): the outcome page of this very server.
+            "outcome_href": "../r/"
+            + revisit_outcome_token(row.revisit_id, staff_id=owner.staff_id, key=key, now=now),
         }
         for row in page.rows
     ]

@@ -104,13 +104,25 @@ def revisit_outcome_url(
 ) -> str:
     """The link in a digest where the account manager records a revisit's outcome
     (``{base_url}/r/{token}``; the token names the revisit and the staff member it was sent to)."""
-    token = sign(
+    token = revisit_outcome_token(revisit_id, staff_id=staff_id, key=key, now=now, ttl=ttl)
+    return signed_url(base_url, "r", token)
+
+
+def revisit_outcome_token(
+    revisit_id: int,
+    *,
+    staff_id: int,
+    key: bytes,
+    now: datetime,
+    ttl: timedelta = REVISIT_OUTCOME_TTL,
+) -> str:
+    """The token of ``revisit_outcome_url`` (the ``/m/`` page links it relatively, ``../r/``)."""
+    return sign(
         key,
         REVISIT_OUTCOME_PURPOSE,
         {"revisit": revisit_id, "staff": staff_id},
         expires_at=now + ttl,
     )
-    return signed_url(base_url, "r", token)
 
 
 def revisit_list_url(

@@ -59,7 +59,7 @@ def test_the_list_shows_every_open_revisit_with_full_phone_id_and_outcome_link(
     assert '<a class="tel" href="tel:13812345678">138 1234 5678</a>' in page
     assert "逾期 4 天" in page
     assert "&lt;b&gt;李四&lt;/b&gt;" in page and "<b>李四" not in page
-    links = re.findall(r'href="https://crm\.example\.test/r/([^"]+)"', page)
+    links = re.findall(r'href="\.\./r/([^"]+)"', page)
     assert len(links) == 2
     claims = [claims_from_token(SIGNING_KEY.encode(), token, NOW) for token in links]
     assert [(c.revisit_id, c.staff_id) for c in claims if c] == [
