@@ -3,8 +3,8 @@ most ``DIGEST_MAX_ITEMS`` and says how many more there are).
 
 Each line shows the revisit id, the customer with their full phone as a ``tel:`` link (the digest
 email masks it; this page is for the staff member the token names), the due date, and a signed
-"record outcome" link (``/r/``, relative) made for this staff member when the page is shown. Pages of
-``PAGE_SIZE`` lines, most overdue first, read by keyset (``?after=``).
+"record outcome" link (``/r/``, relative) made for this staff member when the page is shown.
+Pages of ``PAGE_SIZE`` lines, most overdue first, read by keyset (``?after=``).
 
 The token names the staff member (purpose ``revisit_list``, expiring like the outcome links).
 A bad token or an unknown staff member gets the invalid-link 404 like every other link; a staff

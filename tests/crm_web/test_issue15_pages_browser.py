@@ -41,7 +41,8 @@ def browser() -> Iterator[Browser]:
 
 
 LIST_TEXT = {
-    "zh-CN": ("的待回访客户", "共 3 条待办回访，其中 2 条已逾期。", "记录结果", "逾期 5 天", "记录回访结果"),
+    "zh-CN": ("的待回访客户", "共 3 条待办回访，其中 2 条已逾期。", "记录结果", "逾期 5 天",
+              "记录回访结果"),
     "en": ("Open revisits of", "3 open revisits, 2 of them overdue.", "Record outcome",
            "5 d overdue", "Record the revisit outcome"),
 }  # fmt: skip
