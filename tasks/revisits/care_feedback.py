@@ -80,6 +80,9 @@ class CareEmail:
     # that is not after the answer (an overdue revisit became the call) - the first working day
     # after the answer, on the branch's calendar, when the next digest lists it.
     call_on: date | None
+    # Before an answer: the branch manager's name when they would take the call because the
+    # account manager has left or is missing (the form's hint then names them), else None.
+    branch_manager_would_call: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,7 @@ def _load(session: Session, outbox_id: int, timezone: ZoneInfo) -> CareEmail | N
             Customer.timezone,
             OutboxMessage.context,
             Customer.branch_id,
+            Customer.account_manager_id,
         )
         .join(Customer, Customer.id == OutboxMessage.customer_id)
         .where(OutboxMessage.id == outbox_id, OutboxMessage.kind == CARE_KIND)
@@ -268,6 +272,26 @@ def _load(session: Session, outbox_id: int, timezone: ZoneInfo) -> CareEmail | N
         follow_up_by=caller[0],
         follow_up_role=caller[1],
         call_on=call_on,
+        branch_manager_would_call=(
+            _branch_manager_would_call(session, row[7], row[6]) if feedback is None else None
+        ),
+    )
+
+
+def _branch_manager_would_call(
+    session: Session, account_manager_id: int | None, branch_id: int | None
+) -> str | None:
+    """The branch manager's name when the assignment rule (``assign``) would give them the call
+    (the account manager left or is missing); two small reads, for the unanswered page only."""
+    if branch_id is None or bool(
+        account_manager_id is not None
+        and session.scalar(select(Staff.active).where(Staff.id == account_manager_id))
+    ):
+        return None
+    return session.scalar(
+        select(Staff.name)
+        .join(Branch, Branch.manager_id == Staff.id)
+        .where(Branch.id == branch_id, Staff.active.is_(True))
     )
 
 

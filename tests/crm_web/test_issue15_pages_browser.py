@@ -142,6 +142,8 @@ def test_feedback_names_the_branch_manager_when_the_account_manager_left(
     ):
         page.goto(f"{base_url}/f/{feedback_token(row.outbox_id)}?answer=call_me")
         assert page.get_by_role("radio", name=button).is_checked()
+        # Before answering, the choice already says who will call.
+        assert who.format(name=name) in page.inner_text("form")
         page.get_by_role("button", name=submit).click()
         page.get_by_role("heading", level=1).wait_for()
         text = page.inner_text("main")
