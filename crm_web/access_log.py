@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 
-# Every path whose last segment is a link token: /u/ unsubscribe, /r/ revisit outcome, /f/ care
-# feedback. Later features (survey answers) add their prefixes here.
-TOKEN_PATH = re.compile(r"^(/(?:u|r|f)/)[^/?#]+")
+# Every path whose segment after the prefix is a link token: /u/ unsubscribe (and
+# /u/<token>/resubscribe), /r/ revisit outcome, /f/ care feedback, /m/ a manager's revisit list.
+# Later features (survey answers) add their prefixes here.
+TOKEN_PATH = re.compile(r"^(/(?:u|r|f|m)/)[^/?#]+")
 
 
 def redact_path(path: str) -> str:

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse
 from crm_core.settings import Settings, get_settings
 from crm_db.session import make_engine
 from crm_db.types import utcnow
-from crm_web import care_feedback, revisit_outcome, unsubscribe
+from crm_web import care_feedback, revisit_list, revisit_outcome, unsubscribe
 from crm_web.context import Clock, WebContext
 from crm_web.i18n import negotiate_locale
 from crm_web.pages import Pages
@@ -51,6 +51,7 @@ def create_app(
     app.include_router(unsubscribe.router)
     app.include_router(revisit_outcome.router)
     app.include_router(care_feedback.router)
+    app.include_router(revisit_list.router)
 
     @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:

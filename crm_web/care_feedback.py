@@ -70,10 +70,8 @@ def _page(
     answered_on = (
         None if email.answered_at is None else local_date(email.answered_at, email.timezone)
     )
-    # The call's date, unless it lies in the past (an overdue revisit made the call).
-    call_on = email.follow_up_on.isoformat() if email.follow_up_on else None
-    if call_on is not None and answered_on is not None and call_on < answered_on:
-        call_on = None
+    # The call's day (``tasks.revisits.rules.care_feedback.call_day``: never one in the past).
+    call_on = email.call_on.isoformat() if email.call_on else None
     return web.pages.response(
         template,
         locale=locale,
@@ -96,7 +94,11 @@ def _offered_values(email: CareEmail) -> set[str]:
 def show_question(token: str, request: Request, web: Web) -> HTMLResponse:
     """The question with the answer form, or the answer already given; writes nothing."""
     outbox_id = outbox_id_from_token(web.signing_key, token, web.clock())
-    email = None if outbox_id is None else load_care_email(web.engine, outbox_id)
+    email = (
+        None
+        if outbox_id is None
+        else load_care_email(web.engine, outbox_id, timezone=web.settings.tz)
+    )
     if email is None:
         return invalid_link(request, web)
     if email.answer is not None:
@@ -120,7 +122,9 @@ async def post_answer(token: str, request: Request, web: Web) -> HTMLResponse:
     if outbox_id is None:
         return invalid_link(request, web)
     body = await read_form_body(request)
-    email = await run_in_threadpool(load_care_email, web.engine, outbox_id)
+    email = await run_in_threadpool(
+        lambda: load_care_email(web.engine, outbox_id, timezone=web.settings.tz)
+    )
     if email is None:
         return invalid_link(request, web)
     parsed = parse_answer_form(parse_form_body(body), questions_for(email.asked_about_issue))

@@ -1,4 +1,5 @@
-"""Database side of unsubscribing: read a customer's mail state, set ``unsubscribed_at`` once."""
+"""Database side of unsubscribing: read a customer's mail state, set ``unsubscribed_at`` once, and
+clear it again when the customer re-subscribes by their own action (each change audited)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,39 @@ def unsubscribe_customer(engine: Engine, customer_id: int, now: datetime) -> Sub
                     old_value="false",
                     new_value="true",
                     source="unsubscribe_link",
+                    changed_at=now,
+                )
+            )
+        row = session.execute(_select_subscriber(customer_id)).one_or_none()
+    return None if row is None else Subscriber(*row)
+
+
+RESUBSCRIBE_SOURCE = "resubscribe_link"
+
+
+def resubscribe_customer(engine: Engine, customer_id: int, now: datetime) -> Subscriber | None:
+    """Clear ``unsubscribed_at`` (the customer pressed "subscribe again" on the unsubscribe page)
+    and return the resulting state (``None`` for an unknown customer). Idempotent like
+    ``unsubscribe_customer``: the ``IS NOT NULL`` guard makes a second press change nothing and
+    write no second ``consent_changes`` row."""
+    with session_scope(engine) as session:
+        changed = (
+            session.connection()
+            .execute(
+                update(Customer)
+                .where(Customer.id == customer_id, Customer.unsubscribed_at.is_not(None))
+                .values(unsubscribed_at=None)
+            )
+            .rowcount
+        )
+        if changed:
+            session.add(
+                ConsentChange(
+                    customer_id=customer_id,
+                    field="unsubscribed",
+                    old_value="true",
+                    new_value="false",
+                    source=RESUBSCRIBE_SOURCE,
                     changed_at=now,
                 )
             )

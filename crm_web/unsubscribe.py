@@ -7,6 +7,11 @@ only credential, so the body is not parsed at all and there is no CSRF token to 
 
 Unknown customer, expired token and tampered token all get the same 404 page (byte for byte), so
 the link reveals nothing about which customers exist.
+
+Re-subscribing is the customer's own action too: the done page offers "subscribe again", a form
+POST to ``/u/{token}/resubscribe`` (the same signed token; its own path, so a one-click POST to
+the ``List-Unsubscribe`` URL can only ever unsubscribe). That path takes POST only (a GET is a
+405): its pages post elsewhere, and no page is ever shown at it that could post back to it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from crm_core.masking import mask_email
 from crm_web.context import Web, WebContext
 from crm_web.i18n import negotiate_locale, page_locale
 from crm_web.link_tokens import claimed_id
-from crm_web.subscriptions import Subscriber, load_subscriber, unsubscribe_customer
+from crm_web.subscriptions import (
+    Subscriber,
+    load_subscriber,
+    resubscribe_customer,
+    unsubscribe_customer,
+)
 
 PURPOSE = "unsubscribe"
 INVALID_LINK_STATUS = 404
@@ -52,7 +62,14 @@ def invalid_link(request: Request, web: WebContext) -> HTMLResponse:
     return web.pages.response("link_invalid.html", locale=locale, status_code=INVALID_LINK_STATUS)
 
 
-def _subscriber_page(request: Request, web: WebContext, subscriber: Subscriber) -> HTMLResponse:
+def _subscriber_page(
+    request: Request,
+    web: WebContext,
+    subscriber: Subscriber,
+    token: str,
+    *,
+    resubscribed: bool = False,
+) -> HTMLResponse:
     locale = page_locale(
         subscriber.locale, request.headers.get("accept-language"), web.locale_default()
     )
@@ -61,9 +78,13 @@ def _subscriber_page(request: Request, web: WebContext, subscriber: Subscriber) 
             "unsubscribe/done.html",
             locale=locale,
             since=local_date(subscriber.unsubscribed_at, subscriber.timezone),
+            token=token,
         )
     return web.pages.response(
-        "unsubscribe/confirm.html", locale=locale, address=mask_email(subscriber.email)
+        "unsubscribe/resubscribed.html" if resubscribed else "unsubscribe/confirm.html",
+        locale=locale,
+        address=mask_email(subscriber.email),
+        token=token,
     )
 
 
@@ -74,7 +95,7 @@ def confirm_unsubscribe(token: str, request: Request, web: Web) -> HTMLResponse:
     subscriber = None if customer_id is None else load_subscriber(web.engine, customer_id)
     if subscriber is None:
         return invalid_link(request, web)
-    return _subscriber_page(request, web, subscriber)
+    return _subscriber_page(request, web, subscriber, token)
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
@@ -85,4 +106,15 @@ def unsubscribe(token: str, request: Request, web: Web) -> HTMLResponse:
     subscriber = None if customer_id is None else unsubscribe_customer(web.engine, customer_id, now)
     if subscriber is None:
         return invalid_link(request, web)
-    return _subscriber_page(request, web, subscriber)
+    return _subscriber_page(request, web, subscriber, token)
+
+
+@router.post("/u/{token}/resubscribe", response_class=HTMLResponse)
+def resubscribe(token: str, request: Request, web: Web) -> HTMLResponse:
+    """Subscribe again (idempotent), audited with source ``resubscribe_link``."""
+    now = web.clock()
+    customer_id = customer_id_from_token(web.signing_key, token, now)
+    subscriber = None if customer_id is None else resubscribe_customer(web.engine, customer_id, now)
+    if subscriber is None:
+        return invalid_link(request, web)
+    return _subscriber_page(request, web, subscriber, token, resubscribed=True)

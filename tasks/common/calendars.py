@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from crm_db.models import BusinessCalendar, CalendarDay
+from crm_db.models import Branch, BusinessCalendar, CalendarDay, Region
 from crm_db.session import session_scope, shared_engine
 from tasks.rules.business_time import BusinessHours
 from tasks.rules.calendar import WorkCalendar, calendar_warnings
@@ -52,6 +52,22 @@ def load_work_calendar(session: Session, code: str = "CN") -> WorkCalendar:
     holidays (day-level rules such as revisit planning can still run on a bare database)."""
     calendar = session.scalar(select(BusinessCalendar).where(BusinessCalendar.code == code))
     return WorkCalendar() if calendar is None else _work_calendar(session, calendar)
+
+
+def load_branch_work_calendar(session: Session, branch_id: int | None) -> WorkCalendar:
+    """The working days of a branch: its region's calendar (``regions.calendar_id``), else the
+    default calendar (``load_work_calendar``), as for a customer without a branch."""
+    calendar = (
+        None
+        if branch_id is None
+        else session.scalar(
+            select(BusinessCalendar)
+            .join(Region, Region.calendar_id == BusinessCalendar.id)
+            .join(Branch, Branch.region_id == Region.id)
+            .where(Branch.id == branch_id)
+        )
+    )
+    return load_work_calendar(session) if calendar is None else _work_calendar(session, calendar)
 
 
 def load_business_hours(session: Session, code: str = "CN") -> BusinessHours:

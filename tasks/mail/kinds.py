@@ -188,6 +188,10 @@ KINDS: dict[str, EmailKind] = {
                 "manager_name": "王小明",
                 "date": "2026-03-02",
                 "items": _DIGEST_ITEMS,
+                "total_count": 201,
+                "overdue_count": 120,
+                "more_count": 200,
+                "list_url": "https://crm.example.test/m/sample-token",
             },
         ),
         EmailKind(

@@ -16,6 +16,7 @@ from crm_core.signing import sign
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 REVISIT_OUTCOME_PURPOSE = "revisit_outcome"
 CARE_FEEDBACK_PURPOSE = "care_feedback"
+REVISIT_LIST_PURPOSE = "revisit_list"
 REVISIT_OUTCOME_TTL = timedelta(days=30)
 # A care email is answered within days or not at all; after a month the answer would be stale.
 CARE_FEEDBACK_TTL = timedelta(days=30)
@@ -103,13 +104,39 @@ def revisit_outcome_url(
 ) -> str:
     """The link in a digest where the account manager records a revisit's outcome
     (``{base_url}/r/{token}``; the token names the revisit and the staff member it was sent to)."""
-    token = sign(
+    token = revisit_outcome_token(revisit_id, staff_id=staff_id, key=key, now=now, ttl=ttl)
+    return signed_url(base_url, "r", token)
+
+
+def revisit_outcome_token(
+    revisit_id: int,
+    *,
+    staff_id: int,
+    key: bytes,
+    now: datetime,
+    ttl: timedelta = REVISIT_OUTCOME_TTL,
+) -> str:
+    """The token of ``revisit_outcome_url`` (the ``/m/`` page links it relatively, ``../r/``)."""
+    return sign(
         key,
         REVISIT_OUTCOME_PURPOSE,
         {"revisit": revisit_id, "staff": staff_id},
         expires_at=now + ttl,
     )
-    return signed_url(base_url, "r", token)
+
+
+def revisit_list_url(
+    staff_id: int,
+    *,
+    key: bytes,
+    base_url: str,
+    now: datetime,
+    ttl: timedelta = REVISIT_OUTCOME_TTL,
+) -> str:
+    """The link in a digest to the manager's full list of open revisits (``{base_url}/m/{token}``;
+    the token names the staff member the digest was sent to, and lasts as the outcome links do)."""
+    token = sign(key, REVISIT_LIST_PURPOSE, {"staff": staff_id}, expires_at=now + ttl)
+    return signed_url(base_url, "m", token)
 
 
 def care_feedback_url(

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from crm_db.enums import AbcClass, ContactChannel, RevisitStatus
 from crm_db.models import (
+    Branch,
     CareFeedback,
     ContactHistory,
     Customer,
@@ -32,7 +33,7 @@ from crm_db.models import (
 )
 from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
-from tasks.common.calendars import load_work_calendar
+from tasks.common.calendars import load_branch_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.write_lock import for_update, lock_rows
 from tasks.revisits.care import CARE_KIND
@@ -40,6 +41,7 @@ from tasks.revisits.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
     Answer,
     answer_of,
+    call_day,
     feedback_record,
     follow_up_due,
     questions_for,
@@ -70,7 +72,17 @@ class CareEmail:
     # No revisit when nobody can be assigned (no branch, no active manager).
     follow_up_revisit_id: int | None
     follow_up_on: date | None
+    # Who will call: the revisit's assignee while active, else the customer's branch manager
+    # (``follow_up_role`` says which, so the page can say "the branch manager").
     follow_up_by: str | None
+    follow_up_role: str | None  # "account_manager" | "branch_manager" | None
+    # The day the page promises the call (``call_day``): the revisit's planned day, or - when
+    # that is not after the answer (an overdue revisit became the call) - the first working day
+    # after the answer, on the branch's calendar, when the next digest lists it.
+    call_on: date | None
+    # Before an answer: the branch manager's name when they would take the call because the
+    # account manager has left or is missing (the form's hint then names them), else None.
+    branch_manager_would_call: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,11 +91,14 @@ class Recorded:
     duplicate: bool  # nothing was written: this email had been answered already
 
 
-def load_care_email(engine: Engine, outbox_id: int) -> CareEmail | None:
+def load_care_email(
+    engine: Engine, outbox_id: int, *, timezone: ZoneInfo | None = None
+) -> CareEmail | None:
     """The care email ``outbox_id`` names, or ``None`` if there is none (or it is another kind
-    of email, or has no customer)."""
+    of email, or has no customer). ``timezone`` is the CRM's (the day of the answer; default
+    UTC)."""
     with session_scope(engine) as session:
-        return _load(session, outbox_id)
+        return _load(session, outbox_id, timezone or ZoneInfo("UTC"))
 
 
 def record_answer(
@@ -121,7 +136,7 @@ def _record(
 ) -> Recorded | None:
     with session_scope(engine) as session:
         _lock(session, outbox_id)
-        email = _load(session, outbox_id)
+        email = _load(session, outbox_id, timezone)
         if email is None:
             return None
         if email.answer is not None:
@@ -164,7 +179,7 @@ def _record(
         session.flush()
         _ANSWER_EFFECTS[answer](session, AnswerFacts(customer, contact, follow_up, now))
         session.flush()
-        after = _load(session, outbox_id)
+        after = _load(session, outbox_id, timezone)
         assert after is not None  # the same transaction just wrote it
         return Recorded(after, duplicate=False)
 
@@ -204,7 +219,7 @@ def _lock(session: Session, outbox_id: int) -> None:
     lock_rows(session, select(OutboxMessage.id).where(OutboxMessage.id == outbox_id))
 
 
-def _load(session: Session, outbox_id: int) -> CareEmail | None:
+def _load(session: Session, outbox_id: int, timezone: ZoneInfo) -> CareEmail | None:
     row = session.execute(
         select(
             OutboxMessage.id,
@@ -213,6 +228,8 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
             Customer.id,
             Customer.timezone,
             OutboxMessage.context,
+            Customer.branch_id,
+            Customer.account_manager_id,
         )
         .join(Customer, Customer.id == OutboxMessage.customer_id)
         .where(OutboxMessage.id == outbox_id, OutboxMessage.kind == CARE_KIND)
@@ -226,16 +243,21 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
             ContactHistory.notes,
             Revisit.id,
             Revisit.due_on,
-            Staff.name,
+            Revisit.assignee_id,
         )
         .select_from(CareFeedback)
         .join(ContactHistory, ContactHistory.id == CareFeedback.contact_id)
         .outerjoin(Revisit, Revisit.id == CareFeedback.follow_up_revisit_id)
-        .outerjoin(Staff, Staff.id == Revisit.assignee_id)
         .where(CareFeedback.outbox_id == outbox_id)
     ).one_or_none()
     sent_at = raw_utc_datetime(row[1])  # COALESCE: SQLite returns its text as stored
     assert sent_at is not None  # created_at is NOT NULL
+    caller: tuple[str | None, str | None] = (None, None)
+    call_on = None
+    if feedback is not None and feedback[3] is not None:
+        caller = _caller(session, feedback[5], row[6])
+        answered_on = feedback[1].astimezone(timezone).date()
+        call_on = call_day(feedback[4], answered_on, load_branch_work_calendar(session, row[6]))
     return CareEmail(
         outbox_id=row[0],
         sent_at=sent_at,
@@ -247,8 +269,54 @@ def _load(session: Session, outbox_id: int) -> CareEmail | None:
         answered_at=None if feedback is None else feedback[1],
         follow_up_revisit_id=None if feedback is None else feedback[3],
         follow_up_on=None if feedback is None else feedback[4],
-        follow_up_by=None if feedback is None else feedback[5],
+        follow_up_by=caller[0],
+        follow_up_role=caller[1],
+        call_on=call_on,
+        branch_manager_would_call=(
+            _branch_manager_would_call(session, row[7], row[6]) if feedback is None else None
+        ),
     )
+
+
+def _branch_manager_would_call(
+    session: Session, account_manager_id: int | None, branch_id: int | None
+) -> str | None:
+    """The branch manager's name when the assignment rule (``assign``) would give them the call
+    (the account manager left or is missing); two small reads, for the unanswered page only."""
+    if branch_id is None or bool(
+        account_manager_id is not None
+        and session.scalar(select(Staff.active).where(Staff.id == account_manager_id))
+    ):
+        return None
+    return session.scalar(
+        select(Staff.name)
+        .join(Branch, Branch.manager_id == Staff.id)
+        .where(Branch.id == branch_id, Staff.active.is_(True))
+    )
+
+
+def _caller(
+    session: Session, assignee_id: int | None, branch_id: int | None
+) -> tuple[str | None, str | None]:
+    """Whom the page names as the caller, and as what: the call's assignee while active (the
+    account manager, or the branch manager when the account manager had left); else - the
+    assignee left after the answer, before the call moved - the customer's branch manager,
+    who takes a departed manager's open work."""
+    branch_manager_id = (
+        None
+        if branch_id is None
+        else session.scalar(select(Branch.manager_id).where(Branch.id == branch_id))
+    )
+    for staff_id in (assignee_id, branch_manager_id):
+        if staff_id is None:
+            continue
+        name = session.scalar(
+            select(Staff.name).where(Staff.id == staff_id, Staff.active.is_(True))
+        )
+        if name is not None:
+            role = "branch_manager" if staff_id == branch_manager_id else "account_manager"
+            return name, role
+    return None, None
 
 
 def _assignment(session: Session, customer: Customer) -> Assignment:
@@ -285,8 +353,17 @@ def _follow_up(
             )
         )
     )
-    due_on = follow_up_due(answered_on, load_work_calendar(session), taken)
+    due_on = follow_up_due(
+        answered_on, load_branch_work_calendar(session, customer.branch_id), taken
+    )
     if open_revisit is not None:
+        if open_revisit.assignee_id != assignment.assignee_id and not _is_active(
+            session, open_revisit.assignee_id
+        ):
+            # Planned for someone who has left since: the call goes to whoever owns the customer
+            # now (the branch manager, flagged), as the page says.
+            open_revisit.assignee_id = assignment.assignee_id
+            open_revisit.needs_reassignment = assignment.needs_reassignment
         open_revisit.channel = FOLLOW_UP_CHANNEL
         open_revisit.notes = combined_notes(open_revisit.notes, notes)
         # Brought forward when it lies further ahead; an overdue one stays (and escalates).
@@ -307,6 +384,12 @@ def _follow_up(
     )
     session.add(revisit)
     return revisit
+
+
+def _is_active(session: Session, staff_id: int | None) -> bool:
+    return staff_id is not None and bool(
+        session.scalar(select(Staff.active).where(Staff.id == staff_id))
+    )
 
 
 def _last_class(session: Session, customer_id: int) -> AbcClass:

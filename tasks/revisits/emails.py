@@ -6,7 +6,9 @@ had no customer-facing email within the contact cap. Queuing it completes the re
 the contact, in the same transaction. A capped customer is retried on a later day; one without a
 usable address stays open for the manager, who sees it in the digest.
 
-Digest: one email per assignee per day with every open revisit due or overdue, with context.
+Digest: one email per assignee per day with every open revisit due or overdue, with context:
+the ``DIGEST_MAX_ITEMS`` most overdue in the email, and - no silent cap - the total, how many more,
+and a signed link to the assignee's full list (``crm web``'s ``/m/`` page, every open revisit).
 """
 
 from __future__ import annotations
@@ -205,8 +207,10 @@ def queue_digest_batch(
     outcome_url: Callable[[int, int], str],
     run_id: int | None,
     dry_run: bool,
+    list_url: Callable[[int], str] | None = None,
 ) -> RunCounts:
-    """One digest per assignee in ``assignees``, queued in one transaction.
+    """One digest per assignee in ``assignees``, queued in one transaction. ``list_url`` makes
+    the link to an assignee's full list of open revisits (none without it).
 
     Reads and the write are separate transactions (as in planning), so batches can run side by
     side: a read snapshot is never upgraded to a write after another batch has committed."""
@@ -221,7 +225,9 @@ def queue_digest_batch(
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
         context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
     messages = list(
-        _digest_messages(groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued)
+        _digest_messages(
+            groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued, list_url
+        )
     )
     if not dry_run and messages:
         with engine.begin() as conn:
@@ -237,6 +243,7 @@ def queue_digests(
     run_id: int | None,
     dry_run: bool,
     batch_rows: int = 5000,
+    list_url: Callable[[int], str] | None = None,
 ) -> RunCounts:
     """Every digest of the day, batch after batch (the flow runs the batches as tasks)."""
     counts = RunCounts()
@@ -249,6 +256,7 @@ def queue_digests(
                 outcome_url=outcome_url,
                 run_id=run_id,
                 dry_run=dry_run,
+                list_url=list_url,
             )
         )
     return counts
@@ -263,11 +271,14 @@ def _digest_messages(
     run_id: int | None,
     counts: RunCounts,
     queued: Container[str] = frozenset(),
+    list_url: Callable[[int], str] | None = None,
 ) -> Iterator[NewMessage]:
     for group in groups:
+        overdue = 0
         for row in group:  # every open revisit past its due date, per customer's region
             if raw_date(row.due_on) < ctx.as_of:
                 counts.add(row.region_code, "overdue")
+                overdue += 1
         if digest_key(ctx.as_of, group[0].assignee_id) in queued:
             counts.add(group[0].region_code, "digests_already_queued")
             continue
@@ -312,6 +323,11 @@ def _digest_messages(
                 "manager_name": assignee.name,
                 "date": ctx.as_of.isoformat(),
                 "items": items,
+                # The whole day, not only the items shown: no silent cap.
+                "total_count": len(group),
+                "overdue_count": overdue,
+                "more_count": len(group) - len(items),
+                "list_url": None if list_url is None else list_url(assignee.id),
             },
             run_id=run_id,
         )

@@ -24,7 +24,7 @@ from tasks.common import policies
 from tasks.common.calendars import load_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.run_context import RunCounts
-from tasks.mail.links import revisit_outcome_url
+from tasks.mail.links import revisit_list_url, revisit_outcome_url
 from tasks.revisits import policies as revisit_policies
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
@@ -89,6 +89,17 @@ def _outcome_links(now: datetime) -> Callable[[int, int], str]:
     return link
 
 
+def _list_links(now: datetime) -> Callable[[int], str]:
+    """Builds the signed link to a staff member's full list of open revisits."""
+    settings = get_settings()
+    key, base = settings.signing_key(), settings.public_base_url
+
+    def link(staff_id: int) -> str:
+        return revisit_list_url(staff_id, key=key, base_url=base, now=now)
+
+    return link
+
+
 @task(name="follow-up-open-revisits", cache_policy=NO_CACHE)
 def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RunCounts:
     """The open revisits of earlier days: escalate the overdue ones, then send the care emails
@@ -136,6 +147,7 @@ def digest_batch(
         outcome_url=_outcome_links(ctx.now),
         run_id=run_id,
         dry_run=dry_run,
+        list_url=_list_links(ctx.now),
     )
 
 

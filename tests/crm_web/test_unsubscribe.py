@@ -105,9 +105,13 @@ def test_second_post_keeps_the_first_timestamp(
 
     assert first.status_code == second.status_code == again.status_code == 200
     assert unsubscribed_at(engine, customer) == first_time
-    # After unsubscribing, the link shows the done page with the original date, no button.
+    # After unsubscribing, the link shows the done page with the original date; its only form
+    # is "subscribe again" (posting to its own path), no second unsubscribe button.
     assert "您已成功退订" in again.text and "退订日期：2026-11-23。" in again.text
-    assert "<form" not in again.text
+    assert re.findall(r"<form[^>]*>", again.text) == [
+        f'<form method="post" action="{token}/resubscribe">'
+    ]
+    assert "确认退订" not in again.text
 
 
 @pytest.mark.parametrize(
@@ -289,3 +293,91 @@ def test_links_issued_with_an_expiry_still_unsubscribe_after_it(
     )
     assert client.post(f"/u/{old}").status_code == 200
     assert unsubscribed_at(engine, customer) == clock.now
+
+
+# --- re-subscribing by the customer's own action ----------------------------------------------
+
+
+def consent_rows(engine: Engine, customer_id: int) -> list[tuple[str, str | None, str, object]]:
+    with session_scope(engine) as session:
+        return [
+            (r.field, r.new_value, r.source, r.changed_at)
+            for r in session.scalars(
+                select(ConsentChange)
+                .where(ConsentChange.customer_id == customer_id)
+                .order_by(ConsentChange.id)
+            )
+        ]
+
+
+def test_resubscribe_clears_the_opt_out_and_audits_it_once(
+    engine: Engine, client: TestClient, clock: Clock
+) -> None:
+    customer = make_customer(engine)
+    token = unsubscribe_token(customer, issued_at=NOW)
+    unsubscribed_on = clock.now
+    assert client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+    clock.advance(timedelta(days=3))
+    resubscribed_on = clock.now
+
+    first = client.post(f"/u/{token}/resubscribe")
+    clock.advance(timedelta(minutes=1))
+    second = client.post(f"/u/{token}/resubscribe")  # a double click changes nothing more
+
+    assert first.status_code == second.status_code == 200
+    assert "您已重新订阅" in first.text and "z***@ex***" in first.text
+    assert unsubscribed_at(engine, customer) is None
+    assert consent_rows(engine, customer) == [
+        ("unsubscribed", "true", "unsubscribe_link", unsubscribed_on),
+        ("unsubscribed", "false", "resubscribe_link", resubscribed_on),
+    ]
+    # The page offers to unsubscribe again, at the unsubscribe link itself.
+    assert re.findall(r"<form[^>]*>", first.text) == [f'<form method="post" action="../{token}">']
+
+
+def test_one_click_still_unsubscribes_after_a_resubscribe(
+    engine: Engine, client: TestClient, clock: Clock
+) -> None:
+    customer = make_customer(engine)
+    token = unsubscribe_token(customer, issued_at=NOW)
+    client.post(f"/u/{token}")
+    clock.advance(timedelta(days=1))
+    client.post(f"/u/{token}/resubscribe")
+    clock.advance(timedelta(days=1))
+    again = clock.now
+
+    response = client.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+
+    assert response.status_code == 200 and "您已成功退订" in response.text
+    assert unsubscribed_at(engine, customer) == again
+    assert [row[1:3] for row in consent_rows(engine, customer)] == [
+        ("true", "unsubscribe_link"),
+        ("false", "resubscribe_link"),
+        ("true", "unsubscribe_link"),
+    ]
+
+
+def test_resubscribe_needs_a_post_and_a_good_token(engine: Engine, client: TestClient) -> None:
+    customer = make_customer(engine, unsubscribed_at=NOW - timedelta(days=5))
+    token = unsubscribe_token(customer, issued_at=NOW)
+
+    fetched = client.get(f"/u/{token}/resubscribe")  # a link preview or scanner
+    tampered = client.post(f"/u/{token[:-2]}xx/resubscribe")
+    other_purpose = client.post(
+        f"/u/{unsubscribe_token(customer, issued_at=NOW, purpose='revisit_outcome')}/resubscribe"
+    )
+    unknown = client.post(f"/u/{unsubscribe_token(10**9, issued_at=NOW)}/resubscribe")
+
+    assert fetched.status_code == 405
+    assert tampered.status_code == other_purpose.status_code == unknown.status_code == 404
+    assert unsubscribed_at(engine, customer) == NOW - timedelta(days=5)
+    assert consent_rows(engine, customer) == []
+
+
+def test_resubscribing_a_subscribed_customer_writes_nothing(
+    engine: Engine, client: TestClient
+) -> None:
+    customer = make_customer(engine)
+    response = client.post(f"/u/{unsubscribe_token(customer, issued_at=NOW)}/resubscribe")
+    assert response.status_code == 200
+    assert unsubscribed_at(engine, customer) is None and consent_rows(engine, customer) == []

@@ -94,6 +94,17 @@ def follow_up_due(answered_on: date, calendar: WorkCalendar, taken: Collection[d
     raise ValueError(f"no free working day for a follow-up within {_SEARCH_DAYS} days")
 
 
+def call_day(planned_on: date, answered_on: date, calendar: WorkCalendar) -> date:
+    """The day the feedback page promises the call: the call revisit's planned day when it lies
+    after the answer (``follow_up_due``'s day, or the customer's open revisit due earlier);
+    when it does not (an overdue open revisit became the call, and stays due then so that it
+    escalates), the first working day after the answer - the digest of that morning lists it
+    with the customer's words."""
+    if planned_on > answered_on:
+        return planned_on
+    return calendar.next_working_day(answered_on + timedelta(days=1))
+
+
 def clean_comment(raw: str) -> str | None:
     """The comment as stored: browser line endings (CRLF) as one, trimmed; ``None`` if empty.
     Raises ``ValueError`` past ``MAX_COMMENT`` characters or with a NUL."""
@@ -112,6 +123,7 @@ __all__ = [
     "Answer",
     "FeedbackRecord",
     "answer_of",
+    "call_day",
     "clean_comment",
     "feedback_record",
     "follow_up_due",
