@@ -3,8 +3,10 @@ creates, while it has them in hand) and ``queue_care_emails`` (for open ones lef
 deferred by the contact cap).
 
 A care email goes to a customer with a deliverable address who has not opted out and has had no
-customer-facing email within the contact cap; queuing it completes the revisit and records the
-contact, in the same transaction.
+customer-facing email within the contact cap. Queuing it marks the revisit ``CARE_QUEUED`` (still
+open, in nobody's digest); the relay's 250 completes it and records the contact, a permanent
+failure reopens it as a call (``tasks.revisits.care_delivery``). A customer who cannot get email
+(opted out, no or undeliverable address) gets a phone revisit in its place (``phone_instead``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from tasks.rules.contact_policy import ContactFacts, ContactRules, MessageKind, 
 
 CARE_KIND = "revisit_care"
 
-CARE_CONTACT_NOTE = "care email queued"  # on the contact a care email records
+CARE_CONTACT_NOTE = "care email delivered"  # on the contact a delivered care email records
+CARE_FAILED_NOTE = "care email not delivered: call instead"  # on a failed attempt's contact
+# The outcome of an open revisit whose care email is queued, not yet accepted by the relay.
+CARE_QUEUED = "email_queued"
+# Why a customer cannot get a care email at all (not "not now", as the contact cap): their
+# email-channel revisit becomes a phone call instead.
+NO_EMAIL_REASONS = frozenset({"opted_out", "unsubscribed", "no_email", "invalid_email"})
 _CONTACT_COLUMNS = (
     "customer_id",
     "staff_id",
@@ -150,7 +158,10 @@ def record_care_contacts(
 
 __all__ = [
     "CARE_CONTACT_NOTE",
+    "CARE_FAILED_NOTE",
     "CARE_KIND",
+    "CARE_QUEUED",
+    "NO_EMAIL_REASONS",
     "CareRecipient",
     "CareSigner",
     "care_signer",

@@ -288,6 +288,7 @@ def _follow_up(
     due_on = follow_up_due(answered_on, load_work_calendar(session), taken)
     if open_revisit is not None:
         open_revisit.channel = FOLLOW_UP_CHANNEL
+        open_revisit.outcome = None  # a call now, no longer waiting for a care email's 250
         open_revisit.notes = combined_notes(open_revisit.notes, notes)
         # Brought forward when it lies further ahead; an overdue one stays (and escalates).
         open_revisit.due_on = min(open_revisit.due_on, due_on)

@@ -2,11 +2,13 @@
 
 Care email: an open email-channel revisit that is due becomes one care email (thanks; was last
 time's issue solved?) - when the customer has a deliverable address, has not opted out, and has
-had no customer-facing email within the contact cap. Queuing it completes the revisit and records
-the contact, in the same transaction. A capped customer is retried on a later day; one without a
-usable address stays open for the manager, who sees it in the digest.
+had no customer-facing email within the contact cap. Queuing it marks the revisit waiting for the
+relay (``CARE_QUEUED``, in the same transaction); ``tasks.revisits.care_delivery`` completes it on
+the 250. A capped customer is retried on a later day; one who cannot get email (opted out since,
+no or undeliverable address) has the revisit made a phone call for the manager's digest.
 
-Digest: one email per assignee per day with every open revisit due or overdue, with context.
+Digest: one email per assignee per day with every open revisit due or overdue, with context
+(not those waiting for their care email's delivery).
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from tasks.common.directory import Directory
 from tasks.common.run_context import RunCounts
 from tasks.mail.outbox import NewMessage, enqueue, queued_keys
 from tasks.revisits.care import (
+    CARE_QUEUED,
+    NO_EMAIL_REASONS,
     CareRecipient,
     care_decision,
     care_message,
     care_signer,
-    record_care_contacts,
 )
 from tasks.revisits.planning import PlanningContext
 
@@ -44,7 +47,7 @@ _DUE_EMAIL_REVISITS = text(
     WITH batch AS (
         SELECT id FROM revisits
         WHERE status = 'open' AND channel = 'email' AND due_on <= :as_of AND id > :after
-          AND created_at < :created_before
+          AND created_at < :created_before AND outcome IS NULL
         ORDER BY id LIMIT :limit
     )
     SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.locale,
@@ -61,10 +64,13 @@ _DUE_EMAIL_REVISITS = text(
 # Far enough ahead to mean "no limit", and a timestamp both databases store.
 _NO_LIMIT = datetime(9999, 1, 1, tzinfo=UTC)
 
-_COMPLETE = text(
-    "UPDATE revisits SET status = 'done', outcome = 'email_sent', completed_at = :now "
-    "WHERE id IN :ids AND status = 'open'"
-).bindparams(bindparam("now", type_=UTCDateTime()), id_list("ids"))
+_MARK_QUEUED = text(
+    f"UPDATE revisits SET outcome = '{CARE_QUEUED}' "
+    "WHERE id IN :ids AND status = 'open' AND outcome IS NULL"
+).bindparams(id_list("ids"))
+_MAKE_CALL = text(
+    "UPDATE revisits SET channel = 'phone' WHERE id IN :ids AND status = 'open'"
+).bindparams(id_list("ids"))
 
 
 def queue_care_emails(
@@ -98,8 +104,13 @@ def queue_care_emails(
             context = load_care_context(conn, ids, timezone=ctx.timezone)
             messages: list[NewMessage] = []
             sent: list[tuple[int, int, int | None]] = []
+            calls: list[int] = []
             for row in rows:
                 reason = care_decision(facts[row.customer_id], now=ctx.now, cap_days=cap_days)
+                if reason in NO_EMAIL_REASONS:
+                    counts.add(row.region_code, f"phone_instead:{reason}")
+                    calls.append(row.id)
+                    continue
                 if reason:
                     counts.add(row.region_code, f"care_skipped:{reason}")
                     continue
@@ -116,11 +127,12 @@ def queue_care_emails(
                 )
                 sent.append((row.id, row.customer_id, row.assignee_id))
                 counts.add(row.region_code, "care_emails")
+            if not dry_run and calls:
+                conn.execute(_MAKE_CALL, {"ids": calls})
             if not dry_run and sent:
-                # Bulk statements: the outbox rows, the contacts, one update of the revisits.
+                # Bulk statements: the outbox rows, one update of the revisits.
                 enqueue(conn, messages, now=ctx.now)
-                record_care_contacts(conn, sent, ctx.now)
-                conn.execute(_COMPLETE, {"ids": [s[0] for s in sent], "now": ctx.now})
+                conn.execute(_MARK_QUEUED, {"ids": [s[0] for s in sent]})
     return counts
 
 
@@ -132,6 +144,7 @@ _DIGEST_LOAD = text(
     """
     SELECT assignee_id, COUNT(*) AS n FROM revisits
     WHERE status = 'open' AND due_on <= :as_of AND assignee_id IS NOT NULL
+      AND (outcome IS NULL OR outcome <> 'email_queued')
     GROUP BY assignee_id ORDER BY assignee_id
     """
 )
@@ -146,6 +159,7 @@ _DIGEST_REVISITS = text(
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
     WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IN :assignees
+      AND (v.outcome IS NULL OR v.outcome <> 'email_queued')
     ORDER BY v.assignee_id, v.due_on, v.id
     """
 ).bindparams(id_list("assignees"))

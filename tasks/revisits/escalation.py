@@ -39,6 +39,7 @@ _OVERDUE = text(
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
     WHERE v.status = 'open' AND v.region_escalated_at IS NULL AND v.due_on <= :latest_due
+      AND (v.outcome IS NULL OR v.outcome <> 'email_queued')
     ORDER BY v.id
     """
 )
