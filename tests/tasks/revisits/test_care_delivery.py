@@ -145,4 +145,8 @@ def test_the_250_completes_the_revisit_and_a_5xx_makes_it_a_call(engine: Engine)
     assert settle_care_revisits(engine, now=retry_at, dry_run=False).total("care_delivered") == 1
     with session_scope(engine) as session:
         done = session.scalars(select(Revisit).where(Revisit.customer_id == ids["slow"])).one()
-    assert done.status is RevisitStatus.DONE and done.completed_at == retry_at
+        retried = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.customer_id == ids["slow"])
+        ).one()
+    assert retried.sent_at is not None and retried.sent_at >= retry_at
+    assert done.status is RevisitStatus.DONE and done.completed_at == retried.sent_at
