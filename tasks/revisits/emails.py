@@ -14,8 +14,8 @@ Digest: one email per assignee per day with every open revisit due or overdue, w
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Container, Iterator
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Container, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
@@ -26,6 +26,7 @@ from crm_db.types import UTCDateTime, raw_date
 from tasks.common.contact_policy import load_contact_facts
 from tasks.common.customer_context import load_care_context, load_customer_context
 from tasks.common.directory import Directory
+from tasks.common.owners import handed_to
 from tasks.common.run_context import RunCounts
 from tasks.mail.outbox import NewMessage, enqueue, queued_keys
 from tasks.revisits.care import (
@@ -39,6 +40,8 @@ from tasks.revisits.care import (
 from tasks.revisits.planning import PlanningContext
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
+# A digest lists the customers handed to its recipient within this window before the run.
+REASSIGNED_WINDOW = timedelta(days=1)
 
 # The batch's ids come first (a cheap index scan); only those rows are joined, so each batch
 # costs its own size rather than the whole day's due set.
@@ -234,8 +237,18 @@ def queue_digest_batch(
         )
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
         context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
+        # The customers handed to each assignee over the last day (a leaver's, or a manager's
+        # deliberate reassignment): listed in their digest.
+        handed = handed_to(
+            conn,
+            [group[0].assignee_id for group in groups],
+            since=ctx.now - REASSIGNED_WINDOW,
+            until=ctx.now,
+        )
     messages = list(
-        _digest_messages(groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued)
+        _digest_messages(
+            groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued, handed
+        )
     )
     if not dry_run and messages:
         with engine.begin() as conn:
@@ -277,6 +290,7 @@ def _digest_messages(
     run_id: int | None,
     counts: RunCounts,
     queued: Container[str] = frozenset(),
+    handed: Mapping[int, list[dict[str, Any]]] | None = None,
 ) -> Iterator[NewMessage]:
     for group in groups:
         for row in group:  # every open revisit past its due date, per customer's region
@@ -285,10 +299,13 @@ def _digest_messages(
         if digest_key(ctx.as_of, group[0].assignee_id) in queued:
             counts.add(group[0].region_code, "digests_already_queued")
             continue
-        # The assignee's address even if they have left since: open work reaches them until it
-        # is reassigned (as before the directory; only a missing or bad address skips).
+        # Nothing goes to someone who left: the flow hands their open work over first, so this
+        # is work nobody could take (no active branch manager), reported.
         assignee = directory.member(group[0].assignee_id)
         region = group[0].region_code
+        if assignee is not None and not assignee.active:
+            counts.add(region, "digest_skipped:assignee_left")
+            continue
         if assignee is None or not assignee.email:
             counts.add(region, "digest_skipped:manager_without_email")
             continue
@@ -326,6 +343,7 @@ def _digest_messages(
                 "manager_name": assignee.name,
                 "date": ctx.as_of.isoformat(),
                 "items": items,
+                "reassigned": (handed or {}).get(assignee.id, [])[:DIGEST_MAX_ITEMS],
             },
             run_id=run_id,
         )

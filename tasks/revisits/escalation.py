@@ -104,7 +104,13 @@ def escalate_overdue(
                 scope = row.branch_name if tier is EscalationTier.BRANCH else row.region_name
                 recipient = notice.recipient_id
                 address = directory.member(recipient)
-                if recipient is None or address is None or address.email is None:
+                # Never to someone who left (the ladder skips them; this is the last guard).
+                if (
+                    recipient is None
+                    or address is None
+                    or not address.active
+                    or address.email is None
+                ):
                     counts.add(row.region_code, "escalation_unnotified:no_recipient")
                     continue
                 emails[recipient] = address.email

@@ -29,6 +29,7 @@ from tasks.revisits import policies as revisit_policies
 from tasks.revisits.care_delivery import settle_care_revisits
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
+from tasks.revisits.leavers import hand_over_leavers
 from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
 
 
@@ -88,6 +89,13 @@ def _outcome_links(now: datetime) -> Callable[[int, int], str]:
         return revisit_outcome_url(revisit_id, staff_id=staff_id, key=key, base_url=base, now=now)
 
     return link
+
+
+@task(name="hand-over-leavers", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def hand_over_leavers_task(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RunCounts:
+    """A leaver's customers and open revisits to the branch manager, audited (one transaction:
+    safe to retry, and a re-run finds nothing left to hand over)."""
+    return hand_over_leavers(shared_engine(), ctx, run_id=run_id, dry_run=dry_run)
 
 
 @task(name="follow-up-open-revisits", cache_policy=NO_CACHE)

@@ -16,6 +16,7 @@ COLUMNS = (
     ("care_emails", "care emails"),
     ("care_delivered", "care emails delivered"),
     ("care_failed_phone", "care emails failed (now calls)"),
+    ("reassigned", "customers reassigned (leavers)"),
     ("digests", "digests"),
     ("escalation_emails", "escalation emails"),
 )

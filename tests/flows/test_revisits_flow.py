@@ -15,6 +15,7 @@ from crm_db.enums import (
     AbcClass,
     ContactChannel,
     ContactOutcome,
+    OutboxStatus,
     RevisitStatus,
     RunStatus,
     StaffRole,
@@ -179,11 +180,20 @@ def test_a_care_email_deferred_by_the_contact_cap_goes_out_on_a_later_run(
     assert later["care_emails"] == 1 and later["escalated_branch"] == 1
     with session_scope(crm_db) as session:
         revisit = session.scalars(select(Revisit)).one()
-        assert revisit.status is RevisitStatus.DONE and revisit.outcome == "email_sent"
+        # Queued, not done: waiting for the relay.
+        assert revisit.status is RevisitStatus.OPEN and revisit.outcome == "email_queued"
         assert revisit.escalation_level == 1
         care = session.scalars(
             select(OutboxMessage).where(OutboxMessage.idempotency_key.like("revisit_care:%"))
         ).one()
         assert care.idempotency_key == f"revisit_care:2026-12-02:customer:{capped_id}"
+        # The relay accepts it (delivery's settlement; the SMTP path: test_care_delivery.py).
+        sent_at = utcnow()
+        care.status, care.sent_at = OutboxStatus.SENT, sent_at
     again = revisits(as_of=date(2026, 12, 2))["counts"]
     assert again.get("care_emails", 0) == 0 and again.get("escalated_branch", 0) == 0
+    assert again["care_delivered"] == 1
+    with session_scope(crm_db) as session:
+        revisit = session.scalars(select(Revisit)).one()
+        assert revisit.status is RevisitStatus.DONE and revisit.outcome == "email_sent"
+        assert revisit.completed_at == sent_at
