@@ -35,7 +35,7 @@ from crm_db.types import raw_utc_datetime
 from tasks.common.calendars import load_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.write_lock import for_update, lock_rows
-from tasks.revisits.care import CARE_KIND
+from tasks.revisits.care import CARE_KIND, CARE_QUEUED
 from tasks.revisits.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
     Answer,
@@ -286,9 +286,16 @@ def _follow_up(
         )
     )
     due_on = follow_up_due(answered_on, load_work_calendar(session), taken)
+    if open_revisit is not None and open_revisit.outcome == CARE_QUEUED:
+        # The revisit this care email was for: the customer answering it shows it arrived, so
+        # it is done (as the relay's 250 would have made it) and the call is a new revisit.
+        open_revisit.status = RevisitStatus.DONE
+        open_revisit.outcome = "email_sent"
+        open_revisit.completed_at = now
+        session.flush()  # before the new open revisit (one open revisit per customer)
+        open_revisit = None
     if open_revisit is not None:
         open_revisit.channel = FOLLOW_UP_CHANNEL
-        open_revisit.outcome = None  # a call now, no longer waiting for a care email's 250
         open_revisit.notes = combined_notes(open_revisit.notes, notes)
         # Brought forward when it lies further ahead; an overdue one stays (and escalates).
         open_revisit.due_on = min(open_revisit.due_on, due_on)
