@@ -188,6 +188,15 @@ KINDS: dict[str, EmailKind] = {
                 "manager_name": "王小明",
                 "date": "2026-03-02",
                 "items": _DIGEST_ITEMS,
+                # Customers handed to this manager over the last day (tasks/common/owners.py).
+                "reassigned": [
+                    {
+                        "customer_id": 7,
+                        "customer_name": "李 四",
+                        "from_name": "赵强",
+                        "source": "leaver",
+                    }
+                ],
             },
         ),
         EmailKind(
