@@ -11,13 +11,9 @@ failure reopens it as a call (``tasks.revisits.care_delivery``). A customer who 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection
-
-from crm_db.bulk import driver_timestamp, insert_rows
 from tasks.common.directory import Directory
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
@@ -32,15 +28,6 @@ CARE_QUEUED = "email_queued"
 # Why a customer cannot get a care email at all (not "not now", as the contact cap): their
 # email-channel revisit becomes a phone call instead.
 NO_EMAIL_REASONS = frozenset({"opted_out", "unsubscribed", "no_email", "invalid_email"})
-_CONTACT_COLUMNS = (
-    "customer_id",
-    "staff_id",
-    "channel",
-    "outcome",
-    "occurred_at",
-    "revisit_id",
-    "notes",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,21 +128,6 @@ def care_message(
     )
 
 
-def record_care_contacts(
-    conn: Connection, sent: Sequence[tuple[int, int, int | None]], now: datetime
-) -> None:
-    """One completed email contact per ``(revisit_id, customer_id, staff_id)`` (driver-level
-    bulk insert: the contact history is the hottest insert of the run)."""
-    if not sent:
-        return
-    stamp = driver_timestamp(now, conn.dialect.name)
-    rows = [
-        (customer_id, staff_id, "email", "completed", stamp, revisit_id, CARE_CONTACT_NOTE)
-        for revisit_id, customer_id, staff_id in sent
-    ]
-    insert_rows(conn, "contact_history", _CONTACT_COLUMNS, rows)
-
-
 __all__ = [
     "CARE_CONTACT_NOTE",
     "CARE_FAILED_NOTE",
@@ -168,5 +140,4 @@ __all__ = [
     "care_decision",
     "care_message",
     "care_skip_reason",
-    "record_care_contacts",
 ]
