@@ -24,6 +24,7 @@ from tasks.revisits.prefect_tasks import (
     assignee_batches,
     digest_batch,
     follow_up_open_revisits,
+    hand_over_leavers_task,
     load_context,
 )
 from tasks.revisits.prefect_tasks import plan_revisits_range as plan_range_task
@@ -80,6 +81,9 @@ def revisits(
         # Prefect unwraps it before calling the task, hence the cast.
         shared = cast(PlanningContext, quote(ctx))
         counts = RunCounts()
+        # First, a leaver's customers and open revisits go to the branch manager (audited), so
+        # nothing below plans, escalates or sends anything to someone who left.
+        counts.merge(hand_over_leavers_task(shared, run_id, dry_run))
         # The follow-ups touch only revisits of earlier days, planning only customers without an
         # open revisit: independent, so the follow-ups run beside the first ranges.
         steps = [follow_up_open_revisits.submit(shared, run_id, dry_run)] + [

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from crm_db.enums import AbcClass, CardType, StaffRole, TransactionKind
-from crm_db.models import Branch, Customer, Region, Staff, Transaction
+from crm_db.enums import AbcClass, CardType, OutboxStatus, StaffRole, TransactionKind
+from crm_db.models import Branch, Customer, OutboxMessage, Region, Staff, Transaction
 
 _ids = count(1)
 
@@ -169,3 +169,20 @@ def make_care_email(
         )
         assert outbox_id is not None
         return CareEmailRow(outbox_id, customer.id, org.account_manager.id, org.branch_manager.id)
+
+
+def deliver_care_emails(engine: Engine, at: datetime) -> None:
+    """Stand-in for the relay accepting every pending care email at ``at`` (the real SMTP path
+    is tested in tests/tasks/revisits/test_care_delivery.py), then the revisits step that reads
+    the settled rows and completes their revisits."""
+    from crm_db.session import session_scope
+    from tasks.revisits.care_delivery import settle_care_revisits
+
+    with session_scope(engine) as session:
+        for mail in session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.kind == "revisit_care", OutboxMessage.status == OutboxStatus.PENDING
+            )
+        ):
+            mail.status, mail.sent_at = OutboxStatus.SENT, at
+    settle_care_revisits(engine, now=at, dry_run=False)

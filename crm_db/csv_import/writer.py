@@ -33,6 +33,7 @@ from crm_db.models import (
     Target,
     Transaction,
 )
+from tasks.common.owners import SOURCE_IMPORT, OwnerChange, apply_owner_changes
 
 IMPORT_NOTE = "csv import"
 
@@ -173,7 +174,24 @@ def write_customers(
     )
     _upsert(conn, table, ("external_id",), _to_write(chunk), set_)
     _audit_consent(conn, table, chunk, now)
+    _audit_owner(conn, chunk, now)
     return chunk.counts()
+
+
+def _audit_owner(conn: Connection, chunk: _Sorted, now: datetime) -> None:
+    """An import that changes an existing customer's account manager is an owner change like any
+    other: audited (source ``import``) and the customer's open revisits move along, in the
+    import's transaction (``tasks.common.owners``). The new owner is written by the upsert."""
+    changes = [
+        OwnerChange(old["id"], old["account_manager_id"], row["account_manager_id"])
+        for row, old in chunk.updated
+        if "account_manager_id" in row
+        and row["account_manager_id"] is not None
+        and row["account_manager_id"] != old["account_manager_id"]
+    ]
+    apply_owner_changes(
+        conn, changes, now=now, source=SOURCE_IMPORT, reason="account manager changed by import"
+    )
 
 
 _CONSENT_FIELDS = ("marketing_opt_out", "survey_opt_out")

@@ -21,6 +21,7 @@ from crm_db.models.customers import (
     ContactHistory,
     Customer,
     CustomerClassChange,
+    CustomerOwnerChange,
     Transaction,
 )
 from crm_db.models.operations import (
@@ -38,6 +39,7 @@ __all__ = [
     "Base",
     "Branch",
     "ConsentChange",
+    "CustomerOwnerChange",
     "BusinessCalendar",
     "CareFeedback",
     "CalendarDay",

@@ -139,3 +139,23 @@ class ConsentChange(Base):
     new_value: Mapped[str | None] = mapped_column(String(40))
     source: Mapped[str] = mapped_column(String(40))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerOwnerChange(Base):
+    """Audit of every change of a customer's account manager: from whom, to whom, when, where
+    it came from (``source``: ``leaver`` - the revisits flow handing a leaver's customers to the
+    branch manager -, ``cli``, ``import``) and why. Written in the same transaction as the
+    change itself (``tasks.common.owners``)."""
+
+    __tablename__ = "customer_owner_changes"
+    __table_args__ = (Index("ix_customer_owner_changes_to_changed", "to_staff_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    from_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    to_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(500))
+    # The ledger row (flow_runs.id) of the run that wrote this, if a run did (migration 0002).
+    run_id: Mapped[int | None] = mapped_column(Integer)

@@ -192,6 +192,15 @@ KINDS: dict[str, EmailKind] = {
                 "overdue_count": 120,
                 "more_count": 200,
                 "list_url": "https://crm.example.test/m/sample-token",
+                # Customers handed to this manager over the last day (tasks/common/owners.py).
+                "reassigned": [
+                    {
+                        "customer_id": 7,
+                        "customer_name": "李 四",
+                        "from_name": "赵强",
+                        "source": "leaver",
+                    }
+                ],
             },
         ),
         EmailKind(

@@ -3,19 +3,17 @@ creates, while it has them in hand) and ``queue_care_emails`` (for open ones lef
 deferred by the contact cap).
 
 A care email goes to a customer with a deliverable address who has not opted out and has had no
-customer-facing email within the contact cap; queuing it completes the revisit and records the
-contact, in the same transaction.
+customer-facing email within the contact cap. Queuing it marks the revisit ``CARE_QUEUED`` (still
+open, in nobody's digest); the relay's 250 completes it and records the contact, a permanent
+failure reopens it as a call (``tasks.revisits.care_delivery``). A customer who cannot get email
+(opted out, no or undeliverable address) gets a phone revisit in its place (``phone_instead``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection
-
-from crm_db.bulk import driver_timestamp, insert_rows
 from tasks.common.directory import Directory
 from tasks.mail.message import is_valid_recipient
 from tasks.mail.outbox import NewMessage
@@ -23,16 +21,13 @@ from tasks.rules.contact_policy import ContactFacts, ContactRules, MessageKind, 
 
 CARE_KIND = "revisit_care"
 
-CARE_CONTACT_NOTE = "care email queued"  # on the contact a care email records
-_CONTACT_COLUMNS = (
-    "customer_id",
-    "staff_id",
-    "channel",
-    "outcome",
-    "occurred_at",
-    "revisit_id",
-    "notes",
-)
+CARE_CONTACT_NOTE = "care email delivered"  # on the contact a delivered care email records
+CARE_FAILED_NOTE = "care email not delivered: call instead"  # on a failed attempt's contact
+# The outcome of an open revisit whose care email is queued, not yet accepted by the relay.
+CARE_QUEUED = "email_queued"
+# Why a customer cannot get a care email at all (not "not now", as the contact cap): their
+# email-channel revisit becomes a phone call instead.
+NO_EMAIL_REASONS = frozenset({"opted_out", "unsubscribed", "no_email", "invalid_email"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,29 +128,16 @@ def care_message(
     )
 
 
-def record_care_contacts(
-    conn: Connection, sent: Sequence[tuple[int, int, int | None]], now: datetime
-) -> None:
-    """One completed email contact per ``(revisit_id, customer_id, staff_id)`` (driver-level
-    bulk insert: the contact history is the hottest insert of the run)."""
-    if not sent:
-        return
-    stamp = driver_timestamp(now, conn.dialect.name)
-    rows = [
-        (customer_id, staff_id, "email", "completed", stamp, revisit_id, CARE_CONTACT_NOTE)
-        for revisit_id, customer_id, staff_id in sent
-    ]
-    insert_rows(conn, "contact_history", _CONTACT_COLUMNS, rows)
-
-
 __all__ = [
     "CARE_CONTACT_NOTE",
+    "CARE_FAILED_NOTE",
     "CARE_KIND",
+    "CARE_QUEUED",
+    "NO_EMAIL_REASONS",
     "CareRecipient",
     "CareSigner",
     "care_signer",
     "care_decision",
     "care_message",
     "care_skip_reason",
-    "record_care_contacts",
 ]

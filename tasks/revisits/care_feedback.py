@@ -36,7 +36,7 @@ from crm_db.types import raw_utc_datetime
 from tasks.common.calendars import load_branch_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.write_lock import for_update, lock_rows
-from tasks.revisits.care import CARE_KIND
+from tasks.revisits.care import CARE_KIND, CARE_QUEUED
 from tasks.revisits.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
     Answer,
@@ -356,6 +356,14 @@ def _follow_up(
     due_on = follow_up_due(
         answered_on, load_branch_work_calendar(session, customer.branch_id), taken
     )
+    if open_revisit is not None and open_revisit.outcome == CARE_QUEUED:
+        # The revisit this care email was for: the customer answering it shows it arrived, so
+        # it is done (as the relay's 250 would have made it) and the call is a new revisit.
+        open_revisit.status = RevisitStatus.DONE
+        open_revisit.outcome = "email_sent"
+        open_revisit.completed_at = now
+        session.flush()  # before the new open revisit (one open revisit per customer)
+        open_revisit = None
     if open_revisit is not None:
         if open_revisit.assignee_id != assignment.assignee_id and not _is_active(
             session, open_revisit.assignee_id

@@ -2,20 +2,22 @@
 
 Care email: an open email-channel revisit that is due becomes one care email (thanks; was last
 time's issue solved?) - when the customer has a deliverable address, has not opted out, and has
-had no customer-facing email within the contact cap. Queuing it completes the revisit and records
-the contact, in the same transaction. A capped customer is retried on a later day; one without a
-usable address stays open for the manager, who sees it in the digest.
+had no customer-facing email within the contact cap. Queuing it marks the revisit waiting for the
+relay (``CARE_QUEUED``, in the same transaction); ``tasks.revisits.care_delivery`` completes it on
+the 250. A capped customer is retried on a later day; one who cannot get email (opted out since,
+no or undeliverable address) has the revisit made a phone call for the manager's digest.
 
-Digest: one email per assignee per day with every open revisit due or overdue, with context:
-the ``DIGEST_MAX_ITEMS`` most overdue in the email, and - no silent cap - the total, how many more,
-and a signed link to the assignee's full list (``crm web``'s ``/m/`` page, every open revisit).
+Digest: one email per assignee per day with every open revisit due or overdue, with context
+(not those waiting for their care email's delivery): the ``DIGEST_MAX_ITEMS`` most overdue in the
+email, and - no silent cap - the total, how many more, and a signed link to the assignee's full
+list (``crm web``'s ``/m/`` page, every open revisit).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Container, Iterator
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Container, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
@@ -26,18 +28,22 @@ from crm_db.types import UTCDateTime, raw_date
 from tasks.common.contact_policy import load_contact_facts
 from tasks.common.customer_context import load_care_context, load_customer_context
 from tasks.common.directory import Directory
+from tasks.common.owners import handed_to
 from tasks.common.run_context import RunCounts
 from tasks.mail.outbox import NewMessage, enqueue, queued_keys
 from tasks.revisits.care import (
+    CARE_QUEUED,
+    NO_EMAIL_REASONS,
     CareRecipient,
     care_decision,
     care_message,
     care_signer,
-    record_care_contacts,
 )
 from tasks.revisits.planning import PlanningContext
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
+# A digest lists the customers handed to its recipient within this window before the run.
+REASSIGNED_WINDOW = timedelta(days=1)
 
 # The batch's ids come first (a cheap index scan); only those rows are joined, so each batch
 # costs its own size rather than the whole day's due set.
@@ -46,7 +52,7 @@ _DUE_EMAIL_REVISITS = text(
     WITH batch AS (
         SELECT id FROM revisits
         WHERE status = 'open' AND channel = 'email' AND due_on <= :as_of AND id > :after
-          AND created_at < :created_before
+          AND created_at < :created_before AND outcome IS NULL
         ORDER BY id LIMIT :limit
     )
     SELECT v.id, v.customer_id, v.assignee_id, c.name, c.email, c.locale,
@@ -63,10 +69,13 @@ _DUE_EMAIL_REVISITS = text(
 # Far enough ahead to mean "no limit", and a timestamp both databases store.
 _NO_LIMIT = datetime(9999, 1, 1, tzinfo=UTC)
 
-_COMPLETE = text(
-    "UPDATE revisits SET status = 'done', outcome = 'email_sent', completed_at = :now "
-    "WHERE id IN :ids AND status = 'open'"
-).bindparams(bindparam("now", type_=UTCDateTime()), id_list("ids"))
+_MARK_QUEUED = text(
+    f"UPDATE revisits SET outcome = '{CARE_QUEUED}' "
+    "WHERE id IN :ids AND status = 'open' AND outcome IS NULL"
+).bindparams(id_list("ids"))
+_MAKE_CALL = text(
+    "UPDATE revisits SET channel = 'phone' WHERE id IN :ids AND status = 'open'"
+).bindparams(id_list("ids"))
 
 
 def queue_care_emails(
@@ -100,8 +109,13 @@ def queue_care_emails(
             context = load_care_context(conn, ids, timezone=ctx.timezone)
             messages: list[NewMessage] = []
             sent: list[tuple[int, int, int | None]] = []
+            calls: list[int] = []
             for row in rows:
                 reason = care_decision(facts[row.customer_id], now=ctx.now, cap_days=cap_days)
+                if reason in NO_EMAIL_REASONS:
+                    counts.add(row.region_code, f"phone_instead:{reason}")
+                    calls.append(row.id)
+                    continue
                 if reason:
                     counts.add(row.region_code, f"care_skipped:{reason}")
                     continue
@@ -118,11 +132,12 @@ def queue_care_emails(
                 )
                 sent.append((row.id, row.customer_id, row.assignee_id))
                 counts.add(row.region_code, "care_emails")
+            if not dry_run and calls:
+                conn.execute(_MAKE_CALL, {"ids": calls})
             if not dry_run and sent:
-                # Bulk statements: the outbox rows, the contacts, one update of the revisits.
+                # Bulk statements: the outbox rows, one update of the revisits.
                 enqueue(conn, messages, now=ctx.now)
-                record_care_contacts(conn, sent, ctx.now)
-                conn.execute(_COMPLETE, {"ids": [s[0] for s in sent], "now": ctx.now})
+                conn.execute(_MARK_QUEUED, {"ids": [s[0] for s in sent]})
     return counts
 
 
@@ -134,6 +149,7 @@ _DIGEST_LOAD = text(
     """
     SELECT assignee_id, COUNT(*) AS n FROM revisits
     WHERE status = 'open' AND due_on <= :as_of AND assignee_id IS NOT NULL
+      AND (outcome IS NULL OR outcome <> 'email_queued')
     GROUP BY assignee_id ORDER BY assignee_id
     """
 )
@@ -148,6 +164,7 @@ _DIGEST_REVISITS = text(
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
     WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IN :assignees
+      AND (v.outcome IS NULL OR v.outcome <> 'email_queued')
     ORDER BY v.assignee_id, v.due_on, v.id
     """
 ).bindparams(id_list("assignees"))
@@ -224,9 +241,26 @@ def queue_digest_batch(
         )
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
         context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
+        # The customers handed to each assignee over the last day (a leaver's, or a manager's
+        # deliberate reassignment): listed in their digest.
+        handed = handed_to(
+            conn,
+            [group[0].assignee_id for group in groups],
+            since=ctx.now - REASSIGNED_WINDOW,
+            until=ctx.now,
+        )
     messages = list(
         _digest_messages(
-            groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued, list_url
+            groups,
+            ctx.directory,
+            context,
+            outcome_url,
+            ctx,
+            run_id,
+            counts,
+            queued,
+            list_url,
+            handed,
         )
     )
     if not dry_run and messages:
@@ -272,6 +306,7 @@ def _digest_messages(
     counts: RunCounts,
     queued: Container[str] = frozenset(),
     list_url: Callable[[int], str] | None = None,
+    handed: Mapping[int, list[dict[str, Any]]] | None = None,
 ) -> Iterator[NewMessage]:
     for group in groups:
         overdue = 0
@@ -282,10 +317,13 @@ def _digest_messages(
         if digest_key(ctx.as_of, group[0].assignee_id) in queued:
             counts.add(group[0].region_code, "digests_already_queued")
             continue
-        # The assignee's address even if they have left since: open work reaches them until it
-        # is reassigned (as before the directory; only a missing or bad address skips).
+        # Nothing goes to someone who left: the flow hands their open work over first, so this
+        # is work nobody could take (no active branch manager), reported.
         assignee = directory.member(group[0].assignee_id)
         region = group[0].region_code
+        if assignee is not None and not assignee.active:
+            counts.add(region, "digest_skipped:assignee_left")
+            continue
         if assignee is None or not assignee.email:
             counts.add(region, "digest_skipped:manager_without_email")
             continue
@@ -328,6 +366,7 @@ def _digest_messages(
                 "overdue_count": overdue,
                 "more_count": len(group) - len(items),
                 "list_url": None if list_url is None else list_url(assignee.id),
+                "reassigned": (handed or {}).get(assignee.id, [])[:DIGEST_MAX_ITEMS],
             },
             run_id=run_id,
         )

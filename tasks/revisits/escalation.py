@@ -39,6 +39,7 @@ _OVERDUE = text(
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
     WHERE v.status = 'open' AND v.region_escalated_at IS NULL AND v.due_on <= :latest_due
+      AND (v.outcome IS NULL OR v.outcome <> 'email_queued')
     ORDER BY v.id
     """
 )
@@ -103,7 +104,13 @@ def escalate_overdue(
                 scope = row.branch_name if tier is EscalationTier.BRANCH else row.region_name
                 recipient = notice.recipient_id
                 address = directory.member(recipient)
-                if recipient is None or address is None or address.email is None:
+                # Never to someone who left (the ladder skips them; this is the last guard).
+                if (
+                    recipient is None
+                    or address is None
+                    or not address.active
+                    or address.email is None
+                ):
                     counts.add(row.region_code, "escalation_unnotified:no_recipient")
                     continue
                 emails[recipient] = address.email

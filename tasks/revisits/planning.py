@@ -37,7 +37,8 @@ from tasks.common.directory import StaffRecord
 from tasks.common.run_context import RunContext, RunCounts
 from tasks.mail.outbox import NewMessage, PreparedMessages, prepare
 from tasks.revisits.care import (
-    CARE_CONTACT_NOTE,
+    CARE_QUEUED,
+    NO_EMAIL_REASONS,
     CareRecipient,
     CareSigner,
     care_message,
@@ -206,6 +207,7 @@ class _Planned:
     needs_reassignment: bool
     region: str
     recipient: CareRecipient | None  # email channel: who the care email would go to
+    channel: ContactChannel  # the cadence's, or phone for a customer who cannot get email
 
 
 def plan_range(
@@ -221,11 +223,14 @@ def plan_range(
     """Create the due revisits of customers ``lo..hi``; in a dry run only count them.
 
     With ``care_cap_days`` (the contact cap), an email-channel revisit that can go out now
-    (address, cap) is sent here as its care email: the revisit is created completed, the contact
-    recorded and the email queued, in the range's transaction - saving a second pass over the
-    day's revisits. The others stay open, counted as ``care_skipped:<reason>``, for the
-    manager's digest and ``queue_care_emails`` on a later day (without ``care_cap_days``,
-    ``queue_care_emails`` sends them all).
+    (address, cap) is sent here as its care email: the revisit is created waiting for it
+    (``CARE_QUEUED``; the relay's 250 completes it, ``tasks.revisits.care_delivery``) and the
+    email queued, in the range's transaction - saving a second pass over the day's revisits. A
+    customer who cannot get email (opted out, no or undeliverable address) gets a phone revisit
+    instead, counted as ``phone_instead:<reason>``: open, in the manager's digest, and - being
+    open - not due again until it is done. One held back by the contact cap stays an open email
+    revisit, counted as ``care_skipped:contact_cap``, for ``queue_care_emails`` on a later day
+    (without ``care_cap_days``, ``queue_care_emails`` sends them all).
 
     The selection reads in its own short transaction and the inserts write in another, so ranges
     can be planned concurrently: SQLite readers never block each other in WAL mode, and a read
@@ -252,8 +257,10 @@ def plan_range(
         if item.customer_id in care.recipients:
             counts.add(item.region, "care_emails")
         elif (reason := care.skipped.get(item.customer_id)) is not None:
-            # Stays open for the manager (no usable address) or a later day (the cap).
-            counts.add(item.region, f"care_skipped:{reason}")
+            if reason in NO_EMAIL_REASONS:  # a call instead, planned once
+                counts.add(item.region, f"phone_instead:{reason}")
+            else:  # the cap: an email on a later day
+                counts.add(item.region, f"care_skipped:{reason}")
     if dry_run or not planned:
         for item in planned:
             counts.add(item.region, "created")
@@ -306,11 +313,11 @@ def _plan_candidates(
         tally[region, "due"] += 1
         cadence = cadences[abc_class]
         recipient = None
-        if cadence.channel is ContactChannel.EMAIL:
-            if opted_out:
-                # An email-channel revisit is a care email; an opted-out customer gets none.
-                tally[region, _SKIPPED_OPTED_OUT] += 1
-                continue
+        channel = cadence.channel
+        if channel is ContactChannel.EMAIL and opted_out:
+            # An email-channel revisit is a care email; an opted-out customer gets a call.
+            channel = ContactChannel.PHONE
+        elif channel is ContactChannel.EMAIL:
             recipient = CareRecipient(
                 customer_id,
                 name,
@@ -326,6 +333,8 @@ def _plan_candidates(
         if assignment.skip is not None:
             tally[region, f"skipped:{assignment.skip.value}"] += 1
             continue
+        if opted_out and cadence.channel is ContactChannel.EMAIL:
+            tally[region, _PHONE_OPTED_OUT] += 1
         planned.append(
             _Planned(
                 customer_id=customer_id,
@@ -334,6 +343,7 @@ def _plan_candidates(
                 needs_reassignment=assignment.needs_reassignment,
                 region=region,
                 recipient=recipient,
+                channel=channel,
             )
         )
     for (region, key), n in tally.items():
@@ -341,7 +351,7 @@ def _plan_candidates(
     return planned
 
 
-_SKIPPED_OPTED_OUT = f"skipped:{SkipReason.OPTED_OUT.value}"
+_PHONE_OPTED_OUT = f"phone_instead:{SkipReason.OPTED_OUT.value}"
 
 
 def _assign(ctx: PlanningContext, manager_id: int | None, branch_id: int | None) -> Assignment:
@@ -428,29 +438,10 @@ class _CareBatch:
         lo: int,
         hi: int,
     ) -> None:
-        """Queue the care emails of the revisits this run created and record each as a
-        contact."""
-        if not emails.rows:
-            return
-        emails.insert(conn)
-        # The contacts come from the revisits just inserted, in SQL: the emailed ones of this
-        # run (created_at is the run's instant) among customers lo..hi.
-        conn.execute(
-            _RECORD_CARE_CONTACTS,
-            {"lo": lo, "hi": hi, "due_on": ctx.due_on, "now": ctx.now},
-        )
-
-
-_RECORD_CARE_CONTACTS = text(
-    f"""
-    INSERT INTO contact_history
-        (customer_id, staff_id, channel, outcome, occurred_at, revisit_id, notes)
-    SELECT customer_id, assignee_id, 'email', 'completed', created_at, id, '{CARE_CONTACT_NOTE}'
-    FROM revisits
-    WHERE customer_id BETWEEN :lo AND :hi AND due_on = :due_on AND created_at = :now
-      AND status = 'done' AND outcome = 'email_sent'
-    """
-).bindparams(bindparam("due_on", type_=Date()), bindparam("now", type_=UTCDateTime()))
+        """Queue the care emails of the revisits this run created. The contact is recorded
+        when the relay accepts the email (``tasks.revisits.care_delivery``)."""
+        if emails.rows:
+            emails.insert(conn)
 
 
 def _insert_revisits(
@@ -462,7 +453,7 @@ def _insert_revisits(
     lo: int,
     hi: int,
 ) -> Collection[int]:
-    """Insert the planned revisits (those getting a care email now: already done); returns the
+    """Insert the planned revisits (those getting a care email now: waiting for it); returns the
     customer ids whose revisit was inserted, skipping any a unique key refused.
 
     A driver-level bulk insert with the values converted as the column types would (the typed
@@ -475,19 +466,21 @@ def _insert_revisits(
     rows = []
     for item in planned:
         emailed = item.customer_id in care.recipients
+        no_email = care.skipped.get(item.customer_id) in NO_EMAIL_REASONS
+        channel = ContactChannel.PHONE if no_email else item.channel
         rows.append(
             (
                 item.customer_id,
                 item.assignee_id,
                 item.cadence.abc_class.value,
-                item.cadence.channel.value,
+                channel.value,
                 due_on,
-                RevisitStatus.DONE.value if emailed else RevisitStatus.OPEN.value,
+                RevisitStatus.OPEN.value,
                 item.needs_reassignment,
                 run_id,
                 stamp,
-                "email_sent" if emailed else None,
-                stamp if emailed else None,
+                CARE_QUEUED if emailed else None,
+                None,
             )
         )
     # No conflict target: skip rows colliding with ANY unique key, including the partial "one

@@ -26,8 +26,10 @@ from tasks.common.directory import load_directory
 from tasks.common.run_context import RunCounts
 from tasks.mail.links import revisit_list_url, revisit_outcome_url
 from tasks.revisits import policies as revisit_policies
+from tasks.revisits.care_delivery import settle_care_revisits
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
+from tasks.revisits.leavers import hand_over_leavers
 from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
 
 
@@ -100,9 +102,17 @@ def _list_links(now: datetime) -> Callable[[int], str]:
     return link
 
 
+@task(name="hand-over-leavers", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def hand_over_leavers_task(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RunCounts:
+    """A leaver's customers and open revisits to the branch manager, audited (one transaction:
+    safe to retry, and a re-run finds nothing left to hand over)."""
+    return hand_over_leavers(shared_engine(), ctx, run_id=run_id, dry_run=dry_run)
+
+
 @task(name="follow-up-open-revisits", cache_policy=NO_CACHE)
 def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: bool) -> RunCounts:
-    """The open revisits of earlier days: escalate the overdue ones, then send the care emails
+    """The open revisits of earlier days: finish those whose care email delivery settled (250:
+    done; permanent failure: a call), escalate the overdue ones, then send the care emails
     left over (e.g. deferred by the contact cap). Neither touches a customer planning can pick
     (planning takes customers without an open revisit; this only revisits created before the
     run), so the flow runs it beside the planning ranges. Escalation goes first, so a revisit
@@ -112,12 +122,15 @@ def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: b
     but would not count what the first attempt sent (the artifact and ledger would under-report
     care emails)."""
     engine = shared_engine()
-    counts = escalate_overdue(
-        engine,
-        ctx,
-        outcome_url=_outcome_links(ctx.now),
-        run_id=run_id,
-        dry_run=dry_run,
+    counts = settle_care_revisits(engine, now=ctx.now, dry_run=dry_run)
+    counts.merge(
+        escalate_overdue(
+            engine,
+            ctx,
+            outcome_url=_outcome_links(ctx.now),
+            run_id=run_id,
+            dry_run=dry_run,
+        )
     )
     counts.merge(
         queue_care_emails(

@@ -14,6 +14,9 @@ COLUMNS = (
     ("escalated:branch", "escalated to branch"),
     ("escalated:region", "escalated to region"),
     ("care_emails", "care emails"),
+    ("care_delivered", "care emails delivered"),
+    ("care_failed_phone", "care emails failed (now calls)"),
+    ("reassigned", "customers reassigned (leavers)"),
     ("digests", "digests"),
     ("escalation_emails", "escalation emails"),
 )
@@ -43,11 +46,21 @@ def _row(region: str, counter: Counter[str]) -> dict[str, str | int]:
     for key, label in COLUMNS:
         row[label] = counter[key]
     row["emails queued"] = sum(counter[key] for key in EMAIL_KEYS)
+    # A customer who cannot get email got a call instead: planned, not skipped.
+    instead = sorted((key, n) for key, n in counter.items() if key.startswith(_INSTEAD))
+    row["phone instead (why)"] = (
+        ", ".join(f"{key.removeprefix(_INSTEAD)}={n}" for key, n in instead) or "-"
+    )
     skipped = sorted(
-        (key, n) for key, n in counter.items() if ":" in key and not key.startswith("escalated:")
+        (key, n)
+        for key, n in counter.items()
+        if ":" in key and not key.startswith(("escalated:", _INSTEAD))
     )
     row["skipped (why)"] = ", ".join(f"{reason}={n}" for reason, n in skipped) or "-"
     return row
+
+
+_INSTEAD = "phone_instead:"
 
 
 def ledger_counts(counts: RunCounts) -> dict[str, int]:

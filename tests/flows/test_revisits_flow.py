@@ -15,6 +15,7 @@ from crm_db.enums import (
     AbcClass,
     ContactChannel,
     ContactOutcome,
+    OutboxStatus,
     RevisitStatus,
     RunStatus,
     StaffRole,
@@ -179,11 +180,52 @@ def test_a_care_email_deferred_by_the_contact_cap_goes_out_on_a_later_run(
     assert later["care_emails"] == 1 and later["escalated_branch"] == 1
     with session_scope(crm_db) as session:
         revisit = session.scalars(select(Revisit)).one()
-        assert revisit.status is RevisitStatus.DONE and revisit.outcome == "email_sent"
+        # Queued, not done: waiting for the relay.
+        assert revisit.status is RevisitStatus.OPEN and revisit.outcome == "email_queued"
         assert revisit.escalation_level == 1
         care = session.scalars(
             select(OutboxMessage).where(OutboxMessage.idempotency_key.like("revisit_care:%"))
         ).one()
         assert care.idempotency_key == f"revisit_care:2026-12-02:customer:{capped_id}"
+        # The relay accepts it (delivery's settlement; the SMTP path: test_care_delivery.py).
+        sent_at = utcnow()
+        care.status, care.sent_at = OutboxStatus.SENT, sent_at
     again = revisits(as_of=date(2026, 12, 2))["counts"]
     assert again.get("care_emails", 0) == 0 and again.get("escalated_branch", 0) == 0
+    assert again["care_delivered"] == 1
+    with session_scope(crm_db) as session:
+        revisit = session.scalars(select(Revisit)).one()
+        assert revisit.status is RevisitStatus.DONE and revisit.outcome == "email_sent"
+        assert revisit.completed_at == sent_at
+
+
+def test_a_leavers_customers_go_to_the_branch_manager_in_the_run(crm_db: Engine) -> None:
+    """The run's first step hands a leaver's customers (and open revisits) to the branch
+    manager, audited with the run's ledger id; the digest goes to the branch manager and lists
+    them; nothing is queued for the leaver; a re-run hands over nothing twice."""
+    from crm_db.models import CustomerOwnerChange
+
+    with session_scope(crm_db) as session:
+        org = make_org(session, "EAST")
+        customers = [make_customer(session, org, abc_class=AbcClass.B, **PINNED) for _ in range(2)]
+        org.account_manager.active = False
+        org.account_manager.left_on = AS_OF
+        leaver, boss = org.account_manager.id, org.branch_manager.id
+        ids = sorted(c.id for c in customers)
+
+    first = revisits(as_of=AS_OF)
+    assert first["counts"]["reassigned"] == 2 and first["counts"]["digests"] == 1
+    with session_scope(crm_db) as session:
+        audit = session.scalars(select(CustomerOwnerChange)).all()
+        assert sorted((a.customer_id, a.from_staff_id, a.to_staff_id) for a in audit) == [
+            (cid, leaver, boss) for cid in ids
+        ]
+        assert {(a.source, a.run_id) for a in audit} == {("leaver", first["ledger_run_id"])}
+        revisits_ = session.scalars(select(Revisit)).all()
+        assert {r.assignee_id for r in revisits_} == {boss}
+        assert not any(r.needs_reassignment for r in revisits_)
+        mails = session.scalars(select(OutboxMessage)).all()
+        assert [m.staff_id for m in mails] == [boss]
+        assert sorted(h["customer_id"] for h in mails[0].context["reassigned"]) == ids
+    again = revisits(as_of=AS_OF)["counts"]
+    assert again.get("reassigned", 0) == 0 and again.get("digests", 0) == 0

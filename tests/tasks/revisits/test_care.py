@@ -16,11 +16,17 @@ from crm_db.enums import AbcClass, ContactChannel, ContactOutcome, OutboxStatus,
 from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit, Staff
 from crm_db.session import session_scope
 from tasks.common.directory import load_directory
+from tasks.revisits.care_delivery import settle_care_revisits
 from tasks.revisits.emails import queue_care_emails
 from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
 from tasks.revisits.rules.planning import DEFAULT_CADENCES, Cadence
 from tasks.rules.calendar import WorkCalendar
-from tests.factories import make_customer, make_org, queue_earlier_care_email
+from tests.factories import (
+    deliver_care_emails,
+    make_customer,
+    make_org,
+    queue_earlier_care_email,
+)
 
 MONDAY = date(2026, 11, 23)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -37,7 +43,14 @@ def _ctx(engine: Engine, as_of: date) -> PlanningContext:
     )
 
 
-SKIP_KEYS = ("care_skipped:no_email", "care_skipped:contact_cap", "care_skipped:invalid_email")
+SKIP_KEYS = (
+    "care_skipped:no_email",
+    "care_skipped:contact_cap",
+    "care_skipped:invalid_email",
+    "phone_instead:no_email",
+    "phone_instead:opted_out",
+    "skipped:opted_out",
+)
 
 
 def _plan(engine: Engine, ctx: PlanningContext, cap_days: int = 7) -> Counter[str]:
@@ -72,27 +85,32 @@ def _seed(engine: Engine) -> dict[str, int]:
     return ids
 
 
-def test_planning_sends_the_care_email_and_completes_the_revisit(engine: Engine) -> None:
+def test_planning_queues_the_care_email_and_the_250_completes_the_revisit(
+    engine: Engine,
+) -> None:
     ids = _seed(engine)
     ctx = _ctx(engine, MONDAY)
     counts = _plan(engine, ctx)
-    assert (counts["created"], counts["care_emails"]) == (4, 1)  # the opted-out one: none
-    # Planning says why the other email revisit stays open (the visit one is not an email).
-    assert counts["care_skipped:no_email"] == 1 == counts["care_skipped:contact_cap"]
+    # The opted-out and the address-less customers get a call in place of the email.
+    assert (counts["created"], counts["care_emails"]) == (5, 1)
+    assert counts["phone_instead:no_email"] == 1 == counts["phone_instead:opted_out"]
+    assert counts["care_skipped:contact_cap"] == 1  # an email on a later day
+    assert counts["care_skipped:no_email"] == counts["skipped:opted_out"] == 0
     assert counts["care_skipped:invalid_email"] == 0
     with session_scope(engine) as session:
         revisits = {r.customer_id: r for r in session.scalars(select(Revisit))}
-        done = revisits[ids["ok"]]
-        assert done.status is RevisitStatus.DONE and done.outcome == "email_sent"
-        assert done.completed_at == ctx.now and done.created_at == ctx.now
-        assert done.channel is ContactChannel.EMAIL and done.assignee_id == ids["manager"]
-        for key in ("no_email", "capped", "visit"):
+        queued = revisits[ids["ok"]]
+        # Queued is not done: open, waiting for the relay.
+        assert queued.status is RevisitStatus.OPEN and queued.outcome == "email_queued"
+        assert queued.completed_at is None and queued.created_at == ctx.now
+        assert queued.channel is ContactChannel.EMAIL and queued.assignee_id == ids["manager"]
+        for key in ("no_email", "opted_out"):
+            assert revisits[ids[key]].channel is ContactChannel.PHONE
+        for key in ("no_email", "opted_out", "capped", "visit"):
             assert revisits[ids[key]].status is RevisitStatus.OPEN
-        contact = session.scalars(
-            select(ContactHistory).where(ContactHistory.revisit_id == done.id)
-        ).one()
-        assert (contact.customer_id, contact.staff_id) == (ids["ok"], ids["manager"])
-        assert contact.outcome is ContactOutcome.COMPLETED and contact.occurred_at == ctx.now
+            assert revisits[ids[key]].outcome is None
+        assert revisits[ids["capped"]].channel is ContactChannel.EMAIL
+        assert session.scalar(select(func.count()).select_from(ContactHistory)) == 0
         mail = session.scalars(
             select(OutboxMessage).where(OutboxMessage.idempotency_key.like("revisit_care:%"))
         ).one()
@@ -108,13 +126,27 @@ def test_planning_sends_the_care_email_and_completes_the_revisit(engine: Engine)
     ).by_region
     # ... and without that limit finds only what planning left open, for the same reasons.
     left = queue_care_emails(engine, ctx, cap_days=7, run_id=None, dry_run=False)
-    assert left.total("care_emails") == 0
-    assert left.total("care_skipped:no_email") == 1 == left.total("care_skipped:contact_cap")
+    assert left.total("care_emails") == 0 == left.total("care_skipped:no_email")
+    assert left.total("care_skipped:contact_cap") == 1
     # Again the same day: nothing twice.
     assert _plan(engine, ctx)["created"] == 0
+    # The relay accepts it an hour later: the revisit is done then, the contact recorded then.
+    accepted = ctx.now + timedelta(hours=1)
+    deliver_care_emails(engine, accepted)
     with session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
-        assert session.scalar(select(func.count()).select_from(ContactHistory)) == 1
+        done = session.scalars(select(Revisit).where(Revisit.customer_id == ids["ok"])).one()
+        assert done.status is RevisitStatus.DONE and done.outcome == "email_sent"
+        assert done.completed_at == accepted
+        contact = session.scalars(select(ContactHistory)).one()
+        assert (contact.customer_id, contact.staff_id, contact.revisit_id) == (
+            ids["ok"],
+            ids["manager"],
+            done.id,
+        )
+        assert contact.outcome is ContactOutcome.COMPLETED and contact.occurred_at == accepted
+    # Settling again changes nothing.
+    assert not settle_care_revisits(engine, now=accepted, dry_run=False).by_region
     # Once the cap has passed, the deferred one goes out from the leftover pass.
     later = _ctx(engine, MONDAY + timedelta(days=6))
     assert (
@@ -155,7 +187,7 @@ def test_a_dry_run_counts_the_emails_and_writes_nothing(engine: Engine) -> None:
     for lo, hi in customer_id_ranges(engine, 100):
         counts = plan_range(engine, ctx, lo, hi, run_id=None, dry_run=True, care_cap_days=7)
         totals.update({k: counts.total(k) for k in ("created", "care_emails")})
-    assert (totals["created"], totals["care_emails"]) == (4, 1)
+    assert (totals["created"], totals["care_emails"]) == (5, 1)
     with session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(Revisit)) == 0
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
@@ -182,6 +214,7 @@ def test_thirty_days_of_inline_care_emails_keep_the_invariants(engine: Engine) -
         for lo, hi in customer_id_ranges(engine, 5):
             plan_range(engine, ctx, lo, hi, run_id=None, dry_run=False, care_cap_days=2)
         queue_care_emails(engine, ctx, cap_days=2, run_id=None, dry_run=False)
+        deliver_care_emails(engine, ctx.now)
         with session_scope(engine) as session:
             open_per_customer = Counter(
                 session.scalars(
@@ -253,12 +286,12 @@ def test_a_revisit_another_run_created_meanwhile_is_skipped_with_its_email(
     )
     ctx = _ctx(engine, MONDAY)
     counts = plan_range(engine, ctx, 1, 10**9, run_id=None, dry_run=False, care_cap_days=7)
-    assert (counts.total("created"), counts.total("care_emails")) == (2, 0)
+    assert (counts.total("created"), counts.total("care_emails")) == (3, 0)
     with session_scope(engine) as session:
         per_customer = Counter(session.scalars(select(Revisit.customer_id)))
-        assert set(per_customer.values()) == {1} and len(per_customer) == 4
+        assert set(per_customer.values()) == {1} and len(per_customer) == 5
         ours = session.scalars(select(Revisit).where(Revisit.created_at == ctx.now)).all()
-        assert {r.customer_id for r in ours} == {ids["no_email"], ids["capped"]}
+        assert {r.customer_id for r in ours} == {ids["no_email"], ids["capped"], ids["opted_out"]}
         assert session.scalar(select(func.count()).select_from(ContactHistory)) == 0
         care = session.scalars(
             select(OutboxMessage.idempotency_key).where(OutboxMessage.kind == "revisit_care")

@@ -330,3 +330,32 @@ def test_a_customer_whose_class_was_cleared_keeps_the_class_of_their_last_revisi
 
     [call] = open_revisits(engine, row.customer_id)
     assert call.abc_class is AbcClass.B
+
+
+def test_an_answer_before_the_250_was_read_completes_the_emails_revisit_and_opens_a_call(
+    engine: Engine,
+) -> None:
+    """The care email's revisit still waits for the settle step (``email_queued``) when the
+    customer answers "not solved": the answer shows the email arrived, so that revisit is done
+    and the call is a new open revisit (never the email's revisit left waiting)."""
+    row = make_care_email(engine)
+    queued_id = _open_revisit(engine, row, date(2026, 11, 18))
+    with session_scope(engine) as session:
+        queued = session.get(Revisit, queued_id)
+        assert queued is not None
+        queued.outcome = "email_queued"
+
+    recorded = answer(engine, row.outbox_id, Answer.NOT_SOLVED, "还是不对")
+
+    assert recorded is not None
+    [call] = open_revisits(engine, row.customer_id)
+    assert call.id != queued_id and call.channel is ContactChannel.PHONE
+    assert recorded.email.follow_up_revisit_id == call.id
+    with session_scope(engine) as session:
+        done = session.get(Revisit, queued_id)
+        assert done is not None
+        assert (done.status, done.outcome, done.completed_at) == (
+            RevisitStatus.DONE,
+            "email_sent",
+            NOW,
+        )

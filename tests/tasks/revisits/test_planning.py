@@ -125,7 +125,7 @@ def test_weekend_waits_for_monday_and_dry_run_writes_nothing(engine: Engine) -> 
     assert _plan(engine, MONDAY).total("created") == 1
 
 
-def test_opted_out_customers_get_no_email_revisit(engine: Engine) -> None:
+def test_opted_out_customers_get_a_phone_revisit_once_per_cadence(engine: Engine) -> None:
     with session_scope(engine) as session:
         org = make_org(session)
         opted = make_customer(session, org, abc_class=AbcClass.C, marketing_opt_out=True)
@@ -135,8 +135,21 @@ def test_opted_out_customers_get_no_email_revisit(engine: Engine) -> None:
         visit = make_customer(session, org, abc_class=AbcClass.A, marketing_opt_out=True)
         ids = (opted.id, unsub.id, visit.id)
     counts = _plan(engine, MONDAY)
-    assert set(_open(engine)) == {ids[2]}  # a visit is not marketing mail
-    assert counts.total("skipped:opted_out") == 2
+    # A call in place of the email; a visit is not marketing mail (it stays a visit).
+    assert set(_open(engine)) == set(ids)
+    assert counts.total("skipped:opted_out") == 0
+    assert counts.total("phone_instead:opted_out") == 2
+    with session_scope(engine) as session:
+        channels = {r.customer_id: r.channel for r in session.scalars(select(Revisit))}
+    assert channels == {
+        ids[0]: ContactChannel.PHONE,
+        ids[1]: ContactChannel.PHONE,
+        ids[2]: ContactChannel.VISIT,
+    }
+    # The next days they are not due again (their call is open): not "due, skipped" daily.
+    for day in (MONDAY + timedelta(days=1), MONDAY + timedelta(days=2)):
+        later = _plan(engine, day)
+        assert later.total("due") == 0 and later.total("phone_instead:opted_out") == 0
 
 
 def test_id_ranges_cover_every_id_once_with_staggered_first_ranges() -> None:

@@ -26,7 +26,7 @@ from tasks.revisits.escalation import escalate_overdue
 from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
 from tasks.revisits.rules.planning import Cadence, natural_due, planning_cutoff
 from tasks.rules.calendar import WorkCalendar
-from tests.factories import make_customer, make_org
+from tests.factories import deliver_care_emails, make_customer, make_org
 
 START = date(2026, 8, 29)  # a Saturday: the first day's backlog lands on a weekend
 DAYS = 60
@@ -115,6 +115,8 @@ def test_sixty_days(engine: Engine) -> None:
         for lo, hi in customer_id_ranges(engine, 10):
             plan_range(engine, ctx, lo, hi, run_id=None, dry_run=False)
         queue_care_emails(engine, ctx, cap_days=2, run_id=None, dry_run=False)
+        # The relay accepts the day's care emails: that completes their revisits.
+        deliver_care_emails(engine, ctx.now)
         queue_digests(
             engine,
             ctx,
