@@ -103,9 +103,8 @@ def build_dataset(url: str, complaints: int, seed: int) -> None:
         session.flush()
         calendars = {r: (cn.id if r <= REGIONS // 2 else xj.id) for r in range(1, REGIONS + 1)}
         hours = {cid: complaint_hours(session, cid) for cid in set(calendars.values())}
-        policies = {
-            p.severity.value: p for p in session.query(SlaPolicy).filter(SlaPolicy.abc_class.is_(None))
-        }
+        classless = session.query(SlaPolicy).filter(SlaPolicy.abc_class.is_(None))
+        policies = {p.severity.value: p for p in classless}
         assert {d.severity.value for d in SLA_DEFAULTS} >= set(SEVERITIES)
     n_branches = REGIONS * BRANCHES_PER_REGION
     with engine.begin() as conn:

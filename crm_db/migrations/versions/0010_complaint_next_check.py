@@ -32,9 +32,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("complaints") as batch:
         batch.add_column(sa.Column("next_check_at", UTCDateTime(timezone=True), nullable=True))
-        batch.add_column(
-            sa.Column("verify_reminded_at", UTCDateTime(timezone=True), nullable=True)
-        )
+        batch.add_column(sa.Column("verify_reminded_at", UTCDateTime(timezone=True), nullable=True))
     op.create_index("ix_complaints_next_check_at", "complaints", ["next_check_at"])
     op.create_index("ix_complaints_status_resolved", "complaints", ["status", "resolved_at"])
     op.execute(

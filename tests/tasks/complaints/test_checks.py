@@ -166,7 +166,7 @@ def test_first_seen_past_several_thresholds_notifies_each_passed_tier_once(
     # One email per recipient, however many tiers and complaints it reports.
     emails = _emails(engine, "complaint_escalation")
     recipients = [e.staff_id for e in emails]
-    assert sorted(recipients) == sorted(set(recipients))
+    assert len(recipients) == len(set(recipients))
     org = world.org
     assert set(recipients) == {
         org.account_manager.id,
