@@ -318,6 +318,19 @@ def check(engine: Any, now: datetime) -> tuple[float, Any, set[tuple[int, str]]]
     return elapsed, outcome, {(int(c), str(t)) for c, t in rows}
 
 
+def last_check(engine: Any) -> datetime:
+    """The instant of the latest check that escalated something."""
+    from sqlalchemy import func, select
+
+    from crm_db.models import ComplaintEscalation
+
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(ComplaintEscalation.created_at))).scalar()
+    if latest is None:
+        raise SystemExit("--resume: the database has no escalations; run without --resume")
+    return latest.astimezone(UTC)
+
+
 def table_state(engine: Any) -> tuple[int, ...]:
     from sqlalchemy import text
 
@@ -343,6 +356,12 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse --database-url as an earlier run of this script left it (no build, no "
+        "first check); rounds go on 15 minutes after its last check",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-complaints-"))
@@ -352,22 +371,28 @@ def main() -> None:
     from crm_db.session import make_engine
 
     backend = url.split(":", 1)[0]
-    say(f"building {args.complaints:,} complaints on {backend} ...")
-    t0 = time.perf_counter()
-    build_dataset(url, args.complaints, args.seed)
-    say(f"  built in {time.perf_counter() - t0:.1f} s")
-    engine = make_engine(url)
-    t0 = time.perf_counter()
-    _, warm, _ = check(engine, T0 - STEP)
-    say(
-        f"first check (not timed, {time.perf_counter() - t0:.1f} s): {warm.checked:,} read, "
-        f"{sum(warm.escalations.values()):,} tiers escalated, {warm.assigned} assigned, "
-        f"{warm.verify_reminders:,} verify reminders; open by state {warm.open_by_state}"
-    )
+    start = T0
+    if args.resume:
+        engine = make_engine(url)
+        start = last_check(engine) + STEP
+        say(f"resuming on {backend} at {start:%H:%M} UTC")
+    else:
+        say(f"building {args.complaints:,} complaints on {backend} ...")
+        t0 = time.perf_counter()
+        build_dataset(url, args.complaints, args.seed)
+        say(f"  built in {time.perf_counter() - t0:.1f} s")
+        engine = make_engine(url)
+        t0 = time.perf_counter()
+        _, warm, _ = check(engine, T0 - STEP)
+        say(
+            f"first check (not timed, {time.perf_counter() - t0:.1f} s): {warm.checked:,} read, "
+            f"{sum(warm.escalations.values()):,} tiers escalated, {warm.assigned} assigned, "
+            f"{warm.verify_reminders:,} verify reminders; open by state {warm.open_by_state}"
+        )
     worst: tuple[float, float, float] = (0.0, 0.0, 0.0)  # ratio, check, baseline
     baselines = []
     for round_no in range(args.rounds):
-        now = T0 + STEP * round_no
+        now = start + STEP * round_no
         if round_no % 2 == 0:
             base_s, expected = baseline(engine, now)
             check_s, outcome, breached = check(engine, now)

@@ -95,7 +95,13 @@ class Complaint(Base):
         Index("ix_complaints_status_received", "status", "received_at"),
         Index("ix_complaints_customer", "customer_id"),
         Index("ix_complaints_next_check_at", "next_check_at"),
-        Index("ix_complaints_status_resolved", "status", "resolved_at"),
+        # The reminder sweep's pending set: resolved, not yet reminded (small and partial).
+        Index(
+            "ix_complaints_verify_pending",
+            "resolved_at",
+            sqlite_where=text("status = 'resolved' AND verify_reminded_at IS NULL"),
+            postgresql_where=text("status = 'resolved' AND verify_reminded_at IS NULL"),
+        ),
         Index(
             "uq_complaints_source_ref",
             "source",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, select, update
+from sqlalchemy import Row, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,7 @@ from crm_core.settings import get_settings
 from crm_db.enums import ComplaintEventKind, ComplaintStatus, EventSource
 from crm_db.models import (
     Branch,
+    BusinessCalendar,
     Complaint,
     ComplaintEscalation,
     ComplaintEvent,
@@ -566,26 +567,32 @@ def _remind_unverified(
     dry_run: bool,
 ) -> list[NewMessage]:
     days = setting(session, COMPLAINT_VERIFY_REMINDER_DAYS)
-    # Any calendar's cutoff is before now: read the resolved ones before now, decide per zone.
-    rows = session.execute(
-        _rows_query()
-        .where(
-            Complaint.status == ComplaintStatus.RESOLVED,
-            Complaint.verify_reminded_at.is_(None),
-            Complaint.resolved_at < now,
-        )
-        .order_by(Complaint.id)
-    ).all()
+    # Each calendar's cutoff; the latest bounds the read (the partial index of the resolved
+    # complaints not yet reminded), each complaint is then held to its own calendar's.
+    calendar_ids: list[int | None] = [None, *session.scalars(select(BusinessCalendar.id))]
     cutoffs: dict[int | None, datetime] = {}
+    for calendar_id in calendar_ids:
+        h = hours(calendar_id)
+        cutoffs[calendar_id] = verify_reminder_cutoff(
+            now.astimezone(h.zone).date(), days, h.days, h.zone
+        )
+    candidates = session.execute(
+        select(Complaint.id, Complaint.calendar_id, Complaint.resolved_at).where(
+            # Literal, so SQLite matches the partial index ix_complaints_verify_pending.
+            text("complaints.status = 'resolved' AND complaints.verify_reminded_at IS NULL"),
+            Complaint.resolved_at < max(cutoffs.values()),
+        )
+    ).all()
+    due_ids = sorted(
+        cid
+        for cid, calendar_id, resolved_at in candidates
+        if resolved_at < cutoffs.get(calendar_id, cutoffs[None])
+    )
     due: list[Row[Any]] = []
-    for row in rows:
-        if row.calendar_id not in cutoffs:
-            h = hours(row.calendar_id)
-            cutoffs[row.calendar_id] = verify_reminder_cutoff(
-                now.astimezone(h.zone).date(), days, h.days, h.zone
-            )
-        if row.resolved_at < cutoffs[row.calendar_id]:
-            due.append(row)
+    for part in _chunks(due_ids, CHUNK):
+        due.extend(
+            session.execute(_rows_query().where(Complaint.id.in_(part)).order_by(Complaint.id))
+        )
     if not due:
         return []
     if dry_run:

@@ -83,7 +83,7 @@ def test_upgrade_marks_open_complaints_due_and_downgrades(fresh_url: str) -> Non
         assert [tuple(r) for r in rows] == [(1, True, True), (2, False, True), (3, True, True)]
         assert same == 2
         indexes = {i["name"] for i in inspect(engine).get_indexes("complaints")}
-        assert {"ix_complaints_next_check_at", "ix_complaints_status_resolved"} <= indexes
+        assert {"ix_complaints_next_check_at", "ix_complaints_verify_pending"} <= indexes
         migrate.downgrade(engine, HEAD_BEFORE)
         columns = {c["name"] for c in inspect(engine).get_columns("complaints")}
         assert "next_check_at" not in columns and "verify_reminded_at" not in columns

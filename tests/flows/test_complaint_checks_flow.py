@@ -84,3 +84,21 @@ def test_a_check_escalates_assigns_and_a_rerun_adds_nothing(crm_db: Engine) -> N
             a for a in client.read_latest_artifacts(limit=50) if a.key == summary["artifact_key"]
         ]
     assert found and "first_response / warning" in str(found[0].data)
+
+
+def test_crm_run_complaint_checks(crm_env: Engine, prefect_harness: None) -> None:
+    from typer.testing import CliRunner
+
+    from crm_cli.main import app
+
+    with session_scope(crm_env) as session:
+        ensure_default_policies(session, now=RECEIVED)
+    result = CliRunner().invoke(app, ["run", "complaint_checks", "--as-of", "2026-12-01"])
+    assert result.exit_code == 0, result.output
+    assert "complaint_checks as of 2026-12-01" in result.output
+    assert "complaint-checks-summary" in result.output
+    with session_scope(crm_env) as session:
+        runs = session.scalars(
+            select(FlowRun.status).where(FlowRun.flow_name == "complaint_checks")
+        ).all()
+    assert list(runs) == [RunStatus.COMPLETED]

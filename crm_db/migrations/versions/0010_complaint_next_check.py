@@ -4,8 +4,8 @@
 (the next escalation tier not yet reached falls due, or "now" after a change), maintained by the
 lifecycle writes and by the check itself, indexed so a check reads only the complaints due.
 ``complaints.verify_reminded_at``: when the branch manager was reminded that the resolved
-complaint is not verified (复查), once per complaint; indexed with the status and resolution time
-the reminder sweep selects by.
+complaint is not verified (复查), once per complaint; a partial index on ``resolved_at`` of the
+resolved complaints not yet reminded is what the reminder sweep reads.
 
 Data: every complaint whose clocks may run (new, acknowledged, in progress, waiting on the
 customer) gets ``next_check_at`` = its ``received_at`` ("check me now"): the first check
@@ -34,7 +34,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("next_check_at", UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("verify_reminded_at", UTCDateTime(timezone=True), nullable=True))
     op.create_index("ix_complaints_next_check_at", "complaints", ["next_check_at"])
-    op.create_index("ix_complaints_status_resolved", "complaints", ["status", "resolved_at"])
+    pending = sa.text("status = 'resolved' AND verify_reminded_at IS NULL")
+    op.create_index(
+        "ix_complaints_verify_pending",
+        "complaints",
+        ["resolved_at"],
+        sqlite_where=pending,
+        postgresql_where=pending,
+    )
     op.execute(
         "UPDATE complaints SET next_check_at = received_at "
         "WHERE status IN ('new', 'acknowledged', 'in_progress', 'waiting_on_customer')"
@@ -42,7 +49,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_complaints_status_resolved", table_name="complaints")
+    op.drop_index("ix_complaints_verify_pending", table_name="complaints")
     op.drop_index("ix_complaints_next_check_at", table_name="complaints")
     with op.batch_alter_table("complaints") as batch:
         batch.drop_column("verify_reminded_at")
