@@ -294,3 +294,15 @@ def test_two_checks_at_once_on_postgres_notify_each_tier_once(pg_engine: Engine)
         for item in e.context["items"]
     )
     assert len(reported) == len(expected) and set(reported.values()) == {1}
+
+
+def test_the_escalation_email_prints_status_labels_not_codes() -> None:
+    from tasks.mail.kinds import get_kind
+    from tasks.mail.render import render_email
+
+    context = dict(get_kind("complaint_escalation").sample_context)
+    context["items"] = [dict(context["items"][0], status="waiting_on_customer")]
+    zh = render_email("complaint_escalation", "zh-CN", context)
+    en = render_email("complaint_escalation", "en", context)
+    assert "等待客户回复" in zh.text and "waiting_on_customer" not in zh.text + zh.html
+    assert "waiting on the customer" in en.text and "waiting_on_customer" not in en.text + en.html
