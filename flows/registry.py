@@ -9,6 +9,7 @@ from __future__ import annotations
 from prefect import Flow
 
 from flows.classify_customers import classify_customers
+from flows.complaint_checks import complaint_checks
 from flows.deliver_outbox import deliver_outbox
 from flows.healthcheck import healthcheck
 from flows.revisits import revisits
@@ -16,7 +17,8 @@ from flows.run_contract import FlowSummary
 
 # Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
-    flow.name: flow for flow in (classify_customers, deliver_outbox, healthcheck, revisits)
+    flow.name: flow
+    for flow in (classify_customers, complaint_checks, deliver_outbox, healthcheck, revisits)
 }
 
 

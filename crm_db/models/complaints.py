@@ -94,6 +94,14 @@ class Complaint(Base):
     __table_args__ = (
         Index("ix_complaints_status_received", "status", "received_at"),
         Index("ix_complaints_customer", "customer_id"),
+        Index("ix_complaints_next_check_at", "next_check_at"),
+        # The reminder sweep's pending set: resolved, not yet reminded (small and partial).
+        Index(
+            "ix_complaints_verify_pending",
+            "resolved_at",
+            sqlite_where=text("status = 'resolved' AND verify_reminded_at IS NULL"),
+            postgresql_where=text("status = 'resolved' AND verify_reminded_at IS NULL"),
+        ),
         Index(
             "uq_complaints_source_ref",
             "source",
@@ -149,6 +157,12 @@ class Complaint(Base):
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Moved by pause/resume/reopen; while the clock is stopped it keeps its last value.
     resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the complaint check must look at it next: the next escalation tier not yet reached
+    # falls due (NULL: nothing can until the complaint changes). Written by every lifecycle
+    # write and by the check (``tasks.complaints.checks``).
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The branch manager was reminded that it is resolved but not verified (复查): once.
+    verify_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ComplaintEvent(Base):

@@ -24,8 +24,16 @@ def begin_write(conn: Connection) -> None:
     """Start ``conn``'s transaction as a writer. Must come before anything else in the
     transaction: pysqlite opens a deferred transaction lazily, and an explicit BEGIN IMMEDIATE
     after it would fail. Nothing on PostgreSQL (row locks come from ``for_update``)."""
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite" and not _sqlite_in_transaction(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_in_transaction(conn: Connection) -> bool:
+    """Whether pysqlite has a transaction open already. It opens one only before a write (or
+    at our BEGIN IMMEDIATE), so an open one holds the write lock: a writer nested in a longer
+    write transaction (the complaint check assigning complaints through the lifecycle) keeps
+    it instead of failing on a second BEGIN."""
+    return bool(conn.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from crm_db.enums import (
 from crm_db.models import Complaint, ComplaintEvent, Customer
 from crm_db.types import utcnow
 from tasks.common.write_lock import get_for_update
+from tasks.complaints.clock import next_check, reached_tiers
 from tasks.complaints.policies import branch_calendar_id, complaint_hours, load_policies
 from tasks.complaints.rules.lifecycle import Event, Transition, next_status, replay
 from tasks.complaints.rules.sla import Targets, choose_policy
@@ -92,6 +93,8 @@ def refresh(session: Session, complaint: Complaint, intake_assignee: int | None)
     complaint.assignee_id = derived.assignee_id
     complaint.first_response_due_at = derived.first_response_due_at
     complaint.resolution_due_at = derived.resolution_due_at
+    # The complaint check reads only complaints due by this (their clocks may have moved).
+    complaint.next_check_at = next_check(complaint, hours, reached_tiers(session, complaint.id))
     session.flush()
     return complaint
 
@@ -183,7 +186,12 @@ def apply_event(
     to = next_status(complaint.external_id, complaint.status, transition)
     latest = session.scalar(
         select(ComplaintEvent.at)
-        .where(ComplaintEvent.complaint_id == complaint.id)
+        .where(
+            ComplaintEvent.complaint_id == complaint.id,
+            # The check's escalation records are stamped with the check's instant; a later
+            # lifecycle event with an earlier explicit time must still be accepted.
+            ComplaintEvent.kind != ComplaintEventKind.ESCALATION,
+        )
         .order_by(ComplaintEvent.at.desc())
         .limit(1)
     )

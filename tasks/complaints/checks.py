@@ -1,0 +1,642 @@
+"""IO of the complaint check (every 15 minutes): escalate the tiers that fell due, assign the
+unassigned complaints by branch, remind branch managers of resolved complaints not verified.
+
+One write transaction per check (the write lock on SQLite, row and unique-key locks on
+PostgreSQL), so each decision and its emails commit together:
+
+1. **every complaint handled** - open complaints without an assignee go to their customer's
+   account manager while active, else the branch manager (``rules.sweeps.assignee_for``),
+   through the lifecycle (an assign event); one ``complaint_assigned`` email per assignee.
+2. **escalation** - only complaints with ``next_check_at <= now`` are read (an index range),
+   in chunks of ids; ``rules.escalation.plan`` gives each one's due tiers (passed tiers all at
+   once, inactive staff skipped up the chain by the shared ladder) and its next check instant.
+   The tiers are *claimed* by inserting ``complaint_escalations`` rows that ignore conflicts on
+   (complaint, target, tier): only the rows this check inserted get their escalation event and
+   reach an email, so a re-run - or a second check at the same time on PostgreSQL, which
+   waits on the first one's uncommitted keys - notifies nothing twice. One
+   ``complaint_escalation`` email per recipient per check, keyed by the check instant, the
+   recipient and the first escalation row it reports (unique: rows are claimed once).
+3. **every result re-checked (复查)** - complaints resolved but not verified for N working
+   days of their calendar (``complaint.verify_reminder_days``) are claimed by setting
+   ``verify_reminded_at``; one ``complaint_verify_reminder`` per branch manager.
+
+A dry run computes the same and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crm_core.masking import mask_phone
+from crm_core.settings import get_settings
+from crm_db.enums import ComplaintEventKind, ComplaintStatus, EventSource
+from crm_db.models import (
+    Branch,
+    BusinessCalendar,
+    Complaint,
+    ComplaintEscalation,
+    ComplaintEvent,
+    Customer,
+    Region,
+)
+from crm_db.policy_defaults import COMPLAINT_VERIFY_REMINDER_DAYS
+from tasks.common.directory import Directory, load_directory
+from tasks.common.policies import setting
+from tasks.common.write_lock import begin_write, get_for_update
+from tasks.complaints import lifecycle
+from tasks.complaints.clock import clock_of
+from tasks.complaints.policies import complaint_hours
+from tasks.complaints.rules.escalation import TIER_NAMES, plan
+from tasks.complaints.rules.notices import Claimed, escalation_key, group_by_recipient
+from tasks.complaints.rules.sweeps import assignee_for, verify_reminder_cutoff
+from tasks.mail.outbox import NewMessage, enqueue
+from tasks.rules.business_time import BusinessHours
+from tasks.rules.escalation_ladder import RecipientKind, Tier, resolve
+
+CHUNK = 2_000
+OPEN_STATES = (
+    ComplaintStatus.NEW,
+    ComplaintStatus.ACKNOWLEDGED,
+    ComplaintStatus.IN_PROGRESS,
+    ComplaintStatus.WAITING_ON_CUSTOMER,
+    ComplaintStatus.RESOLVED,
+)
+_UNASSIGNED_STATES = OPEN_STATES[:4]
+_VERIFY_TIER = Tier("verify", RecipientKind.BRANCH_MANAGER, after=timedelta(0))
+NO_REGION = "-"
+
+_COLUMNS = (
+    Complaint.id,
+    Complaint.external_id,
+    Complaint.customer_id,
+    Complaint.branch_id,
+    Complaint.category,
+    Complaint.severity,
+    Complaint.status,
+    Complaint.assignee_id,
+    Complaint.received_at,
+    Complaint.acknowledged_at,
+    Complaint.resolved_at,
+    Complaint.paused_since,
+    Complaint.paused_business_minutes,
+    Complaint.first_response_minutes,
+    Complaint.resolution_minutes,
+    Complaint.first_response_due_at,
+    Complaint.warn_pct,
+    Complaint.assignee_pct,
+    Complaint.branch_pct,
+    Complaint.region_pct,
+    Complaint.executive_pct,
+    Complaint.calendar_id,
+    Complaint.next_check_at,
+    Customer.name.label("customer_name"),
+    Customer.abc_class,
+    Customer.phone,
+    Customer.account_manager_id,
+    func.coalesce(Region.code, NO_REGION).label("region_code"),
+)
+
+
+def _rows_query() -> Any:
+    return (
+        select(*_COLUMNS)
+        .join(Customer, Customer.id == Complaint.customer_id)
+        .outerjoin(Branch, Branch.id == Complaint.branch_id)
+        .outerjoin(Region, Region.id == Branch.region_id)
+    )
+
+
+@dataclass
+class CheckOutcome:
+    """What one check did (counts only: no personal data)."""
+
+    open_by_state: dict[str, int] = field(default_factory=dict)
+    escalations: Counter[tuple[str, str]] = field(default_factory=Counter)  # (target, tier)
+    by_region: Counter[tuple[str, str]] = field(default_factory=Counter)  # (region, tier)
+    checked: int = 0  # complaints read because their next check was due
+    next_check_moved: int = 0
+    assigned: int = 0
+    unassignable: int = 0
+    verify_reminders: int = 0
+    unnotified: int = 0  # tiers recorded without anybody eligible to tell
+    emails: Counter[str] = field(default_factory=Counter)  # kind -> queued
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def warnings_count(self) -> int:
+        return sum(n for (_, tier), n in self.escalations.items() if tier == "warning")
+
+    @property
+    def breaches(self) -> int:
+        """Targets passed (the assignee tier: 100 % of a target)."""
+        return sum(n for (_, tier), n in self.escalations.items() if tier == "assignee")
+
+    def counts(self) -> dict[str, int]:
+        out = {
+            "checked": self.checked,
+            "warnings": self.warnings_count,
+            "breaches": self.breaches,
+            "assigned": self.assigned,
+            "unassignable": self.unassignable,
+            "verify_reminders": self.verify_reminders,
+            "unnotified": self.unnotified,
+            "next_check_moved": self.next_check_moved,
+        }
+        for tier in TIER_NAMES:
+            out[f"escalated_{tier}"] = sum(n for (_, t), n in self.escalations.items() if t == tier)
+        for kind, n in sorted(self.emails.items()):
+            out[f"emails_{kind}"] = n
+        for state, n in sorted(self.open_by_state.items()):
+            out[f"open_{state}"] = n
+        return out
+
+
+class _Hours:
+    """Business hours by calendar id, loaded once per check."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._by_id: dict[int | None, BusinessHours] = {}
+
+    def __call__(self, calendar_id: int | None) -> BusinessHours:
+        if calendar_id not in self._by_id:
+            self._by_id[calendar_id] = complaint_hours(self._session, calendar_id)
+        return self._by_id[calendar_id]
+
+
+def _local(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _list_item(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "reference": row.external_id,
+        "customer_name": row.customer_name,
+        "customer_class": str(row.abc_class) if row.abc_class else None,
+        "phone": mask_phone(row.phone) or None,
+        "category": row.category,
+        "severity": str(row.severity),
+        "received_at": _local(row.received_at),
+        "resolved_at": _local(row.resolved_at),
+        "first_response_due_at": _local(row.first_response_due_at),
+    }
+
+
+def run_check(
+    session: Session,
+    now: datetime,
+    *,
+    run_id: int | None = None,
+    dry_run: bool = False,
+    chunk: int = CHUNK,
+    directory: Directory | None = None,
+) -> CheckOutcome:
+    """One complaint check at ``now`` in ``session``'s transaction, committed here (nothing is
+    written in a dry run; the session is rolled back)."""
+    now = now.astimezone(UTC)
+    outcome = CheckOutcome()
+    if not dry_run:
+        begin_write(session.connection())
+    try:
+        directory = directory or load_directory(session.connection())
+        hours = _Hours(session)
+        messages: list[NewMessage] = []
+        messages += _assign_unassigned(session, now, directory, outcome, run_id, dry_run)
+        messages += _escalate(session, now, directory, hours, outcome, run_id, dry_run, chunk)
+        messages += _remind_unverified(session, now, directory, hours, outcome, run_id, dry_run)
+        outcome.open_by_state = _open_by_state(session)
+        if dry_run:
+            for message in messages:
+                outcome.emails[message.kind] += 1
+            session.rollback()
+        else:
+            result = enqueue(session, messages, now=now)
+            if result.existing:
+                outcome.warnings.append(f"{result.existing} emails were queued already")
+            for message in messages:
+                outcome.emails[message.kind] += 1
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    if outcome.unnotified:
+        outcome.warnings.append(
+            f"{outcome.unnotified} escalation tiers found nobody eligible to notify "
+            "(no active senior management with an address)"
+        )
+    if outcome.unassignable:
+        outcome.warnings.append(
+            f"{outcome.unassignable} open complaints have no assignee and none could be found "
+            "(no branch, or no active account or branch manager)"
+        )
+    return outcome
+
+
+def _open_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Complaint.status, func.count())
+        .where(Complaint.status.in_(OPEN_STATES))
+        .group_by(Complaint.status)
+    ).tuples()
+    found = {str(status): int(n) for status, n in rows}
+    return {state.value: found.get(state.value, 0) for state in OPEN_STATES}
+
+
+# -- 1. every complaint handled ---------------------------------------------------------------
+
+
+def _assign_unassigned(
+    session: Session,
+    now: datetime,
+    directory: Directory,
+    outcome: CheckOutcome,
+    run_id: int | None,
+    dry_run: bool,
+) -> list[NewMessage]:
+    rows = session.execute(
+        _rows_query()
+        .where(Complaint.assignee_id.is_(None), Complaint.status.in_(_UNASSIGNED_STATES))
+        .order_by(Complaint.id)
+    ).all()
+    by_assignee: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+    first: dict[int, int] = {}
+    for row in rows:
+        choice = assignee_for(
+            directory.member(row.account_manager_id),
+            directory.member(directory.branch_manager(row.branch_id)),
+            has_branch=row.branch_id is not None,
+        )
+        if choice.assignee_id is None:
+            outcome.unassignable += 1
+            continue
+        if not dry_run:
+            locked = get_for_update(session, Complaint, row.id)
+            if locked is None or locked.assignee_id is not None:
+                continue  # assigned meanwhile (another check, a person)
+            lifecycle.assign(
+                session,
+                row.id,
+                choice.assignee_id,
+                now,
+                None,
+                EventSource.FLOW,
+                note="assigned by branch (complaint check)",
+            )
+        outcome.assigned += 1
+        by_assignee[choice.assignee_id].append(_list_item(row))
+        first.setdefault(choice.assignee_id, row.id)
+    if not dry_run and rows:
+        session.flush()
+    return [
+        message
+        for rid, items in sorted(by_assignee.items())
+        if (
+            message := _staff_message(
+                directory,
+                rid,
+                "complaint_assigned",
+                now,
+                _sweep_key("complaint_assigned", now, rid, first[rid]),
+                items,
+                run_id,
+            )
+        )
+    ]
+
+
+def _staff_message(
+    directory: Directory,
+    recipient_id: int,
+    kind: str,
+    now: datetime,
+    key: str,
+    items: list[dict[str, Any]],
+    run_id: int | None,
+    **extra: Any,
+) -> NewMessage | None:
+    member = directory.member(recipient_id)
+    if member is None or member.email is None:
+        return None
+    return NewMessage(
+        idempotency_key=key,
+        kind=kind,
+        locale=member.locale,
+        recipient_email=member.email,
+        recipient_name=member.name,
+        customer_id=None,
+        staff_id=recipient_id,
+        context={
+            "recipient_name": member.name,
+            "checked_at": _local(now),
+            "items": items,
+            **extra,
+        },
+        run_id=run_id,
+    )
+
+
+def _sweep_key(kind: str, now: datetime, recipient_id: int, first_complaint: int) -> str:
+    """One message per recipient and check; the first complaint it reports makes the key
+    unique even for two checks at the same instant (each complaint is claimed once)."""
+    instant = now.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{kind}:{instant}:staff:{recipient_id}:c{first_complaint}"
+
+
+# -- 2. escalation -------------------------------------------------------------------------------
+
+
+def _due_ids(session: Session, now: datetime) -> list[int]:
+    ids = session.scalars(select(Complaint.id).where(Complaint.next_check_at <= now))
+    return sorted(ids)
+
+
+def _reached(session: Session, ids: Sequence[int]) -> dict[int, set[tuple[str, str]]]:
+    reached: defaultdict[int, set[tuple[str, str]]] = defaultdict(set)
+    rows = session.execute(
+        select(
+            ComplaintEscalation.complaint_id, ComplaintEscalation.target, ComplaintEscalation.tier
+        ).where(ComplaintEscalation.complaint_id.in_(ids))
+    ).tuples()
+    for complaint_id, target, tier in rows:
+        reached[complaint_id].add((str(target), str(tier)))
+    return reached
+
+
+def _chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _escalate(
+    session: Session,
+    now: datetime,
+    directory: Directory,
+    hours: _Hours,
+    outcome: CheckOutcome,
+    run_id: int | None,
+    dry_run: bool,
+    chunk: int,
+) -> list[NewMessage]:
+    org = directory.org()
+    claimed_all: list[tuple[int, Claimed]] = []  # (escalation row id, claim)
+    rows_by_id: dict[int, Row[Any]] = {}
+    ids = _due_ids(session, now)
+    outcome.checked = len(ids)
+    for part in _chunks(ids, chunk):
+        rows = session.execute(_rows_query().where(Complaint.id.in_(part))).all()
+        reached = _reached(session, part)
+        wanted: list[Claimed] = []
+        moves: list[dict[str, Any]] = []
+        for row in rows:
+            rows_by_id[row.id] = row
+            result = plan(
+                clock_of(row, hours(row.calendar_id)),
+                reached.get(row.id, set()),
+                now,
+                directory.posts(row.assignee_id, row.branch_id),
+                org,
+            )
+            wanted.extend(Claimed(row.id, due) for due in result.due)
+            if result.next_check_at != row.next_check_at:
+                moves.append({"id": row.id, "old": row.next_check_at, "new": result.next_check_at})
+        if dry_run:
+            claimed_all.extend((-1, c) for c in wanted)
+        else:
+            claimed_all.extend(_claim(session, now, wanted, rows_by_id, run_id))
+            _move_next_checks(session, moves)
+        outcome.next_check_moved += len(moves)
+    for _, claim in claimed_all:
+        row = rows_by_id[claim.complaint_id]
+        outcome.escalations[(claim.due.target, claim.due.tier)] += 1
+        outcome.by_region[(row.region_code, claim.due.tier)] += 1
+    first_row: dict[int, int] = {}
+    for escalation_id, claim in sorted(claimed_all, key=lambda pair: pair[0]):
+        if claim.due.notice.recipient_id is not None:
+            first_row.setdefault(claim.due.notice.recipient_id, escalation_id)
+    batches = group_by_recipient(claim for _, claim in claimed_all)
+    outcome.unnotified += len(batches.unnotified)
+    messages: list[NewMessage] = []
+    for rid, items in sorted(batches.by_recipient.items()):
+        context_items = [_escalation_item(rows_by_id[c.complaint_id], c, directory) for c in items]
+        # The first escalation row it reports makes the key unique per claim set.
+        key = f"{escalation_key(now, rid)}:e{first_row.get(rid, 0)}"
+        message = _staff_message(
+            directory, rid, "complaint_escalation", now, key, context_items, run_id
+        )
+        if message is None:
+            outcome.unnotified += len(items)
+            continue
+        messages.append(message)
+    return messages
+
+
+def _escalation_item(row: Row[Any], claim: Claimed, directory: Directory) -> dict[str, Any]:
+    assignee = directory.member(row.assignee_id)
+    return {
+        "reference": row.external_id,
+        "customer_name": row.customer_name,
+        "customer_class": str(row.abc_class) if row.abc_class else None,
+        "phone": mask_phone(row.phone) or None,
+        "category": row.category,
+        "severity": str(row.severity),
+        "status": str(row.status),
+        "target": claim.due.target,
+        "tier": claim.due.tier,
+        "due_at": _local(claim.due.threshold_at),
+        "late_minutes": claim.due.late_minutes,
+        "assignee_name": assignee.name if assignee else None,
+        "reason": claim.due.notice.reason,
+    }
+
+
+def _dialect_insert(session: Session) -> Any:
+    name = session.connection().dialect.name
+    return postgresql.insert if name == "postgresql" else sqlite.insert
+
+
+def _claim(
+    session: Session,
+    now: datetime,
+    wanted: Sequence[Claimed],
+    rows_by_id: dict[int, Row[Any]],
+    run_id: int | None,
+) -> list[tuple[int, Claimed]]:
+    """Insert the wanted tiers, ignoring the ones recorded already (by an earlier or a
+    concurrent check); return the ones this check inserted, with their row ids, after writing
+    their escalation events."""
+    if not wanted:
+        return []
+    by_key = {(c.complaint_id, c.due.target, c.due.tier): c for c in wanted}
+    insert = _dialect_insert(session)
+    table = cast(Table, ComplaintEscalation.__table__)
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["complaint_id", "target", "tier"])
+        .returning(table.c.id, table.c.complaint_id, table.c.target, table.c.tier)
+    )
+    values = [
+        {
+            "complaint_id": c.complaint_id,
+            "target": c.due.target,
+            "tier": c.due.tier,
+            "notified_staff_id": c.due.notice.recipient_id,
+            "elapsed_minutes": c.due.elapsed_minutes,
+            "run_id": run_id,
+            "created_at": now,
+            "threshold_at": c.due.threshold_at,
+            "late_minutes": c.due.late_minutes,
+            "reason": (c.due.notice.reason or None) and c.due.notice.reason[:200],
+        }
+        for c in wanted
+    ]
+    inserted = session.execute(statement, values).all()
+    claimed = [(r.id, by_key[(r.complaint_id, str(r.target), str(r.tier))]) for r in inserted]
+    if not claimed:
+        return []
+    events = cast(Table, ComplaintEvent.__table__)
+    event_rows = session.execute(
+        events.insert().returning(events.c.id, events.c.complaint_id, events.c.detail_key),
+        [
+            {
+                "complaint_id": c.complaint_id,
+                "at": now,
+                "from_status": str(rows_by_id[c.complaint_id].status),
+                "to_status": str(rows_by_id[c.complaint_id].status),
+                "actor_id": None,
+                "assignee_id": c.due.notice.recipient_id,
+                "note": f"{c.due.target} {c.due.tier}: {c.due.late_minutes} minutes late",
+                "kind": ComplaintEventKind.ESCALATION,
+                "source": EventSource.FLOW,
+                "recorded_at": now,
+                "detail_key": f"{c.due.target}:{c.due.tier}",
+            }
+            for _, c in claimed
+        ],
+    ).all()
+    event_ids = {(r.complaint_id, r.detail_key): r.id for r in event_rows}
+    session.execute(
+        update(table).where(table.c.id == _bind("eid")).values(event_id=_bind("event")),
+        [
+            {"eid": eid, "event": event_ids[(c.complaint_id, f"{c.due.target}:{c.due.tier}")]}
+            for eid, c in claimed
+        ],
+    )
+    return claimed
+
+
+def _bind(name: str) -> Any:
+    return bindparam(name)
+
+
+def _move_next_checks(session: Session, moves: Sequence[dict[str, Any]]) -> None:
+    """Each complaint's next check, unless a lifecycle write moved it meanwhile (PostgreSQL:
+    the ``old`` value no longer matches, and that write's value stays)."""
+    if not moves:
+        return
+    table = cast(Table, Complaint.__table__)
+    reset = [m for m in moves if m["old"] is not None]
+    if reset:
+        session.execute(
+            update(table)
+            .where(table.c.id == _bind("cid"), table.c.next_check_at == _bind("old"))
+            .values(next_check_at=_bind("new")),
+            [{"cid": m["id"], "old": m["old"], "new": m["new"]} for m in reset],
+        )
+
+
+# -- 3. every result re-checked (复查) --------------------------------------------------------
+
+
+def _remind_unverified(
+    session: Session,
+    now: datetime,
+    directory: Directory,
+    hours: _Hours,
+    outcome: CheckOutcome,
+    run_id: int | None,
+    dry_run: bool,
+) -> list[NewMessage]:
+    days = setting(session, COMPLAINT_VERIFY_REMINDER_DAYS)
+    # Each calendar's cutoff; the latest bounds the read (the partial index of the resolved
+    # complaints not yet reminded), each complaint is then held to its own calendar's.
+    calendar_ids: list[int | None] = [None, *session.scalars(select(BusinessCalendar.id))]
+    cutoffs: dict[int | None, datetime] = {}
+    for calendar_id in calendar_ids:
+        h = hours(calendar_id)
+        cutoffs[calendar_id] = verify_reminder_cutoff(
+            now.astimezone(h.zone).date(), days, h.days, h.zone
+        )
+    candidates = session.execute(
+        select(Complaint.id, Complaint.calendar_id, Complaint.resolved_at).where(
+            # Literal, so SQLite matches the partial index ix_complaints_verify_pending.
+            text("complaints.status = 'resolved' AND complaints.verify_reminded_at IS NULL"),
+            Complaint.resolved_at < max(cutoffs.values()),
+        )
+    ).all()
+    due_ids = sorted(
+        cid
+        for cid, calendar_id, resolved_at in candidates
+        if resolved_at < cutoffs.get(calendar_id, cutoffs[None])
+    )
+    due: list[Row[Any]] = []
+    for part in _chunks(due_ids, CHUNK):
+        due.extend(
+            session.execute(_rows_query().where(Complaint.id.in_(part)).order_by(Complaint.id))
+        )
+    if not due:
+        return []
+    if dry_run:
+        claimed = {row.id for row in due}
+    else:
+        table = cast(Table, Complaint.__table__)
+        claimed = set()
+        for part in _chunks([row.id for row in due], CHUNK):
+            claimed.update(
+                session.execute(
+                    update(table)
+                    .where(table.c.id.in_(part), table.c.verify_reminded_at.is_(None))
+                    .values(verify_reminded_at=now)
+                    .returning(table.c.id)
+                ).scalars()
+            )
+    org = directory.org()
+    by_recipient: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+    first: dict[int, int] = {}
+    for row in due:
+        if row.id not in claimed:
+            continue
+        outcome.verify_reminders += 1
+        notice = resolve(_VERIFY_TIER, directory.posts(row.assignee_id, row.branch_id), org)
+        if notice.recipient_id is None:
+            outcome.unnotified += 1
+            continue
+        by_recipient[notice.recipient_id].append(_list_item(row))
+        first.setdefault(notice.recipient_id, row.id)
+    messages = []
+    for rid, items in sorted(by_recipient.items()):
+        message = _staff_message(
+            directory,
+            rid,
+            "complaint_verify_reminder",
+            now,
+            _sweep_key("complaint_verify_reminder", now, rid, first[rid]),
+            items,
+            run_id,
+            working_days=days,
+        )
+        if message is not None:
+            messages.append(message)
+    return messages
+
+
+__all__ = ["CHUNK", "OPEN_STATES", "CheckOutcome", "run_check"]
