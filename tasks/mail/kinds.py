@@ -260,6 +260,42 @@ KINDS: dict[str, EmailKind] = {
                 "items": _COMPLAINT_LIST_ITEMS,
             },
         ),
+        EmailKind(
+            name="complaint_receipt",
+            audience="customer",
+            consent=None,  # transactional: only unsubscribing stops it
+            description="The receipt of a complaint at intake: reference number, owner and "
+            "the promised reply time (first-response due, in the branch's time zone).",
+            sample_context={
+                "customer_name": "田中 太郎",
+                "reference": "CP20260000123",
+                "title": "加油卡充值未到账",
+                "received_at": "2026-11-23 10:05 (UTC+08:00)",
+                "owner_name": "王小明",
+                "reply_by": "2026-11-24 10:05 (UTC+08:00)",
+                "unsubscribe_url": "https://crm.example.test/u/sample-token",
+            },
+        ),
+        EmailKind(
+            name="complaint_intake_alert",
+            audience="staff",
+            consent=None,
+            description="A critical complaint, or an A-class customer's high one, to senior "
+            "management at intake (高层管理人员亲自受理), one email per executive.",
+            sample_context={
+                "recipient_name": "刘总",
+                "reference": "CP20260000123",
+                "customer_name": "华东物流车队",
+                "customer_class": "A",
+                "severity": "critical",
+                "category": "油品质量",
+                "title": "加油后车辆故障",
+                "received_at": "2026-11-23 10:05 (UTC+08:00)",
+                "owner_name": "王小明",
+                "first_response_due_at": "2026-11-23 14:05 (UTC+08:00)",
+                "resolution_due_at": "2026-11-24 14:05 (UTC+08:00)",
+            },
+        ),
     )
 }
 
