@@ -23,8 +23,14 @@ S = TypeVar("S", bound=Select[Any])
 def begin_write(conn: Connection) -> None:
     """Start ``conn``'s transaction as a writer. Must come before anything else in the
     transaction: pysqlite opens a deferred transaction lazily, and an explicit BEGIN IMMEDIATE
-    after it would fail. Nothing on PostgreSQL (row locks come from ``for_update``)."""
+    after it would fail - unless the transaction has written already (pysqlite opens one only
+    before a write), which means it holds the write lock: then this is a no-op, so several
+    locked writes can share one transaction (an import, ``crm complaint recompute``).
+    Nothing on PostgreSQL (row locks come from ``for_update``)."""
     if conn.dialect.name == "sqlite":
+        raw = conn.connection.dbapi_connection
+        if raw is not None and getattr(raw, "in_transaction", False):
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
