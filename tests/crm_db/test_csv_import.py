@@ -19,7 +19,7 @@ from crm_db.csv_import import ImportAborted, ImportOptions, ImportResult, import
 from crm_db.csv_import import fields as cell
 from crm_db.csv_import.errors import CellError
 from crm_db.csv_import.validation import validate_file
-from crm_db.enums import CardType, ComplaintStatus, TargetMetric, TargetScope
+from crm_db.enums import CardType, TargetMetric, TargetScope
 from crm_db.models import (
     Complaint,
     ComplaintEvent,
