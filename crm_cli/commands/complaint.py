@@ -270,5 +270,33 @@ def recompute_command(
     )
 
 
+@complaint_app.command("report")
+def report_command(
+    month: Annotated[str, typer.Option(help="the month, YYYY-MM (in CRM_TIMEZONE)")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="compute and print, queue nothing")
+    ] = False,
+) -> None:
+    """Queue the monthly complaint feedback report (四个不漏): the product and operations
+    departments get their categories, each region manager their region."""
+    from crm_core.settings import get_settings
+    from tasks.complaints.feedback_report import queue_feedback_reports
+    from tasks.complaints.rules.feedback_report import month_bounds
+
+    zone = get_settings().tz
+    try:
+        bounds = month_bounds(month, zone)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    engine = make_engine()
+    try:
+        with session_scope(engine) as session:
+            run = queue_feedback_reports(session, bounds, zone=zone, now=utcnow(), dry_run=dry_run)
+    finally:
+        engine.dispose()
+    typer.echo(("dry run: " if dry_run else "") + run.line())
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(complaint_app, name="complaint")
