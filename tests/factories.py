@@ -130,6 +130,20 @@ class CareEmailRow:
 CARE_EMAIL_SENT = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
 
 
+def add_sla_policies(session: Session) -> None:
+    """The default SLA policies and a bare CN calendar (09:00-18:00, Monday to Friday, no
+    holidays), unless there is one."""
+    from crm_db.defaults import _insert_sla_policies, default_calendar
+    from crm_db.models import BusinessCalendar
+
+    _insert_sla_policies(session)
+    if session.scalar(select(BusinessCalendar.id).where(BusinessCalendar.code == "CN")) is None:
+        calendar = default_calendar("Asia/Shanghai")
+        calendar.holidays_from = None
+        session.add(calendar)
+    session.flush()
+
+
 def make_care_email(
     engine: Engine,
     *,
@@ -148,6 +162,9 @@ def make_care_email(
     from tasks.mail.outbox import NewMessage, enqueue
 
     with session_scope(engine) as session:
+        # A "not solved" answer opens complaint work: the SLA policies in force and the CN
+        # calendar (plain weekdays here, no holidays) are what a migrated database holds.
+        add_sla_policies(session)
         org = make_org(session)
         org.account_manager.active = manager_active
         customer = make_customer(session, org, abc_class=AbcClass.C)

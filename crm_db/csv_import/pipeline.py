@@ -86,8 +86,16 @@ def import_csv(
     if summary.errors or summary.rows == 0:
         return ImportResult(kind, summary.rows, summary.errors, WriteCounts(), written=False)
     validated_digest = source.digest
+    from tasks.complaints.importing import RowsRejected
+
     try:
         counts = _write(engine, kind, source, lookups, options, validated_digest)
+    except RowsRejected as rejected:
+        # The database state refuses these rows (e.g. a complaint's recorded history): the
+        # transaction rolled back, nothing written.
+        for error in rejected.errors:
+            on_error(error)
+        return ImportResult(kind, summary.rows, len(rejected.errors), WriteCounts(), written=False)
     except InputChanged as exc:
         raise ImportAborted(f"the file changed during the import ({exc}); nothing written") from exc
     except OSError as exc:

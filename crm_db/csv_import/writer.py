@@ -24,8 +24,6 @@ from crm_db.csv_import.kinds.targets import TargetRecord
 from crm_db.csv_import.kinds.transactions import TransactionRecord
 from crm_db.enums import REACHED_OUTCOMES, RevisitStatus
 from crm_db.models import (
-    Complaint,
-    ComplaintEvent,
     ConsentChange,
     ContactHistory,
     Customer,
@@ -34,8 +32,6 @@ from crm_db.models import (
     Transaction,
 )
 from tasks.common.owners import SOURCE_IMPORT, OwnerChange, apply_owner_changes
-
-IMPORT_NOTE = "csv import"
 
 Values = dict[str, Any]
 Key = tuple[Any, ...]
@@ -248,46 +244,13 @@ def write_transactions(
 def write_complaints(
     conn: Connection, records: Sequence[ComplaintRecord], now: datetime
 ) -> WriteCounts:
-    """Besides the upsert, record the lifecycle: a new complaint gets an event from nothing to
-    its status (at its received time); an import that changes the status gets an event from
-    the old status to the new one (at the import time)."""
-    table = Complaint.__table__
-    events = ComplaintEvent.__table__
-    assert isinstance(table, Table) and isinstance(events, Table)
-    chunk = _sort_chunk(conn, table, ("external_id",), [record.values() for record in records])
-    _upsert(conn, table, ("external_id",), _to_write(chunk))
-    event_rows: list[Values] = []
-    if chunk.inserted:
-        inserted_ids = [row["external_id"] for row in chunk.inserted]
-        new_ids = {
-            external_id: id_
-            for external_id, id_ in conn.execute(
-                select(table.c.external_id, table.c.id).where(table.c.external_id.in_(inserted_ids))
-            )
-        }
-        event_rows += [
-            _event(new_ids[row["external_id"]], row["received_at"], None, row["status"])
-            for row in chunk.inserted
-        ]
-    event_rows += [
-        _event(old["id"], now, old["status"], row["status"])
-        for row, old in chunk.updated
-        if row["status"] != old["status"]
-    ]
-    if event_rows:
-        conn.execute(events.insert(), event_rows)
-    return chunk.counts()
+    """Complaints go through the lifecycle (``tasks.complaints.importing``): opened at their
+    received time with their events at the row's times, targets copied, intake notices queued.
+    Rows the recorded state refuses raise ``RowsRejected`` (the import rolls back)."""
+    from tasks.complaints.importing import write_complaint_records
 
-
-def _event(complaint_id: int, at: datetime, from_status: Any, to_status: Any) -> Values:
-    return {
-        "complaint_id": complaint_id,
-        "at": at,
-        "from_status": from_status,
-        "to_status": to_status,
-        "actor_id": None,
-        "note": IMPORT_NOTE,
-    }
+    counts = write_complaint_records(conn, records, now)
+    return WriteCounts(counts.inserted, counts.updated, counts.unchanged)
 
 
 def write_contacts(

@@ -31,8 +31,8 @@ def begin_write(conn: Connection) -> None:
 def _sqlite_in_transaction(conn: Connection) -> bool:
     """Whether pysqlite has a transaction open already. It opens one only before a write (or
     at our BEGIN IMMEDIATE), so an open one holds the write lock: a writer nested in a longer
-    write transaction (the complaint check assigning complaints through the lifecycle) keeps
-    it instead of failing on a second BEGIN."""
+    write transaction (the complaint check assigning complaints through the lifecycle, an import,
+    ``crm complaint recompute``) keeps it instead of failing on a second BEGIN."""
     return bool(conn.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
 
 

@@ -180,8 +180,10 @@ def apply_event(
     actor_id: int | None,
     source: EventSource,
     note: str | None = None,
+    detail_key: str = "",
 ) -> Complaint:
-    """Record ``transition`` at ``at`` (checked against the table) and re-derive the row."""
+    """Record ``transition`` at ``at`` (checked against the table) and re-derive the row.
+    ``detail_key`` names what caused it (e.g. ``care_email:42``)."""
     complaint = _locked(session, complaint_id)
     to = next_status(complaint.external_id, complaint.status, transition)
     latest = session.scalar(
@@ -212,7 +214,7 @@ def apply_event(
             kind=ComplaintEventKind.TRANSITION,
             source=source,
             recorded_at=utcnow(),
-            detail_key="",
+            detail_key=detail_key,
         )
     )
     return refresh(session, complaint, _intake_assignee(session, complaint))

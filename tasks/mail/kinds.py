@@ -273,6 +273,98 @@ KINDS: dict[str, EmailKind] = {
                 "items": _COMPLAINT_LIST_ITEMS,
             },
         ),
+        EmailKind(
+            name="complaint_receipt",
+            audience="customer",
+            consent=None,  # transactional: only unsubscribing stops it
+            description="The receipt of a complaint at intake: reference number, owner and "
+            "the promised reply time (first-response due, in the branch's time zone).",
+            sample_context={
+                "customer_name": "田中 太郎",
+                "reference": "CP20260000123",
+                "title": "加油卡充值未到账",
+                "received_at": "2026-11-23 10:05 (UTC+08:00)",
+                "owner_name": "王小明",
+                "reply_by": "2026-11-24 10:05 (UTC+08:00)",
+                "unsubscribe_url": "https://crm.example.test/u/sample-token",
+            },
+        ),
+        EmailKind(
+            name="complaint_intake_alert",
+            audience="staff",
+            consent=None,
+            description="A critical complaint, or an A-class customer's high one, to senior "
+            "management at intake (高层管理人员亲自受理), one email per executive.",
+            sample_context={
+                "recipient_name": "刘总",
+                "reference": "CP20260000123",
+                "customer_name": "华东物流车队",
+                "customer_class": "A",
+                "severity": "critical",
+                "category": "油品质量",
+                "title": "加油后车辆故障",
+                "received_at": "2026-11-23 10:05 (UTC+08:00)",
+                "owner_name": "王小明",
+                "first_response_due_at": "2026-11-23 14:05 (UTC+08:00)",
+                "resolution_due_at": "2026-11-24 14:05 (UTC+08:00)",
+            },
+        ),
+        EmailKind(
+            name="complaint_feedback_report",
+            audience="staff",
+            consent=None,
+            description="The monthly complaint feedback report (四个不漏): the three controls "
+            "per 100,000 customers against the goal of under 1, SLA compliance, counts and "
+            "trend by category and product, root causes and the slowest cases; to the product "
+            "and operations departments (their categories) and each region manager (their "
+            "region).",
+            sample_context={
+                "recipient_name": "产品部 李工",
+                "month": "2026-11",
+                "scope_kind": "department",
+                "scope_name": "product_department",
+                "controls": {
+                    "customers": 250000,
+                    "received": 3,
+                    "omitted": 1,
+                    "reopened": 0,
+                    "resolved": 2,
+                    "resolved_on_time": 1,
+                    "complaint_rate": 1.2,
+                    "omission_rate": 0.4,
+                    "dissatisfaction_rate": 0.0,
+                    "sla_compliance_pct": 50.0,
+                    "over_goal": ["complaint_rate"],
+                    "goal": 1.0,
+                },
+                "categories": [
+                    {
+                        "category": "油品质量",
+                        "product": "92#汽油",
+                        "count": 2,
+                        "previous": 1,
+                        "trend_pct": 100.0,
+                    },
+                    {
+                        "category": "充值到账",
+                        "product": None,
+                        "count": 1,
+                        "previous": 0,
+                        "trend_pct": None,
+                    },
+                ],
+                "root_causes": [{"root_cause": "批次油品含水超标", "count": 1}],
+                "slowest": [
+                    {
+                        "reference": "CP20260000123",
+                        "category": "油品质量",
+                        "received_at": "2026-11-03 10:05 (UTC+08:00)",
+                        "resolved_at": "2026-11-06 16:40 (UTC+08:00)",
+                        "hours": 78.6,
+                    }
+                ],
+            },
+        ),
     )
 }
 

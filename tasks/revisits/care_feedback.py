@@ -36,6 +36,7 @@ from crm_db.types import raw_utc_datetime
 from tasks.common.calendars import load_branch_work_calendar
 from tasks.common.directory import load_directory
 from tasks.common.write_lock import for_update, lock_rows
+from tasks.complaints.feedback import record_not_solved
 from tasks.revisits.care import CARE_KIND, CARE_QUEUED
 from tasks.revisits.rules.care_feedback import (
     FOLLOW_UP_CHANNEL,
@@ -177,7 +178,9 @@ def _record(
             )
         )
         session.flush()
-        _ANSWER_EFFECTS[answer](session, AnswerFacts(customer, contact, follow_up, now))
+        _ANSWER_EFFECTS[answer](
+            session, AnswerFacts(customer, contact, follow_up, now, outbox_id, comment)
+        )
         session.flush()
         after = _load(session, outbox_id, timezone)
         assert after is not None  # the same transaction just wrote it
@@ -192,6 +195,8 @@ class AnswerFacts:
     contact: ContactHistory
     follow_up: Revisit | None  # the call, when one was opened
     now: datetime
+    outbox_id: int  # the care email answered
+    comment: str | None
 
 
 def _on_solved(session: Session, facts: AnswerFacts) -> None:
@@ -199,8 +204,17 @@ def _on_solved(session: Session, facts: AnswerFacts) -> None:
 
 
 def _on_not_solved(session: Session, facts: AnswerFacts) -> None:
-    """Not solved: the contact says so and the call is open. Reopening the customer's complaint
-    belongs to the complaints flow; its call slots in here."""
+    """Not solved: the contact says so and the call is open; the complaint the email asked
+    about gets the answer recorded, is reopened, or - none on record - a new one is opened
+    (``tasks.complaints.feedback``)."""
+    record_not_solved(
+        session,
+        customer=facts.customer,
+        outbox_id=facts.outbox_id,
+        revisit_id=facts.follow_up.id if facts.follow_up is not None else None,
+        comment=facts.comment,
+        now=facts.now,
+    )
 
 
 def _on_call_me(session: Session, facts: AnswerFacts) -> None:

@@ -148,6 +148,12 @@ COMPLAINT_HEADER = [
     "assignee_id",
     "received_at",
     "description",
+    "customer_title",
+    "acknowledged_at",
+    "waiting_since",
+    "resolved_at",
+    "verified_at",
+    "closed_at",
 ]
 TARGET_HEADER = ["period", "scope", "scope_code", "metric", "value"]
 
@@ -195,6 +201,12 @@ def complaint_row(external_id: str = "K1", **overrides: str) -> dict[str, str]:
         "assignee_id": "S1",
         "received_at": "2026-03-01T09:30:00+08:00",
         "description": "加油等待时间过长",
+        "customer_title": "",
+        "acknowledged_at": "",
+        "waiting_since": "",
+        "resolved_at": "",
+        "verified_at": "",
+        "closed_at": "",
     }
     return {**row, **overrides}
 

@@ -19,7 +19,7 @@ from crm_db.csv_import import ImportAborted, ImportOptions, ImportResult, import
 from crm_db.csv_import import fields as cell
 from crm_db.csv_import.errors import CellError
 from crm_db.csv_import.validation import validate_file
-from crm_db.enums import CardType, ComplaintStatus, TargetMetric, TargetScope
+from crm_db.enums import CardType, TargetMetric, TargetScope
 from crm_db.models import (
     Complaint,
     ComplaintEvent,
@@ -225,58 +225,7 @@ def test_transactions_convert_exactly_to_fen_and_ml(
     assert summary(run_import(engine, "transactions", path)[0]) == (0, 0, 4)
 
 
-def test_complaints_write_lifecycle_events(engine: Engine, org: Org, tmp_path: Path) -> None:
-    rows = [
-        complaint_row("K1"),
-        # No offset: read in the settings' zone (Asia/Shanghai), stored in UTC.
-        complaint_row("K2", received_at="2026-03-02 08:15", status="in_progress", product=""),
-        complaint_row("K3", received_at="2026-03-02T00:00:00Z", description="第一行\n第二行"),
-    ]
-    path = write_csv(tmp_path / "k.csv", COMPLAINT_HEADER, rows)
-    result, errors = run_import(engine, "complaints", path)
-    assert errors == [] and summary(result) == (3, 0, 0)
-    with engine.connect() as conn:
-        k2 = conn.execute(select(Complaint).where(Complaint.external_id == "K2")).one()
-        k3_description = conn.execute(
-            select(Complaint.description).where(Complaint.external_id == "K3")
-        ).scalar_one()
-        events = conn.execute(
-            select(
-                Complaint.external_id,
-                ComplaintEvent.from_status,
-                ComplaintEvent.to_status,
-                ComplaintEvent.at,
-            )
-            .join(Complaint, Complaint.id == ComplaintEvent.complaint_id)
-            .order_by(Complaint.external_id)
-        ).all()
-    assert k2.received_at == datetime(2026, 3, 2, 0, 15, tzinfo=UTC)
-    assert k2.product is None and k2.assignee_id == org.staff_ids["S1"]
-    assert k3_description == "第一行\n第二行"
-    assert [tuple(e) for e in events] == [
-        ("K1", None, ComplaintStatus.NEW, datetime(2026, 3, 1, 1, 30, tzinfo=UTC)),
-        ("K2", None, ComplaintStatus.IN_PROGRESS, datetime(2026, 3, 2, 0, 15, tzinfo=UTC)),
-        ("K3", None, ComplaintStatus.NEW, datetime(2026, 3, 2, 0, 0, tzinfo=UTC)),
-    ]
-
-    assert summary(run_import(engine, "complaints", path)[0]) == (0, 0, 3)
-    assert count(engine, ComplaintEvent) == 3  # an unchanged re-import records nothing
-
-    rows[0] = complaint_row("K1", status="resolved")
-    rows[2] = complaint_row(
-        "K3", received_at="2026-03-02T08:00:00+08:00", description="第一行\n第二行", severity="low"
-    )
-    write_csv(path, COMPLAINT_HEADER, rows)
-    changed, _ = run_import(engine, "complaints", path)
-    assert summary(changed) == (0, 2, 1)
-    with engine.connect() as conn:
-        new_events = conn.execute(
-            select(ComplaintEvent.from_status, ComplaintEvent.to_status, ComplaintEvent.at).where(
-                ComplaintEvent.at == NOW
-            )
-        ).all()
-    # Only the status change is an event; K3's severity change is not a lifecycle step.
-    assert [tuple(e) for e in new_events] == [(ComplaintStatus.NEW, ComplaintStatus.RESOLVED, NOW)]
+# Complaint imports (lifecycle times, receipts): tests/crm_db/test_csv_import_complaints.py
 
 
 def test_targets_convert_display_units_and_upsert_by_natural_key(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -19,6 +19,7 @@ from crm_db.enums import (
     ComplaintStatus,
     ContactChannel,
     ContactOutcome,
+    EventSource,
     RevisitStatus,
     Severity,
 )
@@ -28,9 +29,11 @@ from crm_db.types import utcnow
 from crm_web.app import create_app
 from flows.deliver_outbox import deliver_outbox
 from flows.revisits import revisits
+from tasks.complaints.lifecycle import Intake, apply_event, open_complaint
+from tasks.complaints.rules.lifecycle import Transition
 from tasks.revisits.rules.care_feedback import follow_up_due
 from tasks.rules.calendar import WorkCalendar
-from tests.factories import make_customer, make_org
+from tests.factories import add_sla_policies, make_customer, make_org
 from tests.support.outbox_data import TEST_SECRET
 from tests.support.smtp_servers import FaultySink, SmtpServer, running_server
 
@@ -63,17 +66,22 @@ def test_not_solved_in_the_care_email_becomes_a_call_in_the_next_digest(
         org = make_org(session, "EAST")
         customer = make_customer(session, org, abc_class=AbcClass.C)
         # A recorded issue: the care email asks whether it was solved (solved / not solved).
-        session.add(
-            Complaint(
-                external_id="CP-LOOP-1",
-                customer_id=customer.id,
-                category="充值到账",
-                severity=Severity.NORMAL,
-                status=ComplaintStatus.CLOSED,
-                received_at=datetime(2026, 10, 1, 2, 0, tzinfo=UTC),
-            )
-        )
+        # Recorded through the lifecycle (events, targets), closed a month before.
+        add_sla_policies(session)
+        received = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
+        complaint_id = open_complaint(
+            session,
+            Intake("CP-LOOP-1", customer.id, None, "充值到账", Severity.NORMAL, received),
+        ).id
         customer_id, manager_id = customer.id, org.account_manager.id
+    for hours, step in enumerate(
+        (Transition.ACK, Transition.RESOLVE, Transition.VERIFY, Transition.CLOSE), start=1
+    ):
+        with session_scope(engine) as session:
+            apply_event(
+                session, complaint_id, step, received + timedelta(hours=hours), None,
+                EventSource.CLI,
+            )  # fmt: skip
 
     planned = revisits(as_of=MONDAY)["counts"]
     assert planned["care_emails"] == 1
@@ -124,6 +132,10 @@ def test_not_solved_in_the_care_email_becomes_a_call_in_the_next_digest(
             ContactOutcome.ISSUE_RAISED,
             "customer feedback: not solved\n还是不对",
         )
+        # Every problem recorded: the closed complaint the email asked about is reopened.
+        reopened = session.get(Complaint, complaint_id)
+        assert reopened is not None
+        assert (reopened.status, reopened.reopened_count) == (ComplaintStatus.IN_PROGRESS, 1)
 
     # On that day nothing new is planned for the customer (one open revisit), and the manager's
     # digest lists the call, with the customer's answer as the last contact.

@@ -1,0 +1,257 @@
+"""Intake IO: reference numbers, the receipt to the customer and the intake alert to senior
+management (queued in the intake's transaction, idempotent by key), and ``recompute``, which
+re-copies the SLA targets in force onto open complaints.
+
+The rules (who gets what, the keys, the promised time as the customer reads it) are in
+``tasks/complaints/rules/intake.py``.
+
+Consent: a receipt is a transactional service message about the customer's own complaint
+(``MessageKind.SERVICE``): marketing and survey opt-outs and the contact cap do not apply; an
+unsubscribed customer gets nothing (unsubscribing stops all customer mail), nor does one
+without a deliverable, valid address. Skips are counted by reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_db.enums import ComplaintEventKind, EventSource
+from crm_db.models import Complaint, ComplaintEvent, Customer, SlaPolicy
+from crm_db.types import utcnow
+from tasks.common.contact_policy import load_contact_facts
+from tasks.common.directory import Directory, load_directory
+from tasks.complaints.lifecycle import ComplaintNotFoundError, copy_targets, refresh
+from tasks.complaints.policies import complaint_hours
+from tasks.complaints.rules.intake import (
+    ALERT_KIND,
+    RECEIPT_KIND,
+    alert_due,
+    alert_key,
+    local_time,
+    next_reference,
+    receipt_due,
+    receipt_key,
+)
+from tasks.complaints.rules.lifecycle import OPEN_STATES
+from tasks.mail.outbox import NewMessage, enqueue, queued_keys
+from tasks.rules.contact_policy import ContactRules, MessageKind, decide
+
+_SERVICE_RULES = ContactRules(cap_days=1)  # a service message ignores the cap
+
+
+def new_reference(session: Session, at: datetime) -> str:
+    """The next reference number of ``at``'s year (``CP2026`` + 7 digits). Unique in the
+    database (``external_id``): a concurrent intake taking the same one fails and retries."""
+    year = at.year
+    last = session.scalar(
+        select(func.max(Complaint.external_id)).where(
+            Complaint.external_id.like(f"CP{year:04d}_______"),
+            func.length(Complaint.external_id) == 13,
+        )
+    )
+    return next_reference(year, last)
+
+
+@dataclass
+class IntakeNotices:
+    receipts: int = 0
+    alerts: int = 0
+    already_queued: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # receipts not sent, by reason
+
+    def line(self) -> str:
+        parts = [f"receipts {self.receipts}", f"senior management alerts {self.alerts}"]
+        if self.already_queued:
+            parts.append(f"already queued {self.already_queued}")
+        parts += [f"no receipt ({reason}) {n}" for reason, n in sorted(self.skipped.items())]
+        return ", ".join(parts)
+
+
+def _owner_name(directory: Directory, complaint: Complaint, customer: Customer) -> str | None:
+    """The owner the receipt names: the assignee, else whom the check will assign it to (the
+    account manager while active, else the branch manager: the shared rule)."""
+    member = directory.member(complaint.assignee_id)
+    if member is None or not member.active:
+        owner = directory.owner(customer.account_manager_id, complaint.branch_id)
+        member = directory.member(owner.assignee_id)
+    return member.name if member is not None else None
+
+
+def queue_intake_notices(
+    session: Session, complaints: Sequence[Complaint], *, now: datetime, run_id: int | None = None
+) -> IntakeNotices:
+    """Queue the receipts and intake alerts ``complaints`` (just recorded) call for, in the
+    caller's transaction."""
+    result = IntakeNotices()
+    if not complaints:
+        return result
+    directory = load_directory(session.connection())
+    customers = {
+        c.id: c
+        for c in session.scalars(
+            select(Customer).where(Customer.id.in_({c.customer_id for c in complaints}))
+        )
+    }
+    facts = load_contact_facts(session.connection(), list(customers))
+    notify = dict(
+        session.execute(
+            select(SlaPolicy.id, SlaPolicy.notify_executive_at_intake).where(
+                SlaPolicy.id.in_({c.sla_policy_id for c in complaints if c.sla_policy_id})
+            )
+        )
+        .tuples()
+        .all()
+    )
+    executives = [directory.staff[i] for i in directory.senior_management]
+    messages: list[NewMessage] = []
+    for complaint in complaints:
+        customer = customers[complaint.customer_id]
+        zone = complaint_hours(session, complaint.calendar_id).zone.key
+        owner = _owner_name(directory, complaint, customer)
+        due = complaint.first_response_due_at
+        title = complaint.customer_title or complaint.category
+        if receipt_due(complaint.status, due, now):
+            assert due is not None
+            decision = decide(
+                facts[customer.id], MessageKind.SERVICE, now=now, rules=_SERVICE_RULES
+            )
+            if customer.unsubscribed_at is not None:
+                result.skipped["unsubscribed"] += 1
+            elif not decision.email:
+                result.skipped[decision.reason.value if decision.reason else "no_email"] += 1
+            else:
+                assert customer.email is not None
+                messages.append(
+                    NewMessage(
+                        idempotency_key=receipt_key(complaint.external_id),
+                        kind=RECEIPT_KIND,
+                        locale=customer.locale or "zh-CN",
+                        recipient_email=customer.email,
+                        recipient_name=customer.name,
+                        customer_id=customer.id,
+                        staff_id=None,
+                        context={
+                            "customer_name": customer.name,
+                            "reference": complaint.external_id,
+                            "title": title,
+                            "received_at": local_time(complaint.received_at, zone),
+                            "owner_name": owner,
+                            "reply_by": local_time(due, zone),
+                        },
+                        run_id=run_id,
+                    )
+                )
+        if alert_due(complaint.status, notify.get(complaint.sla_policy_id or -1, False)):
+            for executive in executives:
+                if executive.email is None:
+                    continue
+                messages.append(
+                    NewMessage(
+                        idempotency_key=alert_key(complaint.external_id, executive.id),
+                        kind=ALERT_KIND,
+                        locale=executive.locale or "zh-CN",
+                        recipient_email=executive.email,
+                        recipient_name=executive.name,
+                        customer_id=None,
+                        staff_id=executive.id,
+                        context={
+                            "recipient_name": executive.name,
+                            "reference": complaint.external_id,
+                            "customer_name": customer.name,
+                            "customer_class": customer.abc_class.value
+                            if customer.abc_class
+                            else None,
+                            "severity": complaint.severity.value,
+                            "category": complaint.category,
+                            "title": title,
+                            "received_at": local_time(complaint.received_at, zone),
+                            "owner_name": owner,
+                            "first_response_due_at": local_time(due, zone) if due else None,
+                            "resolution_due_at": local_time(complaint.resolution_due_at, zone)
+                            if complaint.resolution_due_at
+                            else None,
+                        },
+                        run_id=run_id,
+                    )
+                )
+    if messages:
+        known = queued_keys(session.connection(), [m.idempotency_key for m in messages])
+        fresh = [m for m in messages if m.idempotency_key not in known]
+        enqueue(session, messages, now=now)
+        kinds = Counter(m.kind for m in fresh)
+        result.receipts, result.alerts = kinds[RECEIPT_KIND], kinds[ALERT_KIND]
+        result.already_queued = len(messages) - len(fresh)
+    return result
+
+
+def recompute(
+    session: Session,
+    complaint_id: int,
+    *,
+    at: datetime,
+    actor_id: int | None,
+    source: EventSource,
+) -> bool:
+    """Re-copy the targets of the policy in force onto open complaint ``complaint_id`` and
+    re-derive its due times; a ``recompute`` event records it. ``False`` (nothing written)
+    when the complaint is closed or its targets are already those in force."""
+    from tasks.common.write_lock import get_for_update
+
+    complaint = get_for_update(session, Complaint, complaint_id)
+    if complaint is None:
+        raise ComplaintNotFoundError(f"no complaint with id {complaint_id}")
+    if complaint.status not in OPEN_STATES:
+        return False
+    before = _target_values(complaint)
+    abc = session.scalar(select(Customer.abc_class).where(Customer.id == complaint.customer_id))
+    copy_targets(session, complaint, abc)
+    after = _target_values(complaint)
+    if after == before:
+        return False
+    changed = ", ".join(
+        f"{name} {old}->{new}"
+        for name, old, new in zip(_TARGET_FIELDS, before, after, strict=True)
+        if old != new
+    )
+    session.add(
+        ComplaintEvent(
+            complaint_id=complaint.id,
+            at=at,
+            from_status=complaint.status,
+            to_status=complaint.status,
+            actor_id=actor_id,
+            note=f"targets recomputed: {changed}"[:2000],
+            kind=ComplaintEventKind.RECOMPUTE,
+            source=source,
+            recorded_at=utcnow(),
+            detail_key=f"policy:{complaint.sla_policy_id}",
+        )
+    )
+    refresh(session, complaint, complaint.assignee_id)
+    return True
+
+
+_TARGET_FIELDS = (
+    "sla_policy_id",
+    "first_response_minutes",
+    "resolution_minutes",
+    "warn_pct",
+    "assignee_pct",
+    "branch_pct",
+    "region_pct",
+    "executive_pct",
+    "calendar_id",
+)
+
+
+def _target_values(complaint: Complaint) -> tuple[object, ...]:
+    return tuple(getattr(complaint, name) for name in _TARGET_FIELDS)
+
+
+__all__ = ["IntakeNotices", "new_reference", "queue_intake_notices", "recompute"]
