@@ -188,6 +188,8 @@ KINDS: dict[str, EmailKind] = {
                 "manager_name": "王小明",
                 "date": "2026-03-02",
                 "items": _DIGEST_ITEMS,
+                "deferred": 12,
+                "deferred_until": "2026-03-05",
             },
         ),
         EmailKind(

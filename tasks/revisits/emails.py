@@ -6,13 +6,17 @@ had no customer-facing email within the contact cap. Queuing it completes the re
 the contact, in the same transaction. A capped customer is retried on a later day; one without a
 usable address stays open for the manager, who sees it in the digest.
 
-Digest: one email per assignee per day with every open revisit due or overdue, with context.
+Digest: one email per assignee per day with every open revisit planned for that day or overdue
+(a revisit's planned day is its ``planned_for``, or its due date if it has none), with context;
+the due revisits planned for later working days (capacity) are counted, not listed. An assignee
+with nothing planned for the day gets no digest.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -34,6 +38,7 @@ from tasks.revisits.care import (
     record_care_contacts,
 )
 from tasks.revisits.planning import PlanningContext
+from tasks.revisits.rules.capacity import planned_day
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
 
@@ -139,14 +144,14 @@ _DIGEST_LOAD = text(
 _DIGEST_REVISITS = text(
     """
     SELECT v.id, v.customer_id, v.assignee_id, v.abc_class, v.channel, v.due_on,
-           v.needs_reassignment, c.name AS customer_name, c.phone,
+           v.planned_for, v.needs_reassignment, c.name AS customer_name, c.phone,
            COALESCE(r.code, '-') AS region_code
     FROM revisits v
     JOIN customers c ON c.id = v.customer_id
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
     WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IN :assignees
-    ORDER BY v.assignee_id, v.due_on, v.id
+    ORDER BY v.assignee_id, COALESCE(v.planned_for, v.due_on), v.id
     """
 ).bindparams(id_list("assignees"))
 
@@ -171,13 +176,33 @@ def _assignee_batches(
     return [batch for batch in filled if batch]
 
 
-def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> list[list[Any]]:
-    """The due revisits of ``assignees``, one list per assignee, most overdue first."""
+@dataclass(frozen=True)
+class _Later:
+    """An assignee's due revisits planned for later working days (capacity): how many, until
+    when - the digest says so instead of listing them."""
+
+    count: int
+    until: date
+
+
+def _assignee_groups(
+    conn: Connection, as_of: date, assignees: list[int]
+) -> tuple[list[list[Any]], dict[int, _Later]]:
+    """The revisits of ``assignees`` planned for today or earlier (``planned_day``), one list
+    per assignee, most overdue first; and per assignee those planned for later days."""
     groups: dict[int, list[Any]] = {}
+    later: dict[int, _Later] = {}
     # .all(): one fetch of the whole result (fetching row by row costs ~5 us a row in psycopg).
     for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "assignees": assignees}).all():
-        groups.setdefault(row.assignee_id, []).append(row)
-    return list(groups.values())
+        day = _day(row)
+        if day <= as_of:
+            groups.setdefault(row.assignee_id, []).append(row)
+        else:
+            seen = later.get(row.assignee_id)
+            later[row.assignee_id] = _Later(
+                (seen.count if seen else 0) + 1, max(day, seen.until) if seen else day
+            )
+    return list(groups.values()), later
 
 
 def digest_batches(
@@ -212,7 +237,7 @@ def queue_digest_batch(
     side: a read snapshot is never upgraded to a write after another batch has committed."""
     counts = RunCounts()
     with engine.connect() as conn:
-        groups = _assignee_groups(conn, ctx.as_of, assignees)
+        groups, later = _assignee_groups(conn, ctx.as_of, assignees)
         # A re-run of the day composes only the digests not queued yet (and counts the others
         # apart): its counts are the rows it writes.
         queued = queued_keys(
@@ -221,7 +246,9 @@ def queue_digest_batch(
         ids = [row.customer_id for group in groups for row in group[:DIGEST_MAX_ITEMS]]
         context = load_customer_context(conn, ids, as_of=ctx.as_of, timezone=ctx.timezone)
     messages = list(
-        _digest_messages(groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued)
+        _digest_messages(
+            groups, ctx.directory, context, outcome_url, ctx, run_id, counts, queued, later
+        )
     )
     if not dry_run and messages:
         with engine.begin() as conn:
@@ -263,10 +290,11 @@ def _digest_messages(
     run_id: int | None,
     counts: RunCounts,
     queued: Container[str] = frozenset(),
+    later: Mapping[int, _Later] | None = None,
 ) -> Iterator[NewMessage]:
     for group in groups:
-        for row in group:  # every open revisit past its due date, per customer's region
-            if raw_date(row.due_on) < ctx.as_of:
+        for row in group:  # every open revisit past its planned day, per customer's region
+            if _day(row) < ctx.as_of:
                 counts.add(row.region_code, "overdue")
         if digest_key(ctx.as_of, group[0].assignee_id) in queued:
             counts.add(group[0].region_code, "digests_already_queued")
@@ -281,7 +309,7 @@ def _digest_messages(
         items = []
         for row in group[:DIGEST_MAX_ITEMS]:
             info = context[row.customer_id]
-            due_on = raw_date(row.due_on)
+            due_on = _day(row)  # the day it was planned for: what it is overdue from
             items.append(
                 {
                     "customer_name": row.customer_name,
@@ -300,6 +328,7 @@ def _digest_messages(
                 }
             )
         counts.add(region, "digests")
+        deferred = (later or {}).get(assignee.id)
         yield NewMessage(
             idempotency_key=digest_key(ctx.as_of, assignee.id),
             kind="revisit_digest",
@@ -312,9 +341,17 @@ def _digest_messages(
                 "manager_name": assignee.name,
                 "date": ctx.as_of.isoformat(),
                 "items": items,
+                # Due, but planned for later working days within the daily capacity.
+                "deferred": deferred.count if deferred else 0,
+                "deferred_until": deferred.until.isoformat() if deferred else None,
             },
             run_id=run_id,
         )
+
+
+def _day(row: Any) -> date:
+    """A digest row's planned day (``planned_day``)."""
+    return planned_day(raw_date(row.due_on), raw_date(row.planned_for) if row.planned_for else None)
 
 
 __all__ = [
