@@ -64,7 +64,7 @@ REVISIT_CALLS_PER_DAY: Final = Setting(
 )
 REVISIT_SPREAD_WORKING_DAYS: Final = Setting(
     "revisit.capacity.window_working_days",
-    10,
+    20,
     "Revisits: a due revisit is planned within this many working days, over capacity if it must",
 )
 SURVEY_FATIGUE_DAYS: Final = Setting(
