@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from sqlalchemy import Engine, func, select
 
 import flows.revisits
@@ -217,6 +218,7 @@ def test_a_backlog_is_spread_within_capacity_and_shown_per_manager(crm_db: Engin
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["revisits-capacity"])),
+            sort=ArtifactSort.CREATED_DESC,  # this run's (earlier tests publish under the key)
             limit=1,
         )
     table = artifact.data if isinstance(artifact.data, list) else json.loads(str(artifact.data))
