@@ -223,7 +223,7 @@ def plain_run(range_size: int) -> tuple[float, dict[str, int]]:
         for lo, hi in inputs.ranges:
             counts.merge(plan_revisits_range.fn(ctx, lo, hi, ledger.id, False))
         for assignees in assignee_batches(ctx, PLANNING_CONCURRENCY):
-            counts.merge(digest_batch.fn(ctx, assignees, ledger.id, False))
+            counts.merge(digest_batch.fn(ctx, assignees, ledger.id, False).counts)
         totals = ledger_counts(counts)
         ledger.complete(totals)
     return time.perf_counter() - started, totals
@@ -298,7 +298,7 @@ def run_flow(range_size: int) -> FlowRun:
 
 
 # What both sides must have written alike (the ledger counts of a run).
-COMPARED_COUNTS = ("created", "care_emails", "digests")
+COMPARED_COUNTS = ("created", "care_emails", "digests", "deferred")
 
 
 def main() -> None:
@@ -367,7 +367,8 @@ def main() -> None:
                 f"({run.run_s:.2f} s Running->Completed), overhead "
                 f"{run.wall_s / baseline_s:.2f}; {expected.get('created', 0):,} revisits, "
                 f"{expected.get('care_emails', 0):,} care emails, "
-                f"{expected.get('digests', 0):,} digests",
+                f"{expected.get('digests', 0):,} digests, "
+                f"{expected.get('deferred', 0):,} deferred to later days",
                 flush=True,
             )
     baseline_s = min(baselines)

@@ -52,6 +52,21 @@ CONTACT_CAP_DAYS: Final = Setting(
     7,
     "Contact cap: no proactive contact if the customer was contacted in the last N days",
 )
+REVISIT_VISITS_PER_DAY: Final = Setting(
+    "revisit.capacity.visits_per_day",
+    8,
+    "Revisits: visits planned per account manager and working day; a backlog waits for later days",
+)
+REVISIT_CALLS_PER_DAY: Final = Setting(
+    "revisit.capacity.calls_per_day",
+    30,
+    "Revisits: phone calls planned per account manager and working day",
+)
+REVISIT_SPREAD_WORKING_DAYS: Final = Setting(
+    "revisit.capacity.window_working_days",
+    20,
+    "Revisits: a due revisit is planned within this many working days, over capacity if it must",
+)
 SURVEY_FATIGUE_DAYS: Final = Setting(
     "survey.fatigue_days", 90, "No customer is invited to a survey twice within N days"
 )
@@ -95,6 +110,9 @@ SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[st
     VALUE_CURRENT_HIGH_REVENUE_FEN,
     VALUE_GROWTH_HIGH_RATIO,
     CONTACT_CAP_DAYS,
+    REVISIT_VISITS_PER_DAY,
+    REVISIT_CALLS_PER_DAY,
+    REVISIT_SPREAD_WORKING_DAYS,
     SURVEY_FATIGUE_DAYS,
     SURVEY_POST_COMPLAINT_DELAY_DAYS,
     SURVEY_REMINDER_DAYS,

@@ -1,6 +1,7 @@
 """``revisits`` (daily): follow up the open revisits of earlier days (escalate the overdue ones,
 send leftover care emails) while planning the ones falling due (with their care emails), then
-queue one digest per account manager. Outcomes and their emails commit together (outbox); the
+plan the day of each new visit and call within its account manager's daily capacity and queue
+one digest per account manager. Outcomes and their emails commit together (outbox); the
 ``deliver_outbox`` flow sends them. Re-running for the same date creates nothing twice.
 """
 
@@ -17,8 +18,10 @@ from pydantic import Field
 
 from crm_db.types import utcnow
 from flows.run_contract import FlowSummary, resolve_as_of
+from tasks.common.artifacts import artifact_key, publish_summary
 from tasks.common.flow_run import flow_run
 from tasks.common.run_context import RunCounts
+from tasks.revisits.capacity import CapacityResult, capacity_rows
 from tasks.revisits.planning import PlanningContext
 from tasks.revisits.prefect_tasks import (
     assignee_batches,
@@ -93,14 +96,30 @@ def revisits(
         wait(steps)
         for future in steps:
             counts.merge(future.result())
-        # One digest per assignee, in batches queued side by side.
+        # Per batch of assignees: their new visits and calls planned within capacity, then one
+        # digest each; batches side by side.
         batches = [
             digest_batch.submit(shared, assignees, run_id, dry_run)
             for assignees in assignee_batches(ctx, PLANNING_CONCURRENCY)
         ]
         wait(batches)
-        for future in batches:
-            counts.merge(future.result())
+        plans = CapacityResult()
+        for batch in batches:
+            plans.merge(batch.result())
+        counts.merge(plans.counts)
+        if over := plans.counts.total("over_capacity"):
+            managers = sum(1 for m in plans.managers if m.over_capacity)
+            run.warn(
+                f"{over} revisits of {managers} account managers planned over capacity (every "
+                f"day of the {ctx.capacity.window_working_days}-working-day window was full): "
+                "reassign customers or raise revisit.capacity.*"
+            )
+        publish_summary(
+            artifact_key(FLOW_NAME, "capacity"),
+            capacity_rows(plans.managers, ctx.capacity, ctx.directory.staff),
+            description=f"Revisits planned per account manager for {run_date.isoformat()}"
+            f"{' (dry run)' if dry_run else ''}: today, later working days, capacity",
+        )
         totals = ledger_counts(counts)
         if looped:
             totals["staff_in_manager_cycle"] = len(looped)

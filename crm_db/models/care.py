@@ -60,6 +60,8 @@ class Revisit(Base):
             postgresql_where=text("status = 'open'"),
         ),
         Index("ix_revisits_status_due", "status", "due_on"),
+        # The planner's load query: an assignee's revisits planned from a day on (0010).
+        Index("ix_revisits_assignee_planned", "assignee_id", "planned_for"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -68,6 +70,10 @@ class Revisit(Base):
     abc_class: Mapped[AbcClass] = mapped_column(str_enum(AbcClass, "abc_class"))
     channel: Mapped[ContactChannel] = mapped_column(str_enum(ContactChannel, "channel"))
     due_on: Mapped[date] = mapped_column(Date)
+    # The working day the revisit is planned for, within its assignee's daily capacity (a
+    # backlog spreads over the following working days); escalation counts from it. NULL:
+    # planned on ``due_on``. Never before ``due_on``.
+    planned_for: Mapped[date | None] = mapped_column(Date)
     status: Mapped[RevisitStatus] = mapped_column(
         str_enum(RevisitStatus, "status"), default=RevisitStatus.OPEN
     )

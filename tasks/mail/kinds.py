@@ -201,6 +201,8 @@ KINDS: dict[str, EmailKind] = {
                         "source": "leaver",
                     }
                 ],
+                "deferred": 12,
+                "deferred_until": "2026-03-05",
             },
         ),
         EmailKind(

@@ -390,6 +390,9 @@ def _follow_up(
         open_revisit.notes = combined_notes(open_revisit.notes, notes)
         # Brought forward when it lies further ahead; an overdue one stays (and escalates).
         open_revisit.due_on = min(open_revisit.due_on, due_on)
+        # The customer asked: not left on a later day the capacity planner chose.
+        if open_revisit.planned_for is not None:
+            open_revisit.planned_for = min(open_revisit.planned_for, due_on)
         return open_revisit
     revisit = Revisit(
         customer_id=customer.id,
@@ -397,6 +400,8 @@ def _follow_up(
         abc_class=customer.abc_class or _last_class(session, customer.id),
         channel=FOLLOW_UP_CHANNEL,
         due_on=due_on,
+        # Planned on its day, whatever the capacity: the customer asked for the call.
+        planned_for=due_on,
         status=RevisitStatus.OPEN,
         # An inactive account manager's customer goes to the branch manager, flagged in the
         # digest (as planning does); the notes carry the customer's words to whoever calls.

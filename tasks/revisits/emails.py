@@ -7,16 +7,20 @@ relay (``CARE_QUEUED``, in the same transaction); ``tasks.revisits.care_delivery
 the 250. A capped customer is retried on a later day; one who cannot get email (opted out since,
 no or undeliverable address) has the revisit made a phone call for the manager's digest.
 
-Digest: one email per assignee per day with every open revisit due or overdue, with context
+Digest: one email per assignee per day with every open revisit planned for that day or overdue
+(a revisit's planned day is its ``planned_for``, or its due date if it has none), with context
 (not those waiting for their care email's delivery): the ``DIGEST_MAX_ITEMS`` most overdue in the
 email, and - no silent cap - the total, how many more, and a signed link to the assignee's full
-list (``crm web``'s ``/m/`` page, every open revisit).
+list (``crm web``'s ``/m/`` page, every open revisit). The due revisits planned for later working
+days (capacity) are counted, not listed. An assignee with nothing planned for the day gets no
+digest.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Container, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,6 +44,7 @@ from tasks.revisits.care import (
     care_signer,
 )
 from tasks.revisits.planning import PlanningContext
+from tasks.revisits.rules.capacity import planned_day
 
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
 # A digest lists the customers handed to its recipient within this window before the run.
@@ -157,7 +162,7 @@ _DIGEST_LOAD = text(
 _DIGEST_REVISITS = text(
     """
     SELECT v.id, v.customer_id, v.assignee_id, v.abc_class, v.channel, v.due_on,
-           v.needs_reassignment, c.name AS customer_name, c.phone,
+           v.planned_for, v.needs_reassignment, c.name AS customer_name, c.phone,
            COALESCE(r.code, '-') AS region_code
     FROM revisits v
     JOIN customers c ON c.id = v.customer_id
@@ -165,7 +170,7 @@ _DIGEST_REVISITS = text(
     LEFT JOIN regions r ON r.id = b.region_id
     WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IN :assignees
       AND (v.outcome IS NULL OR v.outcome <> 'email_queued')
-    ORDER BY v.assignee_id, v.due_on, v.id
+    ORDER BY v.assignee_id, COALESCE(v.planned_for, v.due_on), v.id
     """
 ).bindparams(id_list("assignees"))
 
@@ -190,13 +195,33 @@ def _assignee_batches(
     return [batch for batch in filled if batch]
 
 
-def _assignee_groups(conn: Connection, as_of: date, assignees: list[int]) -> list[list[Any]]:
-    """The due revisits of ``assignees``, one list per assignee, most overdue first."""
+@dataclass(frozen=True)
+class _Later:
+    """An assignee's due revisits planned for later working days (capacity): how many, until
+    when - the digest says so instead of listing them."""
+
+    count: int
+    until: date
+
+
+def _assignee_groups(
+    conn: Connection, as_of: date, assignees: list[int]
+) -> tuple[list[list[Any]], dict[int, _Later]]:
+    """The revisits of ``assignees`` planned for today or earlier (``planned_day``), one list
+    per assignee, most overdue first; and per assignee those planned for later days."""
     groups: dict[int, list[Any]] = {}
+    later: dict[int, _Later] = {}
     # .all(): one fetch of the whole result (fetching row by row costs ~5 us a row in psycopg).
     for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "assignees": assignees}).all():
-        groups.setdefault(row.assignee_id, []).append(row)
-    return list(groups.values())
+        day = _day(row)
+        if day <= as_of:
+            groups.setdefault(row.assignee_id, []).append(row)
+        else:
+            seen = later.get(row.assignee_id)
+            later[row.assignee_id] = _Later(
+                (seen.count if seen else 0) + 1, max(day, seen.until) if seen else day
+            )
+    return list(groups.values()), later
 
 
 def digest_batches(
@@ -233,7 +258,7 @@ def queue_digest_batch(
     side: a read snapshot is never upgraded to a write after another batch has committed."""
     counts = RunCounts()
     with engine.connect() as conn:
-        groups = _assignee_groups(conn, ctx.as_of, assignees)
+        groups, later = _assignee_groups(conn, ctx.as_of, assignees)
         # A re-run of the day composes only the digests not queued yet (and counts the others
         # apart): its counts are the rows it writes.
         queued = queued_keys(
@@ -261,6 +286,7 @@ def queue_digest_batch(
             queued,
             list_url,
             handed,
+            later,
         )
     )
     if not dry_run and messages:
@@ -307,11 +333,12 @@ def _digest_messages(
     queued: Container[str] = frozenset(),
     list_url: Callable[[int], str] | None = None,
     handed: Mapping[int, list[dict[str, Any]]] | None = None,
+    later: Mapping[int, _Later] | None = None,
 ) -> Iterator[NewMessage]:
     for group in groups:
         overdue = 0
-        for row in group:  # every open revisit past its due date, per customer's region
-            if raw_date(row.due_on) < ctx.as_of:
+        for row in group:  # every open revisit past its planned day, per customer's region
+            if _day(row) < ctx.as_of:
                 counts.add(row.region_code, "overdue")
                 overdue += 1
         if digest_key(ctx.as_of, group[0].assignee_id) in queued:
@@ -330,7 +357,7 @@ def _digest_messages(
         items = []
         for row in group[:DIGEST_MAX_ITEMS]:
             info = context[row.customer_id]
-            due_on = raw_date(row.due_on)
+            due_on = _day(row)  # the day it was planned for: what it is overdue from
             items.append(
                 {
                     "customer_name": row.customer_name,
@@ -349,6 +376,7 @@ def _digest_messages(
                 }
             )
         counts.add(region, "digests")
+        deferred = (later or {}).get(assignee.id)
         yield NewMessage(
             idempotency_key=digest_key(ctx.as_of, assignee.id),
             kind="revisit_digest",
@@ -367,9 +395,17 @@ def _digest_messages(
                 "more_count": len(group) - len(items),
                 "list_url": None if list_url is None else list_url(assignee.id),
                 "reassigned": (handed or {}).get(assignee.id, [])[:DIGEST_MAX_ITEMS],
+                # Due, but planned for later working days within the daily capacity.
+                "deferred": deferred.count if deferred else 0,
+                "deferred_until": deferred.until.isoformat() if deferred else None,
             },
             run_id=run_id,
         )
+
+
+def _day(row: Any) -> date:
+    """A digest row's planned day (``planned_day``)."""
+    return planned_day(raw_date(row.due_on), raw_date(row.planned_for) if row.planned_for else None)
 
 
 __all__ = [

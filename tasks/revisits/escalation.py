@@ -1,7 +1,9 @@
 """IO for the revisits flow: escalate revisits still open N days after due (每级只通知一次).
 
-Open ``N`` days after due -> the branch manager; another ``N`` days -> the region manager (the
-shared escalation ladder, ``tasks.revisits.rules.planning.overdue_ladder``). The tiers reached are
+"Due" is the day a revisit is planned for (``planned_for``, within its manager's capacity; its
+due date when it has none). Open ``N`` days after that -> the branch manager; another ``N``
+days -> the region manager (the shared escalation ladder,
+``tasks.revisits.rules.planning.overdue_ladder``). The tiers reached are
 the revisit's ``branch_escalated_at`` / ``region_escalated_at``, written in the same transaction as
 the outbox rows (each only while still empty), and each recipient gets one email per tier and day
 (idempotency key), so re-runs add nothing.
@@ -23,12 +25,13 @@ from tasks.common.customer_context import load_customer_context
 from tasks.common.run_context import RunCounts
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisits.planning import PlanningContext
+from tasks.revisits.rules.capacity import planned_day
 from tasks.revisits.rules.planning import overdue_ladder
 from tasks.rules.escalation_ladder import Progress
 
 _OVERDUE = text(
     """
-    SELECT v.id, v.customer_id, v.abc_class, v.channel, v.due_on,
+    SELECT v.id, v.customer_id, v.abc_class, v.channel, v.due_on, v.planned_for,
            v.branch_escalated_at IS NOT NULL AS branch_done,
            v.region_escalated_at IS NOT NULL AS region_done,
            v.assignee_id, v.needs_reassignment, c.name AS customer_name, c.branch_id,
@@ -40,6 +43,7 @@ _OVERDUE = text(
     LEFT JOIN regions r ON r.id = b.region_id
     WHERE v.status = 'open' AND v.region_escalated_at IS NULL AND v.due_on <= :latest_due
       AND (v.outcome IS NULL OR v.outcome <> 'email_queued')
+      AND COALESCE(v.planned_for, v.due_on) <= :latest_due
     ORDER BY v.id
     """
 )
@@ -81,7 +85,10 @@ def escalate_overdue(
         updates: dict[EscalationTier, list[dict[str, Any]]] = defaultdict(list)
         emails: dict[int, str] = {}
         for row in rows:
-            due_on = raw_date(row.due_on)
+            # Counted from the day it was planned for (capacity), not the day it fell due.
+            due_on = planned_day(
+                raw_date(row.due_on), raw_date(row.planned_for) if row.planned_for else None
+            )
             reached = {
                 tier.value
                 for tier, done in (

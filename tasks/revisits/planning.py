@@ -45,15 +45,18 @@ from tasks.revisits.care import (
     care_signer,
     care_skip_reason,
 )
+from tasks.revisits.rules.capacity import Capacity
 from tasks.revisits.rules.planning import Cadence, planning_cutoff, scheduled_due
 from tasks.rules.organisation import Assignment, SkipReason
 
 
 @dataclass(frozen=True)
 class PlanningContext(RunContext):
-    """A revisits run's context: the shared run context plus the revisit policies by class."""
+    """A revisits run's context: the shared run context plus the revisit policies by class and
+    the account managers' daily capacity."""
 
     cadences: Mapping[AbcClass, Cadence]
+    capacity: Capacity = Capacity()
 
     @property
     def staff(self) -> Mapping[int, StaffRecord]:

@@ -26,6 +26,7 @@ from tasks.common.directory import load_directory
 from tasks.common.run_context import RunCounts
 from tasks.mail.links import revisit_list_url, revisit_outcome_url
 from tasks.revisits import policies as revisit_policies
+from tasks.revisits.capacity import CapacityResult, plan_batch_days
 from tasks.revisits.care_delivery import settle_care_revisits
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
@@ -48,12 +49,14 @@ def load_context(as_of: date, now: datetime, range_size: int, lanes: int = 1) ->
     with session_scope(engine) as session:
         calendar = load_work_calendar(session)
         cadences = revisit_policies.cadences(session)
+        capacity = revisit_policies.capacity(session)
     context = PlanningContext(
         as_of=as_of,
         now=now,
         timezone=get_settings().tz,
         calendar=calendar,
         cadences=cadences,
+        capacity=capacity,
         directory=load_directory(engine),
     )
     return RunInputs(context, customer_id_ranges(engine, range_size, lanes))
@@ -148,20 +151,27 @@ def follow_up_open_revisits(ctx: PlanningContext, run_id: int | None, dry_run: b
 @task(name="queue-revisit-digests", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def digest_batch(
     ctx: PlanningContext, assignees: list[int], run_id: int | None, dry_run: bool
-) -> RunCounts:
-    """The digests of one batch of assignees (``digest_batches``), queued in one transaction."""
-    # Safe to retry: a digest's idempotency key (kind, date, assignee) makes a second attempt
-    # queue nothing twice.
+) -> CapacityResult:
+    """One batch of assignees (``digest_batches``): plan the day of their new visits and calls
+    within capacity, then queue their digests (what is planned for today) in one transaction.
+    One task for both: the digest needs the plan, and a task run per step would cost more than
+    the planning itself."""
+    # Safe to retry: a plan once written is kept (``planned_for IS NULL``), and a digest's
+    # idempotency key (kind, date, assignee) makes a second attempt queue nothing twice.
     engine = shared_engine()
-    return queue_digest_batch(
-        engine,
-        ctx,
-        assignees,
-        outcome_url=_outcome_links(ctx.now),
-        run_id=run_id,
-        dry_run=dry_run,
-        list_url=_list_links(ctx.now),
+    result = plan_batch_days(engine, ctx, assignees, dry_run=dry_run)
+    result.counts.merge(
+        queue_digest_batch(
+            engine,
+            ctx,
+            assignees,
+            outcome_url=_outcome_links(ctx.now),
+            run_id=run_id,
+            dry_run=dry_run,
+            list_url=_list_links(ctx.now),
+        )
     )
+    return result
 
 
 def assignee_batches(ctx: PlanningContext, batches: int) -> list[list[int]]:

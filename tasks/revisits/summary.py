@@ -10,6 +10,8 @@ from tasks.common.run_context import RunCounts
 COLUMNS = (
     ("due", "due"),
     ("created", "created"),
+    ("deferred", "deferred to later days"),
+    ("over_capacity", "planned over capacity"),
     ("overdue", "overdue (open)"),
     ("escalated:branch", "escalated to branch"),
     ("escalated:region", "escalated to region"),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from sqlalchemy import Engine, func, select
 
 import flows.revisits
@@ -20,7 +23,7 @@ from crm_db.enums import (
     RunStatus,
     StaffRole,
 )
-from crm_db.models import ContactHistory, FlowRun, OutboxMessage, Revisit
+from crm_db.models import ContactHistory, FlowRun, OutboxMessage, PolicySetting, Revisit
 from crm_db.session import dispose_shared_engines, session_scope
 from crm_db.types import utcnow
 from flows.classify_customers import classify_customers
@@ -229,3 +232,44 @@ def test_a_leavers_customers_go_to_the_branch_manager_in_the_run(crm_db: Engine)
         assert sorted(h["customer_id"] for h in mails[0].context["reassigned"]) == ids
     again = revisits(as_of=AS_OF)["counts"]
     assert again.get("reassigned", 0) == 0 and again.get("digests", 0) == 0
+
+
+def test_a_backlog_is_spread_within_capacity_and_shown_per_manager(crm_db: Engine) -> None:
+    with session_scope(crm_db) as session:
+        session.add_all(
+            [
+                PolicySetting(key="revisit.capacity.visits_per_day", value=2),
+                PolicySetting(key="revisit.capacity.window_working_days", value=2),
+            ]
+        )
+        org = make_org(session, "EAST")
+        for _ in range(5):  # never contacted, customers for years: all due at once
+            make_customer(session, org, abc_class=AbcClass.A, **PINNED)
+    summary = revisits(as_of=AS_OF)  # a Monday
+    counts = summary["counts"]
+    assert counts["created"] == 5
+    # Two today, two tomorrow; the window (two working days) is full for the fifth, which goes
+    # to the least-booked day of it (a tie: the first).
+    assert counts["deferred"] == 2
+    assert counts["over_capacity"] == 1
+    assert any("over capacity" in w for w in summary["warnings"])
+    with session_scope(crm_db) as session:
+        days = sorted(session.scalars(select(Revisit.planned_for)))
+    tuesday = AS_OF + timedelta(days=1)
+    assert days == [AS_OF, AS_OF, AS_OF, tuesday, tuesday]
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["revisits-capacity"])),
+            sort=ArtifactSort.CREATED_DESC,  # this run's (earlier tests publish under the key)
+            limit=1,
+        )
+    table = artifact.data if isinstance(artifact.data, list) else json.loads(str(artifact.data))
+    (row,) = table
+    assert row["visit capacity"] == 2 and row["over capacity"] == 1
+    assert row["visits today"] + row["planned later"] == 5
+    with session_scope(crm_db) as session:
+        (digest,) = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "revisit_digest")
+        ).all()
+    assert len(digest.context["items"]) == row["visits today"]
+    assert digest.context["deferred"] == row["planned later"]
