@@ -3,11 +3,14 @@ of persistent SMTP connections, and write each outcome back right after the serv
 
 The pipeline, in one event loop:
 
-* a producer claims batches (``claim.claim_batch``, one short transaction in a DB thread) and
-  claims the next batch while the current one is still being sent (low-water mark), so sending
+* a producer claims batches (``claim.claim_leases``, one short write transaction: in a DB
+  thread on PostgreSQL, in the loop thread between two group writes on SQLite, whose one write
+  lock the marks need too; the rows' details are then read in the DB thread) and claims the
+  next batch while the current one is still being sent (low-water mark), so sending
   never waits for a whole batch. Each claim is sized to what the lanes can start before its
   lease runs short, at half the send rate measured so far, after the rows already held (one
-  small claim first, until the rate is known): rows are not claimed only to be released;
+  small claim first, until the rate is known), and the leases of held rows are renewed while
+  they wait (``renew_leases``): rows are not claimed only to be released;
 * the producer decides what needs no rendering (unknown kind, consent suppression) and adds
   the unsubscribe link, then hands chunks of rows to a stdlib process pool
   (``tasks.mail.build.BuildExecutor``: render + build + serialise, the biggest CPU cost per
@@ -25,11 +28,15 @@ fixed batch of N (or a timer) is cheap but leaves up to N accepted-but-unmarked 
 sent again after a crash. Group commit per loop turn keeps the window at one commit (plus the
 replies that arrive during it), and the number of transactions per message falls as the rate
 rises, since more replies are waiting at each turn. The flush runs in the loop thread before
-any further reply is processed, and lanes start no send while a failed write waits for its
-retry, so at any instant each lane holds at most one accepted message without its durable
-mark: a crash duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the
-last commit (``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). They keep
-their Message-ID, so receivers can tell.
+any further reply is processed; a build or a claim in the loop thread writes the waiting marks
+first; a lane whose message was accepted sends nothing more until its mark is durable
+(``_Settler.durable``), and lanes start no send while a failed write waits for its retry. So at
+any instant each lane holds at most one accepted message without its durable mark: a crash
+duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the last commit
+(``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). Full collections of
+the garbage collector skip the objects that existed at the start (``gc.freeze``): over a
+process's imports they stopped the loop for 50-250 ms. Duplicates keep their Message-ID, so
+receivers can tell.
 
 ``attempts`` counts SMTP transactions: a claim counts nothing, each outcome of a transaction
 writes the count. A reply to DATA that never comes (``smtp_data_timeout_s``, 10 minutes by
