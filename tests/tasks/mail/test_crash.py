@@ -162,6 +162,8 @@ def _duplicates_per_kill(
 
 
 @pytest.mark.crash
+# 30 worker starts take ~12 s each at load 12 (imports): longer than the default 600 s.
+@pytest.mark.timeout(1800)
 def test_kill_minus_nine_at_random_points_loses_nothing(
     engine: Engine, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
