@@ -12,6 +12,11 @@ concurrent senders take disjoint rows without waiting for each other. SQLite has
 the claim runs under ``BEGIN IMMEDIATE`` (the database's single write lock, taken up front so the
 transaction never fails half-way with a stale snapshot), and the UPDATE repeats the due condition.
 The transaction ends before any SMTP traffic starts.
+
+The write transaction returns only what the claim changes or decides on (``claim_leases``: ids,
+attempts, due time, lease, history); the message details are read after it commits
+(``load_claimed``), without the write lock. On SQLite that lock is also what the sent marks
+need, so it is held for the UPDATE statements alone (see ``deliver``).
 """
 
 from __future__ import annotations
@@ -80,7 +85,18 @@ def due_condition(now: datetime) -> ColumnElement[bool]:
     )
 
 
+# What the claim's UPDATE returns: small columns only, so the write lock is not held while
+# rows are fetched and converted (contexts are JSON documents).
 _RETURNED = (
+    _OUTBOX.c.id,
+    _OUTBOX.c.attempts,
+    _OUTBOX.c.next_attempt_at,
+    _OUTBOX.c.lease_until,
+    _OUTBOX.c.last_error,
+)
+# The rest of a claimed row, read after the claim committed (the row is ours under the lease,
+# and none of these columns changes after the row is queued).
+_DETAILS = (
     _OUTBOX.c.id,
     _OUTBOX.c.kind,
     _OUTBOX.c.locale,
@@ -90,11 +106,7 @@ _RETURNED = (
     _OUTBOX.c.staff_id,
     _OUTBOX.c.context,
     _OUTBOX.c.message_id,
-    _OUTBOX.c.attempts,
-    _OUTBOX.c.next_attempt_at,
-    _OUTBOX.c.lease_until,
     _OUTBOX.c.created_at,
-    _OUTBOX.c.last_error,
 )
 
 # Noted when an expired lease is taken back: its holder died (or hung) before writing an outcome.
@@ -145,15 +157,28 @@ def _noted(note: str) -> ColumnElement[str]:
     return func.substr(literal(note) + previous, 1, 500)
 
 
-def claim_batch(
-    engine: Engine, *, now: datetime, lease_until: datetime, owner: str, limit: int
-) -> list[ClaimedMessage]:
-    """Claim up to ``limit`` due rows for ``owner`` until ``lease_until``, oldest due first.
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One row taken by a claim: what the write transaction returned."""
+
+    id: int
+    attempts: int  # SMTP transactions so far
+    next_attempt_at: datetime
+    lease_until: datetime
+    last_error: str | None
+
+
+def claim_leases(
+    bind: Engine | Connection, *, now: datetime, lease_until: datetime, owner: str, limit: int
+) -> list[Lease]:
+    """Claim up to ``limit`` due rows for ``owner`` until ``lease_until``, oldest due first, in
+    one short write transaction on ``bind`` (an engine, or a connection with no transaction
+    open).
 
     Expired leases are taken before pending rows: they were due earliest. Two index-friendly
     statements rather than one ``OR``, so each uses ``ix_email_outbox_status_next``.
     """
-    with write_transaction(engine) as conn:
+    with write_transaction(bind) as conn:
         rows = _claim_where(
             conn,
             and_(_OUTBOX.c.status == OutboxStatus.SENDING, _OUTBOX.c.lease_until <= now),
@@ -173,32 +198,71 @@ def claim_batch(
             lease_until=lease_until,
             owner=owner,
         )
-    if not rows:
+    leases = [Lease(r.id, r.attempts, r.next_attempt_at, r.lease_until, r.last_error) for r in rows]
+    leases.sort(key=lambda lease: (lease.next_attempt_at, lease.id))
+    return leases
+
+
+def load_claimed(engine: Engine, leases: list[Lease]) -> list[ClaimedMessage]:
+    """The claimed rows with everything needed to build and send them (details, the
+    customers' consent as it is now, attachments), in the order of ``leases``."""
+    if not leases:
         return []
-    rows.sort(key=lambda r: (r.next_attempt_at, r.id))
-    consents = _load_consent(engine, {r.customer_id for r in rows if r.customer_id is not None})
-    attachments = _load_attachments(engine, [r.id for r in rows])
-    return [
-        ClaimedMessage(
-            id=r.id,
-            kind=r.kind,
-            locale=r.locale,
-            recipient_email=r.recipient_email,
-            recipient_name=r.recipient_name,
-            customer_id=r.customer_id,
-            staff_id=r.staff_id,
-            context=r.context or {},
-            message_id=r.message_id,
-            attempts=r.attempts + 1,
-            had_unknown=UNKNOWN_PREFIX in (r.last_error or ""),
-            next_attempt_at=r.next_attempt_at,
-            lease_until=r.lease_until,
-            consent=consents.get(r.customer_id) if r.customer_id is not None else None,
-            created_at=r.created_at,
-            attachments=attachments.get(r.id, ()),
+    ids = sorted(lease.id for lease in leases)
+    details: dict[int, Any] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 5000):
+            statement = select(*_DETAILS).where(_OUTBOX.c.id.in_(ids[start : start + 5000]))
+            details.update((row.id, row) for row in conn.execute(statement))
+    consents = _load_consent(
+        engine, {r.customer_id for r in details.values() if r.customer_id is not None}
+    )
+    attachments = _load_attachments(engine, ids)
+    claimed = []
+    for lease in leases:
+        r = details[lease.id]
+        claimed.append(
+            ClaimedMessage(
+                id=r.id,
+                kind=r.kind,
+                locale=r.locale,
+                recipient_email=r.recipient_email,
+                recipient_name=r.recipient_name,
+                customer_id=r.customer_id,
+                staff_id=r.staff_id,
+                context=r.context or {},
+                message_id=r.message_id,
+                attempts=lease.attempts + 1,
+                had_unknown=UNKNOWN_PREFIX in (lease.last_error or ""),
+                next_attempt_at=lease.next_attempt_at,
+                lease_until=lease.lease_until,
+                consent=consents.get(r.customer_id) if r.customer_id is not None else None,
+                created_at=r.created_at,
+                attachments=attachments.get(r.id, ()),
+            )
         )
-        for r in rows
-    ]
+    return claimed
+
+
+def claim_batch(
+    engine: Engine, *, now: datetime, lease_until: datetime, owner: str, limit: int
+) -> list[ClaimedMessage]:
+    """``claim_leases`` then ``load_claimed``: claim up to ``limit`` due rows for ``owner``."""
+    leases = claim_leases(engine, now=now, lease_until=lease_until, owner=owner, limit=limit)
+    return load_claimed(engine, leases)
+
+
+def renew_leases(bind: Engine | Connection, *, owner: str, lease_until: datetime) -> int:
+    """Extend every lease ``owner`` still holds (rows in ``sending`` under its name) to
+    ``lease_until``, in one short write transaction; returns how many rows it extended. A row
+    another sender took after our lease expired is no longer ours and is left alone."""
+    with write_transaction(bind) as conn:
+        result = conn.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.status == OutboxStatus.SENDING, _OUTBOX.c.lease_owner == owner)
+            .values(lease_until=lease_until)
+        )
+    return int(result.rowcount)
 
 
 def _load_consent(engine: Engine, customer_ids: set[int]) -> dict[int, Consent]:

@@ -3,11 +3,14 @@ of persistent SMTP connections, and write each outcome back right after the serv
 
 The pipeline, in one event loop:
 
-* a producer claims batches (``claim.claim_batch``, one short transaction in a DB thread) and
-  claims the next batch while the current one is still being sent (low-water mark), so sending
+* a producer claims batches (``claim.claim_leases``, one short write transaction: in a DB
+  thread on PostgreSQL, in the loop thread between two group writes on SQLite, whose one write
+  lock the marks need too; the rows' details are then read in the DB thread) and claims the
+  next batch while the current one is still being sent (low-water mark), so sending
   never waits for a whole batch. Each claim is sized to what the lanes can start before its
   lease runs short, at half the send rate measured so far, after the rows already held (one
-  small claim first, until the rate is known): rows are not claimed only to be released;
+  small claim first, until the rate is known), and the leases of held rows are renewed while
+  they wait (``renew_leases``): rows are not claimed only to be released;
 * the producer decides what needs no rendering (unknown kind, consent suppression) and adds
   the unsubscribe link, then hands chunks of rows to a stdlib process pool
   (``tasks.mail.build.BuildExecutor``: render + build + serialise, the biggest CPU cost per
@@ -25,11 +28,15 @@ fixed batch of N (or a timer) is cheap but leaves up to N accepted-but-unmarked 
 sent again after a crash. Group commit per loop turn keeps the window at one commit (plus the
 replies that arrive during it), and the number of transactions per message falls as the rate
 rises, since more replies are waiting at each turn. The flush runs in the loop thread before
-any further reply is processed, and lanes start no send while a failed write waits for its
-retry, so at any instant each lane holds at most one accepted message without its durable
-mark: a crash duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the
-last commit (``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). They keep
-their Message-ID, so receivers can tell.
+any further reply is processed; a build or a claim in the loop thread writes the waiting marks
+first; a lane whose message was accepted sends nothing more until its mark is durable
+(``_Settler.durable``), and lanes start no send while a failed write waits for its retry. So at
+any instant each lane holds at most one accepted message without its durable mark: a crash
+duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the last commit
+(``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). Full collections of
+the garbage collector skip the objects that existed at the start (``gc.freeze``): over a
+process's imports they stopped the loop for 50-250 ms. Duplicates keep their Message-ID, so
+receivers can tell.
 
 ``attempts`` counts SMTP transactions: a claim counts nothing, each outcome of a transaction
 writes the count. A reply to DATA that never comes (``smtp_data_timeout_s``, 10 minutes by
@@ -46,6 +53,8 @@ under it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import random
@@ -53,8 +62,9 @@ import socket
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -75,7 +85,7 @@ from tasks.mail.build import (
     build_one,
     build_workers,
 )
-from tasks.mail.claim import ClaimedMessage, claim_batch
+from tasks.mail.claim import ClaimedMessage, Lease, claim_leases, load_claimed, renew_leases
 from tasks.mail.classify import (
     UNKNOWN_PREFIX,
     Disposition,
@@ -185,6 +195,23 @@ def _short(exc: BaseException) -> str:
     return mask_text(text)[:300]
 
 
+@contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist when a run starts (imported modules, Prefect, SQLAlchemy:
+    tens of thousands) out of the cyclic garbage collector's full collections while it runs
+    (``gc.freeze``), and give them back afterwards (``gc.unfreeze``), so nothing is kept for
+    good. A full collection over them stops the event loop for 50-150 ms (measured on a loaded
+    machine), and every 250 read during such a pause waits that long for its mark; frozen, a
+    collection scans only what the run itself creates. The collection before freezing is paid
+    once, before the first send."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def lease_owner() -> str:
     """Who holds a claim: host, process and run, so a stale claim can be traced."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -211,6 +238,9 @@ class _Settler:
         self._scheduled = False
         self._failures = 0
         self._oldest: float | None = None  # monotonic time of the oldest unwritten outcome
+        self._added = 0  # outcomes handed in so far; each one's number is its ticket
+        self._durable = 0  # outcomes durably written (tickets <= this one; writes keep order)
+        self._waiters: list[asyncio.Future[None]] = []
         self.max_delay_s = 0.0
         self.transactions = 0
         self.error: BaseException | None = None
@@ -220,7 +250,9 @@ class _Settler:
         """A write failed and waits to be retried: outcomes are piling up unrecorded."""
         return self._failures > 0 and self.error is None
 
-    def add(self, settlement: Settlement, flag: UndeliverableAddress | None = None) -> None:
+    def add(self, settlement: Settlement, flag: UndeliverableAddress | None = None) -> int:
+        """Queue an outcome for the next group write; returns its ticket (see ``durable``)."""
+        self._added += 1
         self._pending.append(settlement)
         if self._oldest is None:
             self._oldest = time.monotonic()
@@ -229,6 +261,55 @@ class _Settler:
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
+        return self._added
+
+    async def durable(self, ticket: int) -> None:
+        """Wait until the outcome with ``ticket`` is written (or writing has failed for good:
+        ``error``). The group write was scheduled when the outcome came in, so this usually
+        takes one turn of the loop; while a failed write waits for its retry, it takes as long
+        as the retries (``SETTLE_RETRY_DELAYS``), no longer."""
+        while self._durable < ticket and self.error is None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def write_now(self) -> None:
+        """Write the outcomes waiting for this turn's group write at once: called before CPU
+        work in the loop thread (building a message) that would otherwise delay them. Not
+        while a failed write waits for its retry."""
+        if (self._pending or self._flags) and not self.retrying and self.error is None:
+            self._flush()
+
+    def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[Lease]:
+        """Claim rows on the settlement connection, in the loop thread (SQLite: see
+        ``_Run.produce``)."""
+        self.write_now()  # the marks of this turn first: a claim must not delay them
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        try:
+            return claim_leases(
+                self._conn, now=now, lease_until=lease_until, owner=self._owner, limit=limit
+            )
+        except OperationalError:
+            self.close()
+            raise
+
+    def renew(self, *, lease_until: datetime) -> int:
+        """``claim.renew_leases`` on the settlement connection, in the loop thread (SQLite)."""
+        self.write_now()
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        try:
+            return renew_leases(self._conn, owner=self._owner, lease_until=lease_until)
+        except OperationalError:
+            self.close()
+            raise
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -244,6 +325,7 @@ class _Settler:
             self._flags[:0] = flags
             if self._failures >= len(SETTLE_RETRY_DELAYS):
                 self.error = exc
+                self._wake()
                 return
             delay = SETTLE_RETRY_DELAYS[self._failures]
             self._failures += 1
@@ -257,12 +339,15 @@ class _Settler:
             self._pending[:0] = batch
             self._flags[:0] = flags
             self.error = exc
+            self._wake()
             return
         self._failures = 0
         self.transactions += 1
         self._written()
 
     def _written(self) -> None:
+        self._durable = self._added - len(self._pending)
+        self._wake()
         if self._oldest is not None:
             self.max_delay_s = max(self.max_delay_s, time.monotonic() - self._oldest)
         self._oldest = None if not self._pending else time.monotonic()
@@ -351,6 +436,7 @@ class _Run:
         self.slot_freed = asyncio.Event()
         self.item_added = asyncio.Event()
         self.need_more = asyncio.Event()
+        self.lanes_done = asyncio.Event()  # every lane has ended, or the run is stopping
         self.producer_done = False
         self.stopping = False
         self.fatal: BaseException | None = None
@@ -362,6 +448,9 @@ class _Run:
         self.send_budget = timedelta(
             seconds=settings.smtp_timeout_s + settings.smtp_data_timeout_s + LEASE_MARGIN_S
         )
+        # The last renewal of our leases: (when it ran, until when). Rows whose lease was still
+        # running when it ran are held until then.
+        self.renewed: tuple[datetime, datetime] | None = None
         self.sends_done = 0  # transactions finished by the lanes, for the measured send rate
         self.sending_since: float | None = None  # monotonic time of the first send
         self.sender = settings.mail_from
@@ -378,6 +467,7 @@ class _Run:
             self.report.stopped = reason
         self.item_added.set()
         self.need_more.set()
+        self.lanes_done.set()
 
     async def next_item(self) -> Entry | None:
         while True:
@@ -394,6 +484,37 @@ class _Run:
                 return None
             self.item_added.clear()
             await self.item_added.wait()
+
+    def lease_end(self, item: ClaimedMessage) -> datetime:
+        """Until when this run holds ``item``: its claim's lease, or the last renewal if the
+        lease was still ours when that ran."""
+        if self.renewed is not None:
+            at, until = self.renewed
+            if item.lease_until > at:
+                return max(item.lease_until, until)
+        return item.lease_until
+
+    async def renew_leases(self) -> None:
+        """Keep the leases of the rows this run holds from running out while they wait their
+        turn (a loaded machine can halve the send rate the claims were sized by): extend them
+        all, a quarter of the usable lease after the last claim or renewal. A run that dies
+        stops renewing, and its rows come back one lease later, as before."""
+        settings = self.settings
+        period = max(0.05, (settings.outbox_lease_s - self.send_budget.total_seconds()) / 4)
+        while not self.lanes_done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.lanes_done.wait(), period)
+            if self.lanes_done.is_set() or self.stopping or not (self.queue or self.in_flight):
+                continue
+            now = self.clock.now()
+            until = now + timedelta(seconds=settings.outbox_lease_s)
+            if self.engine.dialect.name == "sqlite":
+                self.settler.renew(lease_until=until)  # as claims: see ``produce``
+            else:
+                await self.in_thread(
+                    renew_leases, bind=self.engine, owner=self.owner, lease_until=until
+                )
+            self.renewed = (now, until)
 
     async def in_thread(self, fn: Any, /, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -415,7 +536,7 @@ class _Run:
         item: ClaimedMessage,
         settlement: Settlement,
         flag: UndeliverableAddress | None = None,
-    ) -> None:
+    ) -> int:
         report = self.report
         if settlement.status is OutboxStatus.SENT:
             report.sent += 1
@@ -438,7 +559,7 @@ class _Run:
         if flag is not None:
             report.flagged += 1
         report.by_kind.setdefault(item.kind, Counter())[outcome] += 1
-        self.settler.add(settlement, flag)
+        return self.settler.add(settlement, flag)
 
     def release(self, item: ClaimedMessage, why: str) -> None:
         self.settle(
@@ -596,13 +717,27 @@ class _Run:
                 if wanted <= 0:
                     break
                 now = self.clock.now()
+                lease_until = now + timedelta(seconds=settings.outbox_lease_s)
+                leases: list[Lease]
+                if self.engine.dialect.name == "sqlite":
+                    # SQLite's one write lock serves the claims and the sent marks. Taken in
+                    # this thread, between two group writes, the claim's few UPDATE statements
+                    # never make a mark wait; from another thread, a mark would wait for the
+                    # whole claim, however long that thread waits for the CPU and the GIL.
+                    leases = self.settler.claim(now=now, lease_until=lease_until, limit=wanted)
+                else:
+                    # PostgreSQL locks rows: a claim (SKIP LOCKED) and the marks never wait
+                    # for each other, so the claim's round trips stay off the loop.
+                    leases = await self.in_thread(
+                        claim_leases,
+                        bind=self.engine,
+                        now=now,
+                        lease_until=lease_until,
+                        owner=self.owner,
+                        limit=wanted,
+                    )
                 rows: list[ClaimedMessage] = await self.in_thread(
-                    claim_batch,
-                    engine=self.engine,
-                    now=now,
-                    lease_until=now + timedelta(seconds=settings.outbox_lease_s),
-                    owner=self.owner,
-                    limit=wanted,
+                    load_claimed, engine=self.engine, leases=leases
                 )
                 if not rows:
                     break
@@ -764,6 +899,8 @@ class _Run:
             self.stop(f"smtp configuration: {exc}")
         finally:
             self.live_lanes -= 1
+            if self.live_lanes == 0:
+                self.lanes_done.set()
             if (
                 self.live_lanes == 0
                 and not self.stopping
@@ -784,10 +921,13 @@ class _Run:
                 return
             item, built = entry
             now = self.clock.now()
-            if now + self.send_budget >= item.lease_until:
+            if now + self.send_budget >= self.lease_end(item):
                 self.release(item, "lease ran short before sending; released unsent")
                 continue
             if built is None:
+                # Building is the loop thread's biggest CPU cost: write the marks waiting for
+                # this turn's group write first, so that no acceptance waits behind it.
+                self.settler.write_now()
                 built = self.build(item, now)
             if isinstance(built, Settlement):
                 self.settle(item, built)
@@ -815,7 +955,7 @@ class _Run:
                 continue
             if isinstance(outcome, Accepted):
                 self.settle_genuine(self.refusals.other_outcome())
-                self.settle(
+                ticket = self.settle(
                     item,
                     Settlement(
                         id=item.id,
@@ -825,6 +965,10 @@ class _Run:
                         attempts=item.attempts,
                     ),
                 )
+                # No next message on this connection before this one's mark is durable: at any
+                # instant each connection has at most one accepted message without its mark,
+                # so a crash resends at most ``smtp_concurrency`` messages.
+                await self.settler.durable(ticket)
             elif (
                 outcome.stage is Stage.RECIPIENT
                 and is_permanent(outcome.code)
@@ -878,6 +1022,18 @@ async def deliver_due_async(
     rng: random.Random | None = None,
 ) -> DeliveryReport:
     """Send every due outbox row (at most ``limit``); see the module docstring."""
+    with long_lived_objects_frozen():
+        return await _deliver_due(engine, settings, now=now, limit=limit, rng=rng)
+
+
+async def _deliver_due(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    limit: int | None,
+    rng: random.Random | None,
+) -> DeliveryReport:
     started = time.monotonic()
     clock = RunClock(now)
     owner = lease_owner()
@@ -912,10 +1068,12 @@ async def deliver_due_async(
             log.warning("outbox: %s; rows stay pending", run.report.stopped)
             return run.report
         run.live_lanes = len(lanes)
+
         error: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(run.produce(group))
+                group.create_task(run.renew_leases())
                 for lane in lanes:
                     group.create_task(run.lane_loop(lane))
         except BaseException as exc:  # re-raised below, once the outcomes are written

@@ -65,6 +65,9 @@ class Received:
     # time.monotonic() (system-wide on Linux, so comparable with other processes' readings)
     # just before the 250 goes out: the ledger of acceptances the crash tests compare with kills.
     accepted_at: float = 0.0
+    # When the client's connection that carried it was opened (same clock): tells which of a
+    # series of sending processes sent it.
+    connected_at: float = 0.0
 
 
 @dataclass
@@ -85,6 +88,8 @@ class FaultySink:
     connections: int = 0
     data_commands: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Open time of each client connection, by its peer address (host, port).
+    connection_times: dict[Any, float] = field(default_factory=dict)
     # Set when a client connects / when a message is accepted: tests wait on these (with a
     # timeout) instead of sleeping. Clear one before the step whose effect it should show.
     connected: threading.Event = field(default_factory=threading.Event)
@@ -119,7 +124,7 @@ class FaultySink:
             await asyncio.sleep(self.data_delay_s)
         if drop:
             if self.drop_records:
-                self._record(envelope, data)
+                self._record(envelope, data, session)
             transport = server.transport
             assert isinstance(transport, asyncio.Transport)
             transport.abort()  # no reply: the client sees the connection die mid-DATA
@@ -128,12 +133,12 @@ class FaultySink:
             return reply
         # Recorded as late as possible, just before the 250: a crash of the sender can then
         # only duplicate messages the server really accepted.
-        count = self._record(envelope, data)
+        count = self._record(envelope, data, session)
         return reply or f"250 OK queued as {count}"
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _record(self, envelope: Envelope, data: bytes) -> int:
+    def _record(self, envelope: Envelope, data: bytes, session: Session) -> int:
         item = Received(
             message_id=message_id_of(data),
             recipients=list(envelope.rcpt_tos),
@@ -141,14 +146,17 @@ class FaultySink:
         )
         with self.lock:
             item.accepted_at = time.monotonic()
+            item.connected_at = self.connection_times.get(session.peer, 0.0)
             self.received.append(item)
             count = len(self.received)
         self.accepted.set()
         return count
 
-    def next_greeting(self) -> str | None:
+    def next_greeting(self, peer: Any = None) -> str | None:
         with self.lock:
             self.connections += 1
+            if peer is not None:
+                self.connection_times[peer] = time.monotonic()
             reply = self.greeting_replies.pop(0) if self.greeting_replies else None
         self.connected.set()
         return reply
@@ -167,7 +175,8 @@ class _FaultySMTP(SMTP):
 
     async def _handle_client(self) -> None:
         handler = self.event_handler
-        reply = handler.next_greeting() if isinstance(handler, FaultySink) else None
+        peer = self.session.peer if self.session is not None else None
+        reply = handler.next_greeting(peer) if isinstance(handler, FaultySink) else None
         if reply is not None:
             await self.push(reply)
             assert self.transport is not None
