@@ -245,7 +245,20 @@ def digest_context(
                 "needs_reassignment": rng.random() < 0.05,
             }
         )
-    return {"manager_name": manager_name, "date": day.isoformat(), "items": items}
+    return {
+        "manager_name": manager_name,
+        "date": day.isoformat(),
+        "items": items,
+        # What the revisits flow now passes too: the day's counts, the full-list link, the
+        # customers handed over and the revisits deferred by capacity.
+        "total_count": len(items),
+        "overdue_count": sum(1 for item in items if item["overdue_days"]),
+        "more_count": 0,
+        "list_url": f"{BASE_URL}/m/bench-{manager_id}",
+        "reassigned": [],
+        "deferred": rng.choice([0, 0, 3]),
+        "deferred_until": (day + timedelta(days=5)).isoformat(),
+    }
 
 
 def planned_messages(seeded: Seeded, n: int, tag: str, now: datetime) -> Iterator[Any]:
