@@ -118,6 +118,7 @@ demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits
 	@$(PY) scripts/demo_summary.py
 	@echo "  Prefect UI           $(PREFECT_UI)  (flow runs, logs, the <flow>-summary artifacts)"
 	@echo "  run a flow           $(CRM) run revisits --as-of 2026-11-24 [--dry-run]"
+	@echo "                       (it also completes the revisits whose care email the relay accepted)"
 	@echo "  links in the emails  $(CRM) web  (unsubscribe, revisit outcome, care feedback)"
 	@echo "  schedules            make deploy, then make worker"
 	@echo "  stop servers         make stop   (mail capture keeps running until then)"

@@ -256,6 +256,7 @@ def digest_context(
         "more_count": 0,
         "list_url": f"{BASE_URL}/m/bench-{manager_id}",
         "reassigned": [],
+        "reassigned_count": 0,
         "deferred": rng.choice([0, 0, 3]),
         "deferred_until": (day + timedelta(days=5)).isoformat(),
     }

@@ -193,6 +193,7 @@ KINDS: dict[str, EmailKind] = {
                 "more_count": 200,
                 "list_url": "https://crm.example.test/m/sample-token",
                 # Customers handed to this manager over the last day (tasks/common/owners.py).
+                "reassigned_count": 23,
                 "reassigned": [
                     {
                         "customer_id": 7,

@@ -49,6 +49,8 @@ from tasks.revisits.rules.capacity import planned_day
 DIGEST_MAX_ITEMS = 200  # per digest, most overdue first; a longer list is not read
 # A digest lists the customers handed to its recipient within this window before the run.
 REASSIGNED_WINDOW = timedelta(days=1)
+# How many of them are named: a leaver's whole book (hundreds) would bury the day's list.
+REASSIGNED_LISTED = 20
 
 # The batch's ids come first (a cheap index scan); only those rows are joined, so each batch
 # costs its own size rather than the whole day's due set.
@@ -394,7 +396,9 @@ def _digest_messages(
                 "overdue_count": overdue,
                 "more_count": len(group) - len(items),
                 "list_url": None if list_url is None else list_url(assignee.id),
-                "reassigned": (handed or {}).get(assignee.id, [])[:DIGEST_MAX_ITEMS],
+                # The first REASSIGNED_LISTED by name; the count is the whole hand-over.
+                "reassigned": (handed or {}).get(assignee.id, [])[:REASSIGNED_LISTED],
+                "reassigned_count": len((handed or {}).get(assignee.id, [])),
                 # Due, but planned for later working days within the daily capacity.
                 "deferred": deferred.count if deferred else 0,
                 "deferred_until": deferred.until.isoformat() if deferred else None,

@@ -431,3 +431,36 @@ def test_crm_preview_writes_html_and_text_for_every_kind(
     assert runner.invoke(app, ["preview", "nope"]).exit_code == 2
     assert runner.invoke(app, ["preview"]).exit_code == 2
     assert runner.invoke(app, ["preview", "revisit_care", "--all"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("locale", "listed_all", "partly"),
+    [
+        (
+            "zh-CN",
+            "2 位客户已转由您负责：",
+            "23 位客户已转由您负责（以下列出其中 2 位，其余 21 位未列出）：",
+        ),
+        (
+            "en",
+            "2 customers reassigned to you:",
+            "23 customers reassigned to you (the first 2 listed, 21 more not listed):",
+        ),
+    ],
+)
+def test_digest_says_how_many_were_reassigned_beyond_those_it_names(
+    locale: str, listed_all: str, partly: str
+) -> None:
+    """A leaver's whole book can be hundreds of customers: the digest names the first few and
+    says how many it leaves out, never a silent cut."""
+    ctx = sample("revisit_digest")
+    ctx["reassigned"] = ctx["reassigned"] * 2
+    ctx["reassigned_count"] = 2
+    complete = render_email("revisit_digest", locale, ctx, base_url=BASE)
+    ctx["reassigned_count"] = 23
+    cut = render_email("revisit_digest", locale, ctx, base_url=BASE)
+    for rendered in (complete, cut):
+        assert rendered.text.count(ctx["reassigned"][0]["customer_name"]) >= 2
+    assert listed_all in complete.text
+    assert "已转由您负责（" not in complete.text and "reassigned to you (" not in complete.text
+    assert partly in cut.text and partly in cut.html
