@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,14 +55,14 @@ def _truncate_all(engine: Engine) -> None:
             conn.execute(text("PRAGMA foreign_keys=ON"))
 
 
-@pytest.fixture(scope="session")
-def postgres_database_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database for this pytest process (dropped afterwards)."""
+@contextmanager
+def _new_postgres_database(prefix: str) -> Iterator[str]:
+    """Creates an empty PostgreSQL database on the test server, yields its URL, drops it."""
     server = postgres_server_url()
     if server is None:
         pytest.skip(f"PostgreSQL tests skipped: set {POSTGRES_URL_ENV} to run them")
     server_url = make_url(server).set(drivername="postgresql+psycopg")
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -71,6 +72,24 @@ def postgres_database_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this pytest process (dropped afterwards)."""
+    with _new_postgres_database("crm_test") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty, unmigrated database of the test's own, once on SQLite and once on PostgreSQL:
+    for migration tests, which move it down and up (the shared test database stays at head)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_url")
+        return
+    with _new_postgres_database("crm_mig") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

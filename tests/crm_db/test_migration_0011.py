@@ -3,41 +3,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 
 from crm_db import migrate
 from crm_db.session import make_engine
-from tests.conftest import postgres_server_url
 
 HEAD_BEFORE = "0010_owner_changes"
 REVISION = "0011_complaint_next_check"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[str]:
-    """An empty database of its own (the shared PostgreSQL test database stays at head)."""
-    if request.param == "sqlite":
-        yield sqlite_url
-        return
-    server = postgres_server_url()
-    if server is None:
-        pytest.skip("PostgreSQL tests skipped: set CRM_TEST_POSTGRES_URL to run them")
-    server_url = make_url(server).set(drivername="postgresql+psycopg")
-    name = f"crm_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _seed(conn: object) -> None:
@@ -63,8 +35,8 @@ def _seed(conn: object) -> None:
         )
 
 
-def test_upgrade_marks_open_complaints_due_and_downgrades(fresh_url: str) -> None:
-    engine = make_engine(fresh_url)
+def test_upgrade_marks_open_complaints_due_and_downgrades(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
     try:
         migrate.upgrade(engine, HEAD_BEFORE)
         with engine.begin() as conn:

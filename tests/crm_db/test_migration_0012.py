@@ -3,41 +3,10 @@ SQLite and PostgreSQL; existing revisits keep their rows (NULL = planned on thei
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import inspect, text
 
 from crm_db import migrate
 from crm_db.session import make_engine
-from tests.conftest import POSTGRES_URL_ENV, postgres_server_url
-
-
-@pytest.fixture
-def scratch_postgres_url() -> Iterator[str]:
-    """A database of its own: the migration test moves it down and up."""
-    server = postgres_server_url()
-    if server is None:
-        pytest.skip(f"PostgreSQL tests skipped: set {POSTGRES_URL_ENV} to run them")
-    server_url = make_url(server).set(drivername="postgresql+psycopg")
-    name = f"crm_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_url")  # type: ignore[no-any-return]
-    return request.getfixturevalue("scratch_postgres_url")  # type: ignore[no-any-return]
 
 
 def _columns(engine: object) -> set[str]:
@@ -48,8 +17,8 @@ def _indexes(engine: object) -> set[str]:
     return {i["name"] for i in inspect(engine).get_indexes("revisits")}  # type: ignore[arg-type, misc]
 
 
-def test_0012_adds_planned_for_and_downgrades(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_0012_adds_planned_for_and_downgrades(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
     migrate.upgrade(engine, "0011_complaint_next_check")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO regions (id, code, name) VALUES (1, 'R1', 'R')"))
