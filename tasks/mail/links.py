@@ -17,6 +17,7 @@ UNSUBSCRIBE_PURPOSE = "unsubscribe"
 REVISIT_OUTCOME_PURPOSE = "revisit_outcome"
 CARE_FEEDBACK_PURPOSE = "care_feedback"
 REVISIT_LIST_PURPOSE = "revisit_list"
+SURVEY_ANSWER_PURPOSE = "survey_answer"
 REVISIT_OUTCOME_TTL = timedelta(days=30)
 # A care email is answered within days or not at all; after a month the answer would be stale.
 CARE_FEEDBACK_TTL = timedelta(days=30)
@@ -152,3 +153,27 @@ def care_feedback_url(
     once and the answer finds its customer there)."""
     token = sign(key, CARE_FEEDBACK_PURPOSE, {"message": outbox_id}, expires_at=now + ttl)
     return signed_url(base_url, "f", token)
+
+
+def survey_answer_token(invitation_id: int, *, key: bytes, expires_at: datetime) -> str:
+    """The token of a survey invitation's answer links. It names the invitation only (the
+    customer comes from the invitation, never from the request); it expires with the
+    invitation, and the invitation's status makes it single-use."""
+    return sign(key, SURVEY_ANSWER_PURPOSE, {"invitation": invitation_id}, expires_at=expires_at)
+
+
+def survey_answer_url(
+    invitation_id: int,
+    *,
+    key: bytes,
+    base_url: str,
+    expires_at: datetime,
+    score: int | None = None,
+) -> str:
+    """``{base_url}/s/{token}``, with ``?score=N`` for a one-click score link. Opening it (GET
+    or a mail scanner's HEAD) only shows the page with the score preselected; the POST of the
+    page's form records the answer."""
+    url = signed_url(
+        base_url, "s", survey_answer_token(invitation_id, key=key, expires_at=expires_at)
+    )
+    return url if score is None else f"{url}?score={int(score)}"
