@@ -29,13 +29,36 @@ def hand_over_leavers(
                 conn, changes, now=ctx.now, source=SOURCE_LEAVER, reason=REASON_LEFT, run_id=run_id
             )
         moved = _move_stray_revisits(conn, ctx, dry_run)
-    if changes:
-        counts.add("-", "reassigned", len(changes))
+        # Counted under each customer's region (片区), as every other column of the artifact.
+        for region, n in _by_region(conn, [c.customer_id for c in changes]).items():
+            counts.add(region, "reassigned", n)
     if stranded:
         counts.add("-", "reassign_stranded", stranded)
     if moved:
         counts.add("-", "revisits_moved", moved)
     return counts
+
+
+_REGION_COUNTS = text(
+    """
+    SELECT COALESCE(r.code, '-') AS region_code, count(*) AS n
+    FROM customers c
+    LEFT JOIN branches b ON b.id = c.branch_id
+    LEFT JOIN regions r ON r.id = b.region_id
+    WHERE c.id IN :ids
+    GROUP BY COALESCE(r.code, '-')
+    """
+).bindparams(id_list("ids"))
+_CHUNK = 5000
+
+
+def _by_region(conn: Connection, customer_ids: list[int]) -> dict[str, int]:
+    found: dict[str, int] = defaultdict(int)
+    for start in range(0, len(customer_ids), _CHUNK):
+        chunk = customer_ids[start : start + _CHUNK]
+        for region, n in conn.execute(_REGION_COUNTS, {"ids": chunk}).tuples():
+            found[region] += n
+    return dict(found)
 
 
 # Open revisits still assigned to someone who left (after the hand-over: work whose customer's

@@ -80,6 +80,7 @@ def test_a_leavers_customers_and_open_revisits_go_to_the_branch_manager(engine: 
             "late": late.id,
         }
         leaver_name = leaver.name
+        org_region = org.region.code
     ctx = _ctx(engine, MONDAY)
 
     dry = hand_over_leavers(engine, ctx, run_id=None, dry_run=True)
@@ -89,6 +90,8 @@ def test_a_leavers_customers_and_open_revisits_go_to_the_branch_manager(engine: 
 
     counts = hand_over_leavers(engine, ctx, run_id=7, dry_run=False)
     assert counts.total("reassigned") == 3 and counts.total("reassign_stranded") == 0
+    # Counted under the customers' region, as the artifact's other columns are.
+    assert counts.by_region[org_region]["reassigned"] == 3 and "-" not in counts.by_region
     with session_scope(engine) as session:
         owners = {c.id: c.account_manager_id for c in session.scalars(select(Customer))}
         assert owners == {
