@@ -31,19 +31,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, Table, func, select, text, update
 from sqlalchemy.orm import Session
 
 from crm_core.masking import mask_phone
 from crm_core.settings import get_settings
+from crm_db.bulk import driver_timestamp, insert_rows_returning, update_rows
 from crm_db.enums import ComplaintEventKind, ComplaintStatus, EventSource
 from crm_db.models import (
     Branch,
     BusinessCalendar,
     Complaint,
     ComplaintEscalation,
-    ComplaintEvent,
     Customer,
     Region,
 )
@@ -360,12 +359,29 @@ def _due_ids(session: Session, now: datetime) -> list[int]:
     return sorted(ids)
 
 
-def _reached(session: Session, ids: Sequence[int]) -> dict[int, set[tuple[str, str]]]:
+def _due_rows(session: Session, now: datetime, part: Sequence[int]) -> list[Row[Any]]:
+    """The due complaints of one chunk: a slice of the sorted due ids read as an id range (no
+    list of thousands of ids for the driver to parse)."""
+    return list(
+        session.execute(
+            _rows_query().where(
+                Complaint.id.between(part[0], part[-1]), Complaint.next_check_at <= now
+            )
+        )
+    )
+
+
+def _reached(
+    session: Session, now: datetime, part: Sequence[int]
+) -> dict[int, set[tuple[str, str]]]:
+    """The tiers recorded so far for the due complaints of one chunk (as ``_due_rows``)."""
     reached: defaultdict[int, set[tuple[str, str]]] = defaultdict(set)
     rows = session.execute(
         select(
             ComplaintEscalation.complaint_id, ComplaintEscalation.target, ComplaintEscalation.tier
-        ).where(ComplaintEscalation.complaint_id.in_(ids))
+        )
+        .join(Complaint, Complaint.id == ComplaintEscalation.complaint_id)
+        .where(Complaint.id.between(part[0], part[-1]), Complaint.next_check_at <= now)
     ).tuples()
     for complaint_id, target, tier in rows:
         reached[complaint_id].add((str(target), str(tier)))
@@ -393,10 +409,10 @@ def _escalate(
     ids = _due_ids(session, now)
     outcome.checked = len(ids)
     for part in _chunks(ids, chunk):
-        rows = session.execute(_rows_query().where(Complaint.id.in_(part))).all()
-        reached = _reached(session, part)
+        rows = _due_rows(session, now, part)
+        reached = _reached(session, now, part)
         wanted: list[Claimed] = []
-        moves: list[dict[str, Any]] = []
+        moves: list[tuple[int, datetime, datetime | None]] = []  # (id, old, new)
         for row in rows:
             rows_by_id[row.id] = row
             result = plan(
@@ -408,7 +424,7 @@ def _escalate(
             )
             wanted.extend(Claimed(row.id, due) for due in result.due)
             if result.next_check_at != row.next_check_at:
-                moves.append({"id": row.id, "old": row.next_check_at, "new": result.next_check_at})
+                moves.append((row.id, row.next_check_at, result.next_check_at))
         if dry_run:
             claimed_all.extend((-1, c) for c in wanted)
         else:
@@ -459,9 +475,31 @@ def _escalation_item(row: Row[Any], claim: Claimed, directory: Directory) -> dic
     }
 
 
-def _dialect_insert(session: Session) -> Any:
-    name = session.connection().dialect.name
-    return postgresql.insert if name == "postgresql" else sqlite.insert
+_ESCALATION_COLUMNS = (
+    "complaint_id",
+    "target",
+    "tier",
+    "notified_staff_id",
+    "elapsed_minutes",
+    "run_id",
+    "created_at",
+    "threshold_at",
+    "late_minutes",
+    "reason",
+)
+_EVENT_COLUMNS = (
+    "complaint_id",
+    "at",
+    "from_status",
+    "to_status",
+    "actor_id",
+    "assignee_id",
+    "note",
+    "kind",
+    "source",
+    "recorded_at",
+    "detail_key",
+)
 
 
 def _claim(
@@ -473,85 +511,96 @@ def _claim(
 ) -> list[tuple[int, Claimed]]:
     """Insert the wanted tiers, ignoring the ones recorded already (by an earlier or a
     concurrent check); return the ones this check inserted, with their row ids, after writing
-    their escalation events."""
+    their escalation events. Three set-based statements per chunk (claims, events, the claims'
+    event ids), whatever the number of complaints; every row is stamped with the check's
+    instant ``now``, never the wall clock."""
     if not wanted:
         return []
+    conn = session.connection()
+    dialect = conn.dialect.name
+    stamp = driver_timestamp(now, dialect)
     by_key = {(c.complaint_id, c.due.target, c.due.tier): c for c in wanted}
-    insert = _dialect_insert(session)
-    table = cast(Table, ComplaintEscalation.__table__)
-    statement = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["complaint_id", "target", "tier"])
-        .returning(table.c.id, table.c.complaint_id, table.c.target, table.c.tier)
+    inserted = insert_rows_returning(
+        conn,
+        "complaint_escalations",
+        _ESCALATION_COLUMNS,
+        [
+            (
+                c.complaint_id,
+                c.due.target,
+                c.due.tier,
+                c.due.notice.recipient_id,
+                c.due.elapsed_minutes,
+                run_id,
+                stamp,
+                driver_timestamp(c.due.threshold_at, dialect),
+                c.due.late_minutes,
+                (c.due.notice.reason or None) and c.due.notice.reason[:200],
+            )
+            for c in wanted
+        ],
+        "ON CONFLICT (complaint_id, target, tier) DO NOTHING",
+        ("id", "complaint_id", "target", "tier"),
     )
-    values = [
-        {
-            "complaint_id": c.complaint_id,
-            "target": c.due.target,
-            "tier": c.due.tier,
-            "notified_staff_id": c.due.notice.recipient_id,
-            "elapsed_minutes": c.due.elapsed_minutes,
-            "run_id": run_id,
-            "created_at": now,
-            "threshold_at": c.due.threshold_at,
-            "late_minutes": c.due.late_minutes,
-            "reason": (c.due.notice.reason or None) and c.due.notice.reason[:200],
-        }
-        for c in wanted
-    ]
-    inserted = session.execute(statement, values).all()
-    claimed = [(r.id, by_key[(r.complaint_id, str(r.target), str(r.tier))]) for r in inserted]
+    claimed = sorted(
+        (int(eid), by_key[(int(cid), str(target), str(tier))])
+        for eid, cid, target, tier in inserted
+    )
     if not claimed:
         return []
-    events = cast(Table, ComplaintEvent.__table__)
-    event_rows = session.execute(
-        events.insert().returning(events.c.id, events.c.complaint_id, events.c.detail_key),
+    escalation, flow = ComplaintEventKind.ESCALATION.value, EventSource.FLOW.value
+    event_rows = insert_rows_returning(
+        conn,
+        "complaint_events",
+        _EVENT_COLUMNS,
         [
-            {
-                "complaint_id": c.complaint_id,
-                "at": now,
-                "from_status": str(rows_by_id[c.complaint_id].status),
-                "to_status": str(rows_by_id[c.complaint_id].status),
-                "actor_id": None,
-                "assignee_id": c.due.notice.recipient_id,
-                "note": f"{c.due.target} {c.due.tier}: {c.due.late_minutes} minutes late",
-                "kind": ComplaintEventKind.ESCALATION,
-                "source": EventSource.FLOW,
-                "recorded_at": now,
-                "detail_key": f"{c.due.target}:{c.due.tier}",
-            }
+            (
+                c.complaint_id,
+                stamp,
+                str(rows_by_id[c.complaint_id].status),
+                str(rows_by_id[c.complaint_id].status),
+                None,
+                c.due.notice.recipient_id,
+                f"{c.due.target} {c.due.tier}: {c.due.late_minutes} minutes late",
+                escalation,
+                flow,
+                stamp,
+                f"{c.due.target}:{c.due.tier}",
+            )
             for _, c in claimed
         ],
-    ).all()
-    event_ids = {(r.complaint_id, r.detail_key): r.id for r in event_rows}
-    session.execute(
-        update(table).where(table.c.id == _bind("eid")).values(event_id=_bind("event")),
-        [
-            {"eid": eid, "event": event_ids[(c.complaint_id, f"{c.due.target}:{c.due.tier}")]}
-            for eid, c in claimed
-        ],
+        "",
+        ("id", "complaint_id", "detail_key"),
+    )
+    event_ids = {(int(cid), str(key)): int(eid) for eid, cid, key in event_rows}
+    update_rows(
+        conn,
+        "complaint_escalations",
+        ("id",),
+        ("event_id",),
+        [(eid, event_ids[(c.complaint_id, f"{c.due.target}:{c.due.tier}")]) for eid, c in claimed],
     )
     return claimed
 
 
-def _bind(name: str) -> Any:
-    return bindparam(name)
-
-
-def _move_next_checks(session: Session, moves: Sequence[dict[str, Any]]) -> None:
+def _move_next_checks(
+    session: Session, moves: Sequence[tuple[int, datetime | None, datetime | None]]
+) -> None:
     """Each complaint's next check, unless a lifecycle write moved it meanwhile (PostgreSQL:
-    the ``old`` value no longer matches, and that write's value stays)."""
-    if not moves:
-        return
-    table = cast(Table, Complaint.__table__)
-    reset = [m for m in moves if m["old"] is not None]
-    if reset:
-        session.execute(
-            update(table)
-            .where(table.c.id == _bind("cid"), table.c.next_check_at == _bind("old"))
-            .values(next_check_at=_bind("new")),
-            [{"cid": m["id"], "old": m["old"], "new": m["new"]} for m in reset],
-        )
+    the old value no longer matches, and that write's value stays). One set-based update."""
+    conn = session.connection()
+    dialect = conn.dialect.name
+    update_rows(
+        conn,
+        "complaints",
+        ("id", "next_check_at"),
+        ("next_check_at",),
+        [
+            (cid, driver_timestamp(old, dialect), driver_timestamp(new, dialect))
+            for cid, old, new in moves
+            if old is not None
+        ],
+    )
 
 
 # -- 3. every result re-checked (复查) --------------------------------------------------------
