@@ -290,6 +290,7 @@ def _assign_unassigned(
                 None,
                 EventSource.FLOW,
                 note="assigned by branch (complaint check)",
+                recorded_at=now,
             )
         outcome.assigned += 1
         by_assignee[choice.assignee_id].append(_list_item(row))

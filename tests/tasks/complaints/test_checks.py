@@ -306,3 +306,25 @@ def test_the_escalation_email_prints_status_labels_not_codes() -> None:
     en = render_email("complaint_escalation", "en", context)
     assert "等待客户回复" in zh.text and "waiting_on_customer" not in zh.text + zh.html
     assert "waiting on the customer" in en.text and "waiting_on_customer" not in en.text + en.html
+
+
+def test_a_checks_writes_carry_its_instant_not_the_wall_clock(engine: Engine) -> None:
+    # A check re-run for an instant a week ago (checked_at): what it records is dated then.
+    world = _world(engine, 2, assigned=False)
+    at = RECEIVED + timedelta(hours=20, minutes=7, seconds=3)
+    outcome = _check(engine, at)
+    assert outcome.assigned == 2 and outcome.escalations
+    with session_scope(engine) as session:
+        events = session.execute(
+            select(ComplaintEvent.kind, ComplaintEvent.at, ComplaintEvent.recorded_at).where(
+                ComplaintEvent.complaint_id.in_(world.complaint_ids),
+                ComplaintEvent.source == EventSource.FLOW,
+            )
+        ).all()
+        kinds = Counter(str(kind) for kind, _, _ in events)
+        assert kinds == Counter({"assign": 2, "escalation": 2})
+        assert {(a, r) for _, a, r in events} == {(at, at)}
+        stamps = set(session.scalars(select(ComplaintEscalation.created_at)))
+        queued = set(session.scalars(select(OutboxMessage.created_at)))
+    assert stamps == {at}
+    assert queued == {at}
