@@ -46,7 +46,7 @@ from crm_db.models import (
     Customer,
     Region,
 )
-from crm_db.policy_defaults import COMPLAINT_VERIFY_REMINDER_DAYS
+from crm_db.policy_defaults import COMPLAINT_EMAIL_MAX_ITEMS, COMPLAINT_VERIFY_REMINDER_DAYS
 from tasks.common.directory import Directory, load_directory
 from tasks.common.policies import setting
 from tasks.common.write_lock import begin_write, get_for_update
@@ -54,11 +54,17 @@ from tasks.complaints import lifecycle
 from tasks.complaints.clock import clock_of
 from tasks.complaints.policies import complaint_hours
 from tasks.complaints.rules.escalation import TIER_NAMES, plan
-from tasks.complaints.rules.notices import Claimed, escalation_key, group_by_recipient
+from tasks.complaints.rules.notices import (
+    Claimed,
+    escalation_key,
+    group_by_recipient,
+    urgent_first,
+)
 from tasks.complaints.rules.sweeps import assignee_for, verify_reminder_cutoff
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.rules.business_time import BusinessHours
 from tasks.rules.escalation_ladder import RecipientKind, Tier, resolve
+from tasks.rules.listing import first_of
 
 CHUNK = 2_000
 OPEN_STATES = (
@@ -210,9 +216,14 @@ def run_check(
         directory = directory or load_directory(session.connection())
         hours = _Hours(session)
         messages: list[NewMessage] = []
-        messages += _assign_unassigned(session, now, directory, outcome, run_id, dry_run)
-        messages += _escalate(session, now, directory, hours, outcome, run_id, dry_run, chunk)
-        messages += _remind_unverified(session, now, directory, hours, outcome, run_id, dry_run)
+        limit = setting(session, COMPLAINT_EMAIL_MAX_ITEMS)
+        messages += _assign_unassigned(session, now, directory, outcome, run_id, dry_run, limit)
+        messages += _escalate(
+            session, now, directory, hours, outcome, run_id, dry_run, chunk, limit
+        )
+        messages += _remind_unverified(
+            session, now, directory, hours, outcome, run_id, dry_run, limit
+        )
         outcome.open_by_state = _open_by_state(session)
         if dry_run:
             for message in messages:
@@ -261,6 +272,7 @@ def _assign_unassigned(
     outcome: CheckOutcome,
     run_id: int | None,
     dry_run: bool,
+    limit: int,
 ) -> list[NewMessage]:
     rows = session.execute(
         _rows_query()
@@ -309,6 +321,7 @@ def _assign_unassigned(
                 _sweep_key("complaint_assigned", now, rid, first[rid]),
                 items,
                 run_id,
+                limit,
             )
         )
     ]
@@ -322,11 +335,16 @@ def _staff_message(
     key: str,
     items: list[dict[str, Any]],
     run_id: int | None,
+    limit: int,
     **extra: Any,
 ) -> NewMessage | None:
+    """One email to a staff member listing the complaints of ``items`` (dicts with a
+    ``reference``): at most ``limit`` complaints (``complaint.email_max_items``), with the
+    total and how many more are left out (no silent cap)."""
     member = directory.member(recipient_id)
     if member is None or member.email is None:
         return None
+    listing = first_of(items, limit, key=lambda item: item["reference"])
     return NewMessage(
         idempotency_key=key,
         kind=kind,
@@ -338,7 +356,7 @@ def _staff_message(
         context={
             "recipient_name": member.name,
             "checked_at": _local(now),
-            "items": items,
+            **listing.context(),
             **extra,
         },
         run_id=run_id,
@@ -403,6 +421,7 @@ def _escalate(
     run_id: int | None,
     dry_run: bool,
     chunk: int,
+    limit: int,
 ) -> list[NewMessage]:
     org = directory.org()
     claimed_all: list[tuple[int, Claimed]] = []  # (escalation row id, claim)
@@ -444,11 +463,13 @@ def _escalate(
     outcome.unnotified += len(batches.unnotified)
     messages: list[NewMessage] = []
     for rid, items in sorted(batches.by_recipient.items()):
-        context_items = [_escalation_item(rows_by_id[c.complaint_id], c, directory) for c in items]
+        context_items = [
+            _escalation_item(rows_by_id[c.complaint_id], c, directory) for c in urgent_first(items)
+        ]
         # The first escalation row it reports makes the key unique per claim set.
         key = f"{escalation_key(now, rid)}:e{first_row.get(rid, 0)}"
         message = _staff_message(
-            directory, rid, "complaint_escalation", now, key, context_items, run_id
+            directory, rid, "complaint_escalation", now, key, context_items, run_id, limit
         )
         if message is None:
             outcome.unnotified += len(items)
@@ -615,6 +636,7 @@ def _remind_unverified(
     outcome: CheckOutcome,
     run_id: int | None,
     dry_run: bool,
+    limit: int,
 ) -> list[NewMessage]:
     days = setting(session, COMPLAINT_VERIFY_REMINDER_DAYS)
     # Each calendar's cutoff; the latest bounds the read (the partial index of the resolved
@@ -682,6 +704,7 @@ def _remind_unverified(
             _sweep_key("complaint_verify_reminder", now, rid, first[rid]),
             items,
             run_id,
+            limit,
             working_days=days,
         )
         if message is not None:

@@ -328,3 +328,31 @@ def test_a_checks_writes_carry_its_instant_not_the_wall_clock(engine: Engine) ->
         queued = set(session.scalars(select(OutboxMessage.created_at)))
     assert stamps == {at}
     assert queued == {at}
+
+
+def test_an_escalation_email_lists_at_most_the_cap_and_says_how_many_more(
+    engine: Engine,
+) -> None:
+    from crm_db.models import PolicySetting
+    from tasks.mail.render import render_email
+
+    world = _world(engine, 3)
+    with session_scope(engine) as session:
+        session.merge(PolicySetting(key="complaint.email_max_items", value=2))
+    # Past every first-response tier at once: each complaint brings several tiers to its
+    # assignee, the cap counts complaints.
+    _check(engine, RECEIVED + timedelta(hours=30))
+    [email] = [
+        e
+        for e in _emails(engine, "complaint_escalation")
+        if e.staff_id == world.org.account_manager.id
+    ]
+    listed = {item["reference"] for item in email.context["items"]}
+    assert len(listed) == 2 and listed < {"K0", "K1", "K2"}
+    assert len(email.context["items"]) > 2  # a listed complaint keeps all its tiers
+    assert (email.context["total_count"], email.context["more_count"]) == (3, 1)
+    zh = render_email("complaint_escalation", "zh-CN", email.context)
+    en = render_email("complaint_escalation", "en", email.context)
+    assert "3 件投诉" in zh.subject and "另有 1 件投诉未在此列出" in zh.text
+    assert "另有 1 件投诉未在此列出" in zh.html
+    assert "1 more complaint not listed here" in en.text and "3 complaints" in en.subject
