@@ -14,11 +14,12 @@ without a deliverable, valid address. Skips are counted by reason.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_db.enums import ComplaintEventKind, EventSource
@@ -26,7 +27,13 @@ from crm_db.models import Complaint, ComplaintEvent, Customer, SlaPolicy
 from crm_db.types import utcnow
 from tasks.common.contact_policy import load_contact_facts
 from tasks.common.directory import Directory, load_directory
-from tasks.complaints.lifecycle import ComplaintNotFoundError, copy_targets, refresh
+from tasks.complaints.lifecycle import (
+    ComplaintNotFoundError,
+    Intake,
+    copy_targets,
+    open_complaint,
+    refresh,
+)
 from tasks.complaints.policies import complaint_hours
 from tasks.complaints.rules.intake import (
     ALERT_KIND,
@@ -46,8 +53,9 @@ _SERVICE_RULES = ContactRules(cap_days=1)  # a service message ignores the cap
 
 
 def new_reference(session: Session, at: datetime) -> str:
-    """The next reference number of ``at``'s year (``CP2026`` + 7 digits). Unique in the
-    database (``external_id``): a concurrent intake taking the same one fails and retries."""
+    """The next reference number of ``at``'s year (``CP2026`` + 7 digits), as far as this
+    transaction sees. Two intakes at once can both pick it: open through
+    ``open_with_reference``, which retries a taken one."""
     year = at.year
     last = session.scalar(
         select(func.max(Complaint.external_id)).where(
@@ -56,6 +64,38 @@ def new_reference(session: Session, at: datetime) -> str:
         )
     )
     return next_reference(year, last)
+
+
+REFERENCE_ATTEMPTS = 5
+
+
+def open_with_reference(
+    session: Session,
+    at: datetime,
+    intake_for: Callable[[str], Intake],
+    *,
+    actor_id: int | None = None,
+    source: EventSource = EventSource.CLI,
+    note: str | None = None,
+) -> Complaint:
+    """A new complaint under the next free reference number of ``at``'s year, in the caller's
+    transaction. Each attempt runs in a savepoint: when a concurrent intake took the same
+    number first (PostgreSQL: the insert waits for that transaction, then the unique key on
+    ``external_id`` refuses it), only the attempt is rolled back and the next number is tried,
+    up to ``REFERENCE_ATTEMPTS`` times. Any other integrity error is raised as it is (SQLite
+    serialises writers: no collision there)."""
+    for attempt in range(1, REFERENCE_ATTEMPTS + 1):
+        reference = new_reference(session, at)
+        try:
+            with session.begin_nested():
+                return open_complaint(
+                    session, intake_for(reference), actor_id=actor_id, source=source, note=note
+                )
+        except IntegrityError:
+            taken = session.scalar(select(Complaint.id).where(Complaint.external_id == reference))
+            if taken is None or attempt == REFERENCE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -254,4 +294,10 @@ def _target_values(complaint: Complaint) -> tuple[object, ...]:
     return tuple(getattr(complaint, name) for name in _TARGET_FIELDS)
 
 
-__all__ = ["IntakeNotices", "new_reference", "queue_intake_notices", "recompute"]
+__all__ = [
+    "IntakeNotices",
+    "new_reference",
+    "open_with_reference",
+    "queue_intake_notices",
+    "recompute",
+]

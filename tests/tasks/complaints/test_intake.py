@@ -235,3 +235,71 @@ def test_customer_branch_timezone_sets_the_promised_time(engine: Engine, cli: Cl
     due = (at + timedelta(days=1)).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
     offset = due.strftime("%z")
     assert receipt.context["reply_by"] == f"{due:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
+
+
+@pytest.mark.postgres
+def test_two_concurrent_intakes_on_postgres_get_distinct_references(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both pick the same next number; the second waits for the first's unique key, is
+    # refused, and retries the next number in a savepoint - its transaction goes on.
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from crm_db.enums import ComplaintSource, Severity
+    from tasks.complaints import intake
+    from tasks.complaints.lifecycle import Intake
+
+    with session_scope(pg_engine) as session:
+        ensure_default_policies(session, now=utcnow())
+        org = make_org(session)
+        customer_id = make_customer(session, org).id
+    at = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    picked: list[tuple[str, str]] = []
+    real = intake.new_reference
+
+    def spy(session: Session, when: datetime) -> str:
+        reference = real(session, when)
+        picked.append((threading.current_thread().name, reference))
+        return reference
+
+    monkeypatch.setattr(intake, "new_reference", spy)
+
+    def make(reference: str) -> Intake:
+        return Intake(
+            reference,
+            customer_id,
+            org.branch.id,
+            "充值到账",
+            Severity.NORMAL,
+            at,
+            source=ComplaintSource.CLI,
+        )
+
+    first_inserted, second_done = threading.Event(), threading.Event()
+    references: dict[str, str] = {}
+
+    def first() -> None:
+        with session_scope(pg_engine) as session:
+            references["first"] = intake.open_with_reference(session, at, make).external_id
+            first_inserted.set()
+            second_done.wait(timeout=1.0)  # the second blocks on our key until we commit
+
+    def second() -> None:
+        first_inserted.wait(timeout=10)
+        with session_scope(pg_engine) as session:
+            references["second"] = intake.open_with_reference(session, at, make).external_id
+        second_done.set()
+
+    threads = [threading.Thread(target=f, name=f.__name__) for f in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert references == {"first": "CP20260000001", "second": "CP20260000002"}
+    # The second picked the first's number before it was committed, then the next one.
+    assert [r for name, r in picked if name == "second"] == ["CP20260000001", "CP20260000002"]
+    with session_scope(pg_engine) as session:
+        stored = sorted(session.scalars(select(Complaint.external_id)))
+    assert stored == ["CP20260000001", "CP20260000002"]
