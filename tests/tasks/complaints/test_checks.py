@@ -260,7 +260,11 @@ def test_a_dry_run_writes_nothing(engine: Engine) -> None:
 
 
 def test_two_checks_at_once_on_postgres_notify_each_tier_once(pg_engine: Engine) -> None:
+    from crm_db.models import PolicySetting
+
     world = _world(pg_engine, complaints=40)
+    with session_scope(pg_engine) as session:  # every tier listed (no cap in this test)
+        session.merge(PolicySetting(key="complaint.email_max_items", value=1000))
     at = RECEIVED + timedelta(hours=49)
     barrier = threading.Barrier(2)
     outcomes: list[CheckOutcome] = []
