@@ -378,7 +378,9 @@ def _due_ids(session: Session, now: datetime) -> list[int]:
     return sorted(ids)
 
 
-def _due_rows(session: Session, now: datetime, part: Sequence[int]) -> list[Row[Any]]:
+def _due_rows(
+    session: Session, now: datetime, part: Sequence[int], *, whole: bool
+) -> list[Row[Any]]:
     """The due complaints of one chunk with the tiers they reached so far (``reached``:
     ``target:tier`` joined by commas, one correlated lookup on the unique key): a slice of the
     sorted due ids read as an id range, in one statement (no list of thousands of ids for the
@@ -396,13 +398,11 @@ def _due_rows(session: Session, now: datetime, part: Sequence[int]) -> list[Row[
         .correlate(Complaint)
         .scalar_subquery()
     )
-    return list(
-        session.execute(
-            _rows_query()
-            .add_columns(reached.label("reached"))
-            .where(Complaint.id.between(part[0], part[-1]), Complaint.next_check_at <= now)
-        )
-    )
+    query = _rows_query().add_columns(reached.label("reached"))
+    query = query.where(Complaint.next_check_at <= now)
+    if not whole:  # one chunk of several: its id range
+        query = query.where(Complaint.id.between(part[0], part[-1]))
+    return list(session.execute(query))
 
 
 def _reached(row: Row[Any]) -> set[tuple[str, str]]:
@@ -434,7 +434,7 @@ def _escalate(
     ids = _due_ids(session, now)
     outcome.checked = len(ids)
     for part in _chunks(ids, chunk):
-        rows = _due_rows(session, now, part)
+        rows = _due_rows(session, now, part, whole=len(part) == len(ids))
         wanted: list[Claimed] = []
         moves: list[tuple[int, datetime, datetime | None]] = []  # (id, old, new)
         for row in rows:
@@ -544,8 +544,10 @@ def _claim(
         return []
     conn = session.connection()
     dialect = conn.dialect.name
-    stamp = driver_timestamp(now, dialect)
     by_key = {(c.complaint_id, c.due.target, c.due.tier): c for c in wanted}
+    if dialect == "postgresql":
+        return _claim_postgres(conn, now, wanted, by_key, rows_by_id, run_id)
+    stamp = driver_timestamp(now, dialect)
     inserted = insert_rows_returning(
         conn,
         "complaint_escalations",
@@ -607,6 +609,74 @@ def _claim(
         [(eid, event_ids[(c.complaint_id, f"{c.due.target}:{c.due.tier}")]) for eid, c in claimed],
     )
     return claimed
+
+
+# PostgreSQL: claims and their events in one statement. Each wanted tier draws its event's id
+# from the events' sequence up front (a gap for the ones a conflict skips); the claims insert
+# with it, the events insert for the claimed rows only, and the foreign key is checked at the
+# end of the statement, when both exist. No second write of the claims (no dead rows).
+_CLAIM_POSTGRES = """
+WITH wanted AS MATERIALIZED (
+    SELECT w.*, nextval(pg_get_serial_sequence('complaint_events', 'id')) AS event_id
+    FROM unnest(%b::integer[], %b::text[], %b::text[], %b::integer[], %b::integer[],
+                %b::integer[], %b::timestamptz[], %b::integer[], %b::text[], %b::text[],
+                %b::text[])
+         AS w(complaint_id, target, tier, notified_staff_id, elapsed_minutes, run_id,
+              threshold_at, late_minutes, reason, status, note)
+),
+claimed AS (
+    INSERT INTO complaint_escalations (complaint_id, target, tier, notified_staff_id,
+        elapsed_minutes, run_id, created_at, threshold_at, late_minutes, reason, event_id)
+    SELECT complaint_id, target, tier, notified_staff_id, elapsed_minutes, run_id, %s,
+           threshold_at, late_minutes, reason, event_id
+    FROM wanted
+    ON CONFLICT (complaint_id, target, tier) DO NOTHING
+    RETURNING id, complaint_id, target, tier, event_id
+),
+events AS (
+    INSERT INTO complaint_events (id, complaint_id, at, from_status, to_status, actor_id,
+        assignee_id, note, kind, source, recorded_at, detail_key)
+    SELECT c.event_id, c.complaint_id, %s, w.status, w.status, NULL, w.notified_staff_id,
+           w.note, 'escalation', 'flow', %s, c.target || ':' || c.tier
+    FROM claimed c JOIN wanted w USING (complaint_id, target, tier)
+)
+SELECT id, complaint_id, target, tier FROM claimed
+"""
+
+
+def _claim_postgres(
+    conn: Any,
+    now: datetime,
+    wanted: Sequence[Claimed],
+    by_key: dict[tuple[int, str, str], Claimed],
+    rows_by_id: dict[int, Row[Any]],
+    run_id: int | None,
+) -> list[tuple[int, Claimed]]:
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
+    for c in wanted:
+        for column, value in zip(
+            columns,
+            (
+                c.complaint_id,
+                c.due.target,
+                c.due.tier,
+                c.due.notice.recipient_id,
+                c.due.elapsed_minutes,
+                run_id,
+                c.due.threshold_at,
+                c.due.late_minutes,
+                (c.due.notice.reason or None) and c.due.notice.reason[:200],
+                str(rows_by_id[c.complaint_id].status),
+                f"{c.due.target} {c.due.tier}: {c.due.late_minutes} minutes late",
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    instant = now.astimezone(UTC)
+    rows = conn.exec_driver_sql(_CLAIM_POSTGRES, (*columns, instant, instant, instant)).all()
+    return sorted(
+        (int(eid), by_key[(int(cid), str(target), str(tier))]) for eid, cid, target, tier in rows
+    )
 
 
 def _move_next_checks(

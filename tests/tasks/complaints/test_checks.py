@@ -330,6 +330,17 @@ def test_a_checks_writes_carry_its_instant_not_the_wall_clock(engine: Engine) ->
         assert {(a, r) for _, a, r in events} == {(at, at)}
         stamps = set(session.scalars(select(ComplaintEscalation.created_at)))
         queued = set(session.scalars(select(OutboxMessage.created_at)))
+        # Each claim points at its own escalation event.
+        linked = session.execute(
+            select(ComplaintEscalation, ComplaintEvent).join(
+                ComplaintEvent, ComplaintEvent.id == ComplaintEscalation.event_id
+            )
+        ).all()
+        assert len(linked) == 2
+        for claim, event in linked:
+            assert event.complaint_id == claim.complaint_id
+            assert event.detail_key == f"{claim.target}:{claim.tier}"
+            assert str(event.kind) == "escalation" and event.assignee_id == claim.notified_staff_id
     assert stamps == {at}
     assert queued == {at}
 
