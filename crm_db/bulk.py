@@ -100,6 +100,7 @@ def insert_statement(conn: Connection, table: str, columns: Iterable[str], suffi
 # Rows per statement. SQLite binds at most 32,766 parameters per statement; PostgreSQL takes one
 # array per column, so its chunks only bound the memory of one statement.
 SQLITE_CHUNK_ROWS = 1000
+SQLITE_MAX_PARAMETERS = 32_766
 POSTGRES_CHUNK_ROWS = 10_000
 
 
@@ -129,6 +130,80 @@ def insert_rows(
         # sqlite3 sums the rows each execution changed; a row a conflict skipped changes none.
         inserted += max(conn.exec_driver_sql(sql, list(chunk)).rowcount, 0)
     return inserted
+
+
+def insert_rows_returning(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    suffix: str,
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """``insert_rows`` that hands back the ``returning`` columns of the rows it inserted (a
+    row an ``ON CONFLICT DO NOTHING`` in ``suffix`` skipped returns nothing), in no particular
+    order. PostgreSQL: one ``INSERT ... SELECT FROM unnest() ... RETURNING`` per chunk; SQLite:
+    one multi-row ``VALUES`` insert per chunk (``executemany`` cannot return rows)."""
+    tail = f"{suffix} RETURNING {', '.join(returning)}"
+    found: list[tuple[Any, ...]] = []
+    if conn.dialect.name == "postgresql":
+        for chunk in _chunks(rows, POSTGRES_CHUNK_ROWS):
+            sql, params = _unnest_insert(table, columns, chunk, tail)
+            found.extend(tuple(r) for r in conn.exec_driver_sql(sql, params))
+        return found
+    size = max(1, min(SQLITE_CHUNK_ROWS, SQLITE_MAX_PARAMETERS // max(1, len(columns))))
+    for chunk in _chunks(rows, size):
+        if any(len(row) != len(columns) for row in chunk):
+            raise ValueError(f"{table}: every row needs one value per column {tuple(columns)}")
+        sql = multi_row_insert(conn, table, columns, len(chunk), tail)
+        flat = tuple(value for row in chunk for value in row)
+        found.extend(tuple(r) for r in conn.exec_driver_sql(sql, flat))
+    return found
+
+
+def update_rows(
+    conn: Connection,
+    table: str,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> int:
+    """``UPDATE table SET columns WHERE keys`` for each driver-level row ``(*keys, *columns)``
+    (values as ``insert_rows`` takes them); returns how many rows matched. A key column may also
+    be set (``keys=("id", "next_check_at")``, ``columns=("next_check_at",)``: a compare and set).
+
+    PostgreSQL: one ``UPDATE ... FROM unnest()`` per chunk with binary array parameters (no
+    per-row round trip, no driver re-parsing); SQLite: one ``executemany`` per chunk."""
+    width = len(keys) + len(columns)
+    if any(len(row) != width for row in rows):
+        raise ValueError(f"{table}: every row needs one value per key and column")
+    if not rows or not columns:
+        return 0
+    updated = 0
+    if conn.dialect.name == "postgresql":
+        types = _postgres_array_types(table, (*keys, *columns))
+        names = [f"k{i}" for i in range(len(keys))] + [f"c{i}" for i in range(len(columns))]
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
+        assignments = ", ".join(f"{c} = v.c{i}" for i, c in enumerate(columns))
+        matches = " AND ".join(f"{table}.{k} = v.k{i}" for i, k in enumerate(keys))
+        sql = (
+            f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({', '.join(names)}) "
+            f"WHERE {matches}"
+        )
+        for chunk in _chunks(rows, POSTGRES_CHUNK_ROWS):
+            params = tuple(list(values) for values in zip(*chunk, strict=True))
+            updated += max(conn.exec_driver_sql(sql, params).rowcount, 0)
+        return updated
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in columns)} "
+        f"WHERE {' AND '.join(f'{k} = {mark}' for k in keys)}"
+    )
+    n_keys = len(keys)
+    for chunk in _chunks(rows, SQLITE_CHUNK_ROWS):
+        ordered = [(*row[n_keys:], *row[:n_keys]) for row in chunk]
+        updated += max(conn.exec_driver_sql(sql, ordered).rowcount, 0)
+    return updated
 
 
 def _chunks(rows: Sequence[Sequence[Any]], size: int) -> Iterable[Sequence[Sequence[Any]]]:

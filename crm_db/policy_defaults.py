@@ -91,6 +91,11 @@ COMPLAINT_VERIFY_REMINDER_DAYS: Final = Setting(
     2,
     "Resolved but not verified (复查) after N working days: remind the branch manager, once",
 )
+COMPLAINT_EMAIL_MAX_ITEMS: Final = Setting(
+    "complaint.email_max_items",
+    20,
+    "A complaint-check email to one person lists at most N complaints and says how many more",
+)
 TARGETS_SETTLEMENT_CUTOFF_DAY: Final = Setting(
     "targets.settlement_cutoff_day",
     25,
@@ -119,6 +124,7 @@ SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[st
     SURVEY_EXPIRY_DAYS,
     CHURN_DROP_RATIO,
     COMPLAINT_VERIFY_REMINDER_DAYS,
+    COMPLAINT_EMAIL_MAX_ITEMS,
     TARGETS_SETTLEMENT_CUTOFF_DAY,
     TARGETS_FLAG_LOW_PCT,
     TARGETS_FLAG_HIGH_PCT,

@@ -10,6 +10,7 @@ from prefect import Flow
 
 from flows.classify_customers import classify_customers
 from flows.complaint_checks import complaint_checks
+from flows.complaint_feedback_report import complaint_feedback_report
 from flows.deliver_outbox import deliver_outbox
 from flows.healthcheck import healthcheck
 from flows.revisits import revisits
@@ -18,7 +19,14 @@ from flows.run_contract import FlowSummary
 # Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
     flow.name: flow
-    for flow in (classify_customers, complaint_checks, deliver_outbox, healthcheck, revisits)
+    for flow in (
+        classify_customers,
+        complaint_checks,
+        complaint_feedback_report,
+        deliver_outbox,
+        healthcheck,
+        revisits,
+    )
 }
 
 

@@ -11,20 +11,18 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_db.enums import ComplaintSource, EventSource, Severity
 from crm_db.models import Complaint, Customer, Staff
 from crm_db.session import make_engine, session_scope
 from crm_db.types import utcnow
-from tasks.complaints.intake import new_reference, queue_intake_notices, recompute
+from tasks.complaints.intake import open_with_reference, queue_intake_notices, recompute
 from tasks.complaints.lifecycle import (
     ComplaintNotFoundError,
     Intake,
     apply_event,
     assign,
-    open_complaint,
 )
 from tasks.complaints.rules.lifecycle import OPEN_STATES, Transition
 from tasks.complaints.rules.sla import PolicyNotFoundError
@@ -187,34 +185,28 @@ def open_command(
                 raise _Refused(f"no customer with external id {customer!r}")
             owner_id = _staff_id(session, owner)
             actor_id = _staff_id(session, actor)
-        for attempt in range(2):
-            try:
-                with session_scope(engine) as session:
-                    reference = new_reference(session, when)
-                    complaint = open_complaint(
-                        session,
-                        Intake(
-                            external_id=reference,
-                            customer_id=found.id,
-                            branch_id=found.branch_id,
-                            category=category.strip(),
-                            severity=severity,
-                            received_at=when,
-                            description=description,
-                            customer_title=title.strip(),
-                            product=product,
-                            assignee_id=owner_id,
-                            source=ComplaintSource.CLI,
-                        ),
-                        actor_id=actor_id,
-                        source=EventSource.CLI,
-                    )
-                    notices = queue_intake_notices(session, [complaint], now=utcnow())
-                    line = f"complaint {reference}: {complaint.status.value}; {notices.line()}"
-                break
-            except IntegrityError:
-                if attempt:  # the reference number was taken by a concurrent intake twice
-                    raise
+        with session_scope(engine) as session:
+            complaint = open_with_reference(
+                session,
+                when,
+                lambda reference: Intake(
+                    external_id=reference,
+                    customer_id=found.id,
+                    branch_id=found.branch_id,
+                    category=category.strip(),
+                    severity=severity,
+                    received_at=when,
+                    description=description,
+                    customer_title=title.strip(),
+                    product=product,
+                    assignee_id=owner_id,
+                    source=ComplaintSource.CLI,
+                ),
+                actor_id=actor_id,
+                source=EventSource.CLI,
+            )
+            notices = queue_intake_notices(session, [complaint], now=utcnow())
+            line = f"complaint {complaint.external_id}: {complaint.status.value}; {notices.line()}"
     except (_Refused, PolicyNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

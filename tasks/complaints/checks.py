@@ -31,23 +31,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, String, Table, func, select, text, type_coerce, update
 from sqlalchemy.orm import Session
 
 from crm_core.masking import mask_phone
 from crm_core.settings import get_settings
+from crm_db.bulk import driver_timestamp, insert_rows_returning, update_rows
 from crm_db.enums import ComplaintEventKind, ComplaintStatus, EventSource
 from crm_db.models import (
     Branch,
     BusinessCalendar,
     Complaint,
     ComplaintEscalation,
-    ComplaintEvent,
     Customer,
     Region,
 )
-from crm_db.policy_defaults import COMPLAINT_VERIFY_REMINDER_DAYS
+from crm_db.policy_defaults import COMPLAINT_EMAIL_MAX_ITEMS, COMPLAINT_VERIFY_REMINDER_DAYS
 from tasks.common.directory import Directory, load_directory
 from tasks.common.policies import setting
 from tasks.common.write_lock import begin_write, get_for_update
@@ -55,11 +54,17 @@ from tasks.complaints import lifecycle
 from tasks.complaints.clock import clock_of
 from tasks.complaints.policies import complaint_hours
 from tasks.complaints.rules.escalation import TIER_NAMES, plan
-from tasks.complaints.rules.notices import Claimed, escalation_key, group_by_recipient
+from tasks.complaints.rules.notices import (
+    Claimed,
+    escalation_key,
+    group_by_recipient,
+    urgent_first,
+)
 from tasks.complaints.rules.sweeps import assignee_for, verify_reminder_cutoff
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.rules.business_time import BusinessHours
 from tasks.rules.escalation_ladder import RecipientKind, Tier, resolve
+from tasks.rules.listing import first_of
 
 CHUNK = 2_000
 OPEN_STATES = (
@@ -211,9 +216,14 @@ def run_check(
         directory = directory or load_directory(session.connection())
         hours = _Hours(session)
         messages: list[NewMessage] = []
-        messages += _assign_unassigned(session, now, directory, outcome, run_id, dry_run)
-        messages += _escalate(session, now, directory, hours, outcome, run_id, dry_run, chunk)
-        messages += _remind_unverified(session, now, directory, hours, outcome, run_id, dry_run)
+        limit = setting(session, COMPLAINT_EMAIL_MAX_ITEMS)
+        messages += _assign_unassigned(session, now, directory, outcome, run_id, dry_run, limit)
+        messages += _escalate(
+            session, now, directory, hours, outcome, run_id, dry_run, chunk, limit
+        )
+        messages += _remind_unverified(
+            session, now, directory, hours, outcome, run_id, dry_run, limit
+        )
         outcome.open_by_state = _open_by_state(session)
         if dry_run:
             for message in messages:
@@ -262,6 +272,7 @@ def _assign_unassigned(
     outcome: CheckOutcome,
     run_id: int | None,
     dry_run: bool,
+    limit: int,
 ) -> list[NewMessage]:
     rows = session.execute(
         _rows_query()
@@ -291,6 +302,7 @@ def _assign_unassigned(
                 None,
                 EventSource.FLOW,
                 note="assigned by branch (complaint check)",
+                recorded_at=now,
             )
         outcome.assigned += 1
         by_assignee[choice.assignee_id].append(_list_item(row))
@@ -309,6 +321,7 @@ def _assign_unassigned(
                 _sweep_key("complaint_assigned", now, rid, first[rid]),
                 items,
                 run_id,
+                limit,
             )
         )
     ]
@@ -322,11 +335,16 @@ def _staff_message(
     key: str,
     items: list[dict[str, Any]],
     run_id: int | None,
+    limit: int,
     **extra: Any,
 ) -> NewMessage | None:
+    """One email to a staff member listing the complaints of ``items`` (dicts with a
+    ``reference``): at most ``limit`` complaints (``complaint.email_max_items``), with the
+    total and how many more are left out (no silent cap)."""
     member = directory.member(recipient_id)
     if member is None or member.email is None:
         return None
+    listing = first_of(items, limit, key=lambda item: item["reference"])
     return NewMessage(
         idempotency_key=key,
         kind=kind,
@@ -338,7 +356,7 @@ def _staff_message(
         context={
             "recipient_name": member.name,
             "checked_at": _local(now),
-            "items": items,
+            **listing.context(),
             **extra,
         },
         run_id=run_id,
@@ -360,16 +378,38 @@ def _due_ids(session: Session, now: datetime) -> list[int]:
     return sorted(ids)
 
 
-def _reached(session: Session, ids: Sequence[int]) -> dict[int, set[tuple[str, str]]]:
-    reached: defaultdict[int, set[tuple[str, str]]] = defaultdict(set)
-    rows = session.execute(
+def _due_rows(
+    session: Session, now: datetime, part: Sequence[int], *, whole: bool
+) -> list[Row[Any]]:
+    """The due complaints of one chunk with the tiers they reached so far (``reached``:
+    ``target:tier`` joined by commas, one correlated lookup on the unique key): a slice of the
+    sorted due ids read as an id range, in one statement (no list of thousands of ids for the
+    driver to parse, no second round trip)."""
+    reached = (
         select(
-            ComplaintEscalation.complaint_id, ComplaintEscalation.target, ComplaintEscalation.tier
-        ).where(ComplaintEscalation.complaint_id.in_(ids))
-    ).tuples()
-    for complaint_id, target, tier in rows:
-        reached[complaint_id].add((str(target), str(tier)))
-    return reached
+            func.aggregate_strings(
+                type_coerce(ComplaintEscalation.target, String)
+                + ":"
+                + type_coerce(ComplaintEscalation.tier, String),
+                ",",
+            )
+        )
+        .where(ComplaintEscalation.complaint_id == Complaint.id)
+        .correlate(Complaint)
+        .scalar_subquery()
+    )
+    query = _rows_query().add_columns(reached.label("reached"))
+    query = query.where(Complaint.next_check_at <= now)
+    if not whole:  # one chunk of several: its id range
+        query = query.where(Complaint.id.between(part[0], part[-1]))
+    return list(session.execute(query))
+
+
+def _reached(row: Row[Any]) -> set[tuple[str, str]]:
+    if not row.reached:
+        return set()
+    pairs = (item.partition(":") for item in row.reached.split(","))
+    return {(target, tier) for target, _, tier in pairs}
 
 
 def _chunks(ids: Sequence[int], size: int) -> Iterable[Sequence[int]]:
@@ -386,6 +426,7 @@ def _escalate(
     run_id: int | None,
     dry_run: bool,
     chunk: int,
+    limit: int,
 ) -> list[NewMessage]:
     org = directory.org()
     claimed_all: list[tuple[int, Claimed]] = []  # (escalation row id, claim)
@@ -393,22 +434,21 @@ def _escalate(
     ids = _due_ids(session, now)
     outcome.checked = len(ids)
     for part in _chunks(ids, chunk):
-        rows = session.execute(_rows_query().where(Complaint.id.in_(part))).all()
-        reached = _reached(session, part)
+        rows = _due_rows(session, now, part, whole=len(part) == len(ids))
         wanted: list[Claimed] = []
-        moves: list[dict[str, Any]] = []
+        moves: list[tuple[int, datetime, datetime | None]] = []  # (id, old, new)
         for row in rows:
             rows_by_id[row.id] = row
             result = plan(
                 clock_of(row, hours(row.calendar_id)),
-                reached.get(row.id, set()),
+                _reached(row),
                 now,
                 directory.posts(row.assignee_id, row.branch_id),
                 org,
             )
             wanted.extend(Claimed(row.id, due) for due in result.due)
             if result.next_check_at != row.next_check_at:
-                moves.append({"id": row.id, "old": row.next_check_at, "new": result.next_check_at})
+                moves.append((row.id, row.next_check_at, result.next_check_at))
         if dry_run:
             claimed_all.extend((-1, c) for c in wanted)
         else:
@@ -427,11 +467,13 @@ def _escalate(
     outcome.unnotified += len(batches.unnotified)
     messages: list[NewMessage] = []
     for rid, items in sorted(batches.by_recipient.items()):
-        context_items = [_escalation_item(rows_by_id[c.complaint_id], c, directory) for c in items]
+        context_items = [
+            _escalation_item(rows_by_id[c.complaint_id], c, directory) for c in urgent_first(items)
+        ]
         # The first escalation row it reports makes the key unique per claim set.
         key = f"{escalation_key(now, rid)}:e{first_row.get(rid, 0)}"
         message = _staff_message(
-            directory, rid, "complaint_escalation", now, key, context_items, run_id
+            directory, rid, "complaint_escalation", now, key, context_items, run_id, limit
         )
         if message is None:
             outcome.unnotified += len(items)
@@ -459,9 +501,31 @@ def _escalation_item(row: Row[Any], claim: Claimed, directory: Directory) -> dic
     }
 
 
-def _dialect_insert(session: Session) -> Any:
-    name = session.connection().dialect.name
-    return postgresql.insert if name == "postgresql" else sqlite.insert
+_ESCALATION_COLUMNS = (
+    "complaint_id",
+    "target",
+    "tier",
+    "notified_staff_id",
+    "elapsed_minutes",
+    "run_id",
+    "created_at",
+    "threshold_at",
+    "late_minutes",
+    "reason",
+)
+_EVENT_COLUMNS = (
+    "complaint_id",
+    "at",
+    "from_status",
+    "to_status",
+    "actor_id",
+    "assignee_id",
+    "note",
+    "kind",
+    "source",
+    "recorded_at",
+    "detail_key",
+)
 
 
 def _claim(
@@ -473,85 +537,166 @@ def _claim(
 ) -> list[tuple[int, Claimed]]:
     """Insert the wanted tiers, ignoring the ones recorded already (by an earlier or a
     concurrent check); return the ones this check inserted, with their row ids, after writing
-    their escalation events."""
+    their escalation events. Three set-based statements per chunk (claims, events, the claims'
+    event ids), whatever the number of complaints; every row is stamped with the check's
+    instant ``now``, never the wall clock."""
     if not wanted:
         return []
+    conn = session.connection()
+    dialect = conn.dialect.name
     by_key = {(c.complaint_id, c.due.target, c.due.tier): c for c in wanted}
-    insert = _dialect_insert(session)
-    table = cast(Table, ComplaintEscalation.__table__)
-    statement = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["complaint_id", "target", "tier"])
-        .returning(table.c.id, table.c.complaint_id, table.c.target, table.c.tier)
+    if dialect == "postgresql":
+        return _claim_postgres(conn, now, wanted, by_key, rows_by_id, run_id)
+    stamp = driver_timestamp(now, dialect)
+    inserted = insert_rows_returning(
+        conn,
+        "complaint_escalations",
+        _ESCALATION_COLUMNS,
+        [
+            (
+                c.complaint_id,
+                c.due.target,
+                c.due.tier,
+                c.due.notice.recipient_id,
+                c.due.elapsed_minutes,
+                run_id,
+                stamp,
+                driver_timestamp(c.due.threshold_at, dialect),
+                c.due.late_minutes,
+                (c.due.notice.reason or None) and c.due.notice.reason[:200],
+            )
+            for c in wanted
+        ],
+        "ON CONFLICT (complaint_id, target, tier) DO NOTHING",
+        ("id", "complaint_id", "target", "tier"),
     )
-    values = [
-        {
-            "complaint_id": c.complaint_id,
-            "target": c.due.target,
-            "tier": c.due.tier,
-            "notified_staff_id": c.due.notice.recipient_id,
-            "elapsed_minutes": c.due.elapsed_minutes,
-            "run_id": run_id,
-            "created_at": now,
-            "threshold_at": c.due.threshold_at,
-            "late_minutes": c.due.late_minutes,
-            "reason": (c.due.notice.reason or None) and c.due.notice.reason[:200],
-        }
-        for c in wanted
-    ]
-    inserted = session.execute(statement, values).all()
-    claimed = [(r.id, by_key[(r.complaint_id, str(r.target), str(r.tier))]) for r in inserted]
+    claimed = sorted(
+        (int(eid), by_key[(int(cid), str(target), str(tier))])
+        for eid, cid, target, tier in inserted
+    )
     if not claimed:
         return []
-    events = cast(Table, ComplaintEvent.__table__)
-    event_rows = session.execute(
-        events.insert().returning(events.c.id, events.c.complaint_id, events.c.detail_key),
+    escalation, flow = ComplaintEventKind.ESCALATION.value, EventSource.FLOW.value
+    event_rows = insert_rows_returning(
+        conn,
+        "complaint_events",
+        _EVENT_COLUMNS,
         [
-            {
-                "complaint_id": c.complaint_id,
-                "at": now,
-                "from_status": str(rows_by_id[c.complaint_id].status),
-                "to_status": str(rows_by_id[c.complaint_id].status),
-                "actor_id": None,
-                "assignee_id": c.due.notice.recipient_id,
-                "note": f"{c.due.target} {c.due.tier}: {c.due.late_minutes} minutes late",
-                "kind": ComplaintEventKind.ESCALATION,
-                "source": EventSource.FLOW,
-                "recorded_at": now,
-                "detail_key": f"{c.due.target}:{c.due.tier}",
-            }
+            (
+                c.complaint_id,
+                stamp,
+                str(rows_by_id[c.complaint_id].status),
+                str(rows_by_id[c.complaint_id].status),
+                None,
+                c.due.notice.recipient_id,
+                f"{c.due.target} {c.due.tier}: {c.due.late_minutes} minutes late",
+                escalation,
+                flow,
+                stamp,
+                f"{c.due.target}:{c.due.tier}",
+            )
             for _, c in claimed
         ],
-    ).all()
-    event_ids = {(r.complaint_id, r.detail_key): r.id for r in event_rows}
-    session.execute(
-        update(table).where(table.c.id == _bind("eid")).values(event_id=_bind("event")),
-        [
-            {"eid": eid, "event": event_ids[(c.complaint_id, f"{c.due.target}:{c.due.tier}")]}
-            for eid, c in claimed
-        ],
+        "",
+        ("id", "complaint_id", "detail_key"),
+    )
+    event_ids = {(int(cid), str(key)): int(eid) for eid, cid, key in event_rows}
+    update_rows(
+        conn,
+        "complaint_escalations",
+        ("id",),
+        ("event_id",),
+        [(eid, event_ids[(c.complaint_id, f"{c.due.target}:{c.due.tier}")]) for eid, c in claimed],
     )
     return claimed
 
 
-def _bind(name: str) -> Any:
-    return bindparam(name)
+# PostgreSQL: claims and their events in one statement. Each wanted tier draws its event's id
+# from the events' sequence up front (a gap for the ones a conflict skips); the claims insert
+# with it, the events insert for the claimed rows only, and the foreign key is checked at the
+# end of the statement, when both exist. No second write of the claims (no dead rows).
+_CLAIM_POSTGRES = """
+WITH wanted AS MATERIALIZED (
+    SELECT w.*, nextval(pg_get_serial_sequence('complaint_events', 'id')) AS event_id
+    FROM unnest(%b::integer[], %b::text[], %b::text[], %b::integer[], %b::integer[],
+                %b::integer[], %b::timestamptz[], %b::integer[], %b::text[], %b::text[],
+                %b::text[])
+         AS w(complaint_id, target, tier, notified_staff_id, elapsed_minutes, run_id,
+              threshold_at, late_minutes, reason, status, note)
+),
+claimed AS (
+    INSERT INTO complaint_escalations (complaint_id, target, tier, notified_staff_id,
+        elapsed_minutes, run_id, created_at, threshold_at, late_minutes, reason, event_id)
+    SELECT complaint_id, target, tier, notified_staff_id, elapsed_minutes, run_id, %s,
+           threshold_at, late_minutes, reason, event_id
+    FROM wanted
+    ON CONFLICT (complaint_id, target, tier) DO NOTHING
+    RETURNING id, complaint_id, target, tier, event_id
+),
+events AS (
+    INSERT INTO complaint_events (id, complaint_id, at, from_status, to_status, actor_id,
+        assignee_id, note, kind, source, recorded_at, detail_key)
+    SELECT c.event_id, c.complaint_id, %s, w.status, w.status, NULL, w.notified_staff_id,
+           w.note, 'escalation', 'flow', %s, c.target || ':' || c.tier
+    FROM claimed c JOIN wanted w USING (complaint_id, target, tier)
+)
+SELECT id, complaint_id, target, tier FROM claimed
+"""
 
 
-def _move_next_checks(session: Session, moves: Sequence[dict[str, Any]]) -> None:
+def _claim_postgres(
+    conn: Any,
+    now: datetime,
+    wanted: Sequence[Claimed],
+    by_key: dict[tuple[int, str, str], Claimed],
+    rows_by_id: dict[int, Row[Any]],
+    run_id: int | None,
+) -> list[tuple[int, Claimed]]:
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(11))
+    for c in wanted:
+        for column, value in zip(
+            columns,
+            (
+                c.complaint_id,
+                c.due.target,
+                c.due.tier,
+                c.due.notice.recipient_id,
+                c.due.elapsed_minutes,
+                run_id,
+                c.due.threshold_at,
+                c.due.late_minutes,
+                (c.due.notice.reason or None) and c.due.notice.reason[:200],
+                str(rows_by_id[c.complaint_id].status),
+                f"{c.due.target} {c.due.tier}: {c.due.late_minutes} minutes late",
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    instant = now.astimezone(UTC)
+    rows = conn.exec_driver_sql(_CLAIM_POSTGRES, (*columns, instant, instant, instant)).all()
+    return sorted(
+        (int(eid), by_key[(int(cid), str(target), str(tier))]) for eid, cid, target, tier in rows
+    )
+
+
+def _move_next_checks(
+    session: Session, moves: Sequence[tuple[int, datetime | None, datetime | None]]
+) -> None:
     """Each complaint's next check, unless a lifecycle write moved it meanwhile (PostgreSQL:
-    the ``old`` value no longer matches, and that write's value stays)."""
-    if not moves:
-        return
-    table = cast(Table, Complaint.__table__)
-    reset = [m for m in moves if m["old"] is not None]
-    if reset:
-        session.execute(
-            update(table)
-            .where(table.c.id == _bind("cid"), table.c.next_check_at == _bind("old"))
-            .values(next_check_at=_bind("new")),
-            [{"cid": m["id"], "old": m["old"], "new": m["new"]} for m in reset],
-        )
+    the old value no longer matches, and that write's value stays). One set-based update."""
+    conn = session.connection()
+    dialect = conn.dialect.name
+    update_rows(
+        conn,
+        "complaints",
+        ("id", "next_check_at"),
+        ("next_check_at",),
+        [
+            (cid, driver_timestamp(old, dialect), driver_timestamp(new, dialect))
+            for cid, old, new in moves
+            if old is not None
+        ],
+    )
 
 
 # -- 3. every result re-checked (复查) --------------------------------------------------------
@@ -565,6 +710,7 @@ def _remind_unverified(
     outcome: CheckOutcome,
     run_id: int | None,
     dry_run: bool,
+    limit: int,
 ) -> list[NewMessage]:
     days = setting(session, COMPLAINT_VERIFY_REMINDER_DAYS)
     # Each calendar's cutoff; the latest bounds the read (the partial index of the resolved
@@ -632,6 +778,7 @@ def _remind_unverified(
             _sweep_key("complaint_verify_reminder", now, rid, first[rid]),
             items,
             run_id,
+            limit,
             working_days=days,
         )
         if message is not None:

@@ -33,8 +33,8 @@ from crm_db.enums import (
 from crm_db.models import Complaint, ComplaintEvent, Customer, OutboxMessage
 from crm_db.types import utcnow
 from tasks.common.write_lock import get_for_update
-from tasks.complaints.intake import new_reference, queue_intake_notices
-from tasks.complaints.lifecycle import Intake, apply_event, open_complaint
+from tasks.complaints.intake import open_with_reference, queue_intake_notices
+from tasks.complaints.lifecycle import Intake, apply_event
 from tasks.complaints.rules.lifecycle import Transition
 
 ACTIVE = frozenset(
@@ -122,10 +122,11 @@ def record_not_solved(
         )
         return NotSolved(Effect.REOPENED, reopened.id, reopened.external_id)
     issue = str((email.context or {}).get("last_issue") or "").strip() or None
-    complaint = open_complaint(
+    complaint = open_with_reference(
         session,
-        Intake(
-            external_id=new_reference(session, now),
+        now,
+        lambda reference: Intake(
+            external_id=reference,
             customer_id=customer.id,
             branch_id=customer.branch_id,
             category=(issue or FALLBACK_CATEGORY)[:80],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from crm_db.models import (
     ComplaintEvent,
     ComplaintFeedbackRoute,
     Customer,
+    OutboxMessage,
     Region,
 )
 from tasks.common.directory import load_directory
@@ -37,7 +38,10 @@ from tasks.complaints.rules.feedback_report import (
     TOP_CAUSES,
     Month,
     categories_by_department,
+    month_bounds,
+    month_to_report,
     report_key,
+    report_key_prefix,
 )
 from tasks.complaints.rules.intake import local_time
 from tasks.complaints.rules.report import GOAL_PER_100K, ControlCounts, controls, trend_pct
@@ -265,6 +269,37 @@ def queue_feedback_reports(
     return ReportRun(month.label, len(fresh), len(known), departments, regions, company)
 
 
+def queue_due_feedback_report(
+    session: Session,
+    as_of: date,
+    *,
+    zone: ZoneInfo,
+    now: datetime,
+    month: str | None = None,
+    dry_run: bool = False,
+) -> ReportRun | None:
+    """The scheduled report: the last complete month before ``as_of``, unless its reports are
+    queued already (any of its outbox keys): then nothing is computed (``None``). An explicit
+    ``month`` (``YYYY-MM``) is always computed. Per recipient the outbox key is the guard, so
+    even two runs at once queue each report once."""
+    label = month or month_to_report(as_of)
+    bounds = month_bounds(label, zone)
+    if month is not None:  # asked for: computed again, queued once per recipient (the keys)
+        return queue_feedback_reports(session, bounds, zone=zone, now=now, dry_run=dry_run)
+    prefix = report_key_prefix(label)
+    done = session.scalar(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.idempotency_key >= prefix,
+            OutboxMessage.idempotency_key < prefix[:-1] + ";",  # ";" follows ":"
+        )
+        .limit(1)
+    )
+    if done is not None:
+        return None
+    return queue_feedback_reports(session, bounds, zone=zone, now=now, dry_run=dry_run)
+
+
 def _message(
     member: Any,
     month: Month,
@@ -293,4 +328,11 @@ def _message(
     )
 
 
-__all__ = ["KIND", "ReportRun", "Scope", "control_counts", "queue_feedback_reports"]
+__all__ = [
+    "KIND",
+    "ReportRun",
+    "Scope",
+    "control_counts",
+    "queue_due_feedback_report",
+    "queue_feedback_reports",
+]

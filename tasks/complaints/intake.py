@@ -14,19 +14,35 @@ without a deliverable, valid address. Skips are counted by reason.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crm_db.enums import ComplaintEventKind, EventSource
+from crm_db.enums import (
+    ComplaintEventKind,
+    ComplaintSource,
+    ComplaintStatus,
+    EventSource,
+    Severity,
+)
 from crm_db.models import Complaint, ComplaintEvent, Customer, SlaPolicy
 from crm_db.types import utcnow
 from tasks.common.contact_policy import load_contact_facts
 from tasks.common.directory import Directory, load_directory
-from tasks.complaints.lifecycle import ComplaintNotFoundError, copy_targets, refresh
+from tasks.common.write_lock import get_for_update
+from tasks.complaints.lifecycle import (
+    ComplaintNotFoundError,
+    Intake,
+    apply_event,
+    copy_targets,
+    open_complaint,
+    refresh,
+)
 from tasks.complaints.policies import complaint_hours
 from tasks.complaints.rules.intake import (
     ALERT_KIND,
@@ -38,7 +54,7 @@ from tasks.complaints.rules.intake import (
     receipt_due,
     receipt_key,
 )
-from tasks.complaints.rules.lifecycle import OPEN_STATES
+from tasks.complaints.rules.lifecycle import OPEN_STATES, Transition
 from tasks.mail.outbox import NewMessage, enqueue, queued_keys
 from tasks.rules.contact_policy import ContactRules, MessageKind, decide
 
@@ -46,8 +62,9 @@ _SERVICE_RULES = ContactRules(cap_days=1)  # a service message ignores the cap
 
 
 def new_reference(session: Session, at: datetime) -> str:
-    """The next reference number of ``at``'s year (``CP2026`` + 7 digits). Unique in the
-    database (``external_id``): a concurrent intake taking the same one fails and retries."""
+    """The next reference number of ``at``'s year (``CP2026`` + 7 digits), as far as this
+    transaction sees. Two intakes at once can both pick it: open through
+    ``open_with_reference``, which retries a taken one."""
     year = at.year
     last = session.scalar(
         select(func.max(Complaint.external_id)).where(
@@ -56,6 +73,38 @@ def new_reference(session: Session, at: datetime) -> str:
         )
     )
     return next_reference(year, last)
+
+
+REFERENCE_ATTEMPTS = 5
+
+
+def open_with_reference(
+    session: Session,
+    at: datetime,
+    intake_for: Callable[[str], Intake],
+    *,
+    actor_id: int | None = None,
+    source: EventSource = EventSource.CLI,
+    note: str | None = None,
+) -> Complaint:
+    """A new complaint under the next free reference number of ``at``'s year, in the caller's
+    transaction. Each attempt runs in a savepoint: when a concurrent intake took the same
+    number first (PostgreSQL: the insert waits for that transaction, then the unique key on
+    ``external_id`` refuses it), only the attempt is rolled back and the next number is tried,
+    up to ``REFERENCE_ATTEMPTS`` times. Any other integrity error is raised as it is (SQLite
+    serialises writers: no collision there)."""
+    for attempt in range(1, REFERENCE_ATTEMPTS + 1):
+        reference = new_reference(session, at)
+        try:
+            with session.begin_nested():
+                return open_complaint(
+                    session, intake_for(reference), actor_id=actor_id, source=source, note=note
+                )
+        except IntegrityError:
+            taken = session.scalar(select(Complaint.id).where(Complaint.external_id == reference))
+            if taken is None or attempt == REFERENCE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -254,4 +303,124 @@ def _target_values(complaint: Complaint) -> tuple[object, ...]:
     return tuple(getattr(complaint, name) for name in _TARGET_FIELDS)
 
 
-__all__ = ["IntakeNotices", "new_reference", "queue_intake_notices", "recompute"]
+# A resolved or closed complaint this recent is reopened by new feedback, an older one is not.
+REOPEN_WINDOW = timedelta(days=30)
+SOURCE_CATEGORY = "客户反馈"
+_ACTIVE = (
+    ComplaintStatus.NEW,
+    ComplaintStatus.ACKNOWLEDGED,
+    ComplaintStatus.IN_PROGRESS,
+    ComplaintStatus.WAITING_ON_CUSTOMER,
+)
+_DONE = (ComplaintStatus.RESOLVED, ComplaintStatus.VERIFIED, ComplaintStatus.CLOSED)
+
+
+class SourceEffect(StrEnum):
+    EXISTING = "existing"  # this source was recorded already: nothing written
+    NOTED = "noted"
+    REOPENED = "reopened"
+    OPENED = "opened"
+
+
+@dataclass(frozen=True)
+class FromSource:
+    effect: SourceEffect
+    complaint_id: int
+    reference: str
+
+
+def open_or_reopen_from_source(
+    session: Session,
+    customer_id: int,
+    source_kind: str,
+    source_id: int | str,
+    text: str,
+    now: datetime,
+) -> FromSource:
+    """Record a customer's negative feedback (e.g. a detractor's survey comment marked as a
+    complaint: ``source_kind`` ``survey``) as complaint work, in the caller's transaction
+    (四个不漏: every problem recorded), linked to what raised it (``<kind>:<id>``):
+
+    1. that source was recorded already (a complaint or an event names it): nothing new;
+    2. the customer has a complaint still being worked: a ``note`` event on the latest;
+    3. else their latest complaint was resolved, verified or closed within ``REOPEN_WINDOW``:
+       it is reopened (back to in progress, counted by the dissatisfaction rate);
+    4. else a new complaint (source ``source_kind``, ``source_ref`` ``<kind>:<id>``, the text
+       as its internal description) with its intake notices (receipt, senior management).
+
+    ``text`` is what the customer wrote: internal, never quoted to customers."""
+    source = ComplaintSource(source_kind)
+    ref = f"{source.value}:{source_id}"[:60]
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise LookupError(f"no customer with id {customer_id}")
+    known = session.scalar(
+        select(Complaint).where(Complaint.source == source, Complaint.source_ref == ref)
+    ) or session.scalar(
+        select(Complaint)
+        .join(ComplaintEvent, ComplaintEvent.complaint_id == Complaint.id)
+        .where(Complaint.customer_id == customer_id, ComplaintEvent.detail_key == ref)
+        .limit(1)
+    )
+    if known is not None:
+        return FromSource(SourceEffect.EXISTING, known.id, known.external_id)
+    note = f"{ref}: {text}"[:2000] if text else ref
+    latest = select(Complaint).where(Complaint.customer_id == customer_id)
+    latest = latest.order_by(Complaint.received_at.desc(), Complaint.id.desc()).limit(1)
+    working = session.scalar(latest.where(Complaint.status.in_(_ACTIVE)))
+    if working is not None:
+        locked = get_for_update(session, Complaint, working.id)
+        assert locked is not None
+        session.add(
+            ComplaintEvent(
+                complaint_id=locked.id,
+                at=now,
+                from_status=locked.status,
+                to_status=locked.status,
+                note=note,
+                kind=ComplaintEventKind.NOTE,
+                source=EventSource.FLOW,
+                recorded_at=utcnow(),
+                detail_key=ref,
+            )
+        )
+        session.flush()
+        return FromSource(SourceEffect.NOTED, locked.id, locked.external_id)
+    done = session.scalar(latest.where(Complaint.status.in_(_DONE)))
+    last_done = done.closed_at or done.verified_at or done.resolved_at if done else None
+    if done is not None and last_done is not None and now - last_done <= REOPEN_WINDOW:
+        reopened = apply_event(
+            session, done.id, Transition.REOPEN, now, None, EventSource.FLOW, note, ref
+        )
+        return FromSource(SourceEffect.REOPENED, reopened.id, reopened.external_id)
+    complaint = open_with_reference(
+        session,
+        now,
+        lambda reference: Intake(
+            external_id=reference,
+            customer_id=customer_id,
+            branch_id=customer.branch_id,
+            category=SOURCE_CATEGORY,
+            severity=Severity.NORMAL,
+            received_at=now,
+            description=text,
+            source=source,
+            source_ref=ref,
+        ),
+        source=EventSource.FLOW,
+        note=note,
+    )
+    queue_intake_notices(session, [complaint], now=now)
+    return FromSource(SourceEffect.OPENED, complaint.id, complaint.external_id)
+
+
+__all__ = [
+    "FromSource",
+    "IntakeNotices",
+    "SourceEffect",
+    "new_reference",
+    "open_or_reopen_from_source",
+    "open_with_reference",
+    "queue_intake_notices",
+    "recompute",
+]

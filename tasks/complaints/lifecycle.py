@@ -118,9 +118,11 @@ def open_complaint(
     actor_id: int | None = None,
     source: EventSource = EventSource.CLI,
     note: str | None = None,
+    recorded_at: datetime | None = None,
 ) -> Complaint:
     """A new complaint with the targets in force copied and its intake event. An existing
-    ``external_id`` is returned unchanged (idempotent)."""
+    ``external_id`` is returned unchanged (idempotent). ``recorded_at`` defaults to the wall
+    clock."""
     existing = session.scalar(select(Complaint).where(Complaint.external_id == intake.external_id))
     if existing is not None:
         return existing
@@ -153,7 +155,7 @@ def open_complaint(
             note=note,
             kind=ComplaintEventKind.TRANSITION,
             source=source,
-            recorded_at=utcnow(),
+            recorded_at=recorded_at or utcnow(),
             detail_key="",
         )
     )
@@ -181,6 +183,8 @@ def apply_event(
     source: EventSource,
     note: str | None = None,
     detail_key: str = "",
+    *,
+    recorded_at: datetime | None = None,
 ) -> Complaint:
     """Record ``transition`` at ``at`` (checked against the table) and re-derive the row.
     ``detail_key`` names what caused it (e.g. ``care_email:42``)."""
@@ -213,7 +217,7 @@ def apply_event(
             note=note,
             kind=ComplaintEventKind.TRANSITION,
             source=source,
-            recorded_at=utcnow(),
+            recorded_at=recorded_at or utcnow(),
             detail_key=detail_key,
         )
     )
@@ -228,7 +232,11 @@ def assign(
     actor_id: int | None,
     source: EventSource,
     note: str | None = None,
+    *,
+    recorded_at: datetime | None = None,
 ) -> Complaint:
+    """Record the assignment at ``at``; ``recorded_at`` defaults to the wall clock (the
+    complaint check passes its own instant, so a check's writes all carry its ``now``)."""
     complaint = _locked(session, complaint_id)
     session.add(
         ComplaintEvent(
@@ -241,8 +249,8 @@ def assign(
             note=note,
             kind=ComplaintEventKind.ASSIGN,
             source=source,
-            recorded_at=utcnow(),
             detail_key=f"assignee:{assignee_id}",
+            recorded_at=recorded_at or utcnow(),
         )
     )
     return refresh(session, complaint, complaint.assignee_id)

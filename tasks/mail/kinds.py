@@ -249,6 +249,9 @@ KINDS: dict[str, EmailKind] = {
                 "recipient_name": "陈经理",
                 "checked_at": "2026-11-23 17:15",
                 "items": _COMPLAINT_ESCALATION_ITEMS,
+                # Capped at complaint.email_max_items complaints; the rest counted.
+                "total_count": len({i["reference"] for i in _COMPLAINT_ESCALATION_ITEMS}) + 3,
+                "more_count": 3,
             },
         ),
         EmailKind(
@@ -261,6 +264,8 @@ KINDS: dict[str, EmailKind] = {
                 "recipient_name": "王小明",
                 "checked_at": "2026-11-23 17:15",
                 "items": _COMPLAINT_LIST_ITEMS,
+                "total_count": len(_COMPLAINT_LIST_ITEMS),
+                "more_count": 0,
             },
         ),
         EmailKind(
@@ -274,6 +279,8 @@ KINDS: dict[str, EmailKind] = {
                 "checked_at": "2026-11-26 09:15",
                 "working_days": 2,
                 "items": _COMPLAINT_LIST_ITEMS,
+                "total_count": len(_COMPLAINT_LIST_ITEMS) + 1,
+                "more_count": 1,
             },
         ),
         EmailKind(

@@ -63,6 +63,10 @@ class BusinessHours:
     code: str = ""
     # Local wall-clock segments of a working day, as (start, end) offsets from local midnight.
     segments: tuple[tuple[timedelta, timedelta], ...] = field(init=False, repr=False)
+    # Memo of ``_intervals`` by local date (a value's intervals never change); bounded.
+    _memo: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         for value in (self.work_start, self.work_end, self.break_start, self.break_end):
@@ -122,8 +126,22 @@ def _require_aware(value: datetime, name: str) -> None:
         raise ValueError(f"{name} must be timezone-aware, got {value!r}")
 
 
-def _intervals(hours: BusinessHours, day: date) -> Iterator[tuple[datetime, datetime]]:
-    """The working intervals of local date ``day`` as UTC instants (none on a day off)."""
+_MEMO_DAYS = 4096
+
+
+def _intervals(hours: BusinessHours, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """The working intervals of local date ``day`` as UTC instants (none on a day off),
+    memoised on ``hours``: a check walks the same few weeks for thousands of complaints."""
+    memo = hours._memo
+    found = memo.get(day)
+    if found is None:
+        if len(memo) >= _MEMO_DAYS:
+            memo.clear()
+        found = memo[day] = tuple(_day_intervals(hours, day))
+    return found
+
+
+def _day_intervals(hours: BusinessHours, day: date) -> Iterator[tuple[datetime, datetime]]:
     if not hours.days.is_working_day(day):
         return
     midnight = datetime(day.year, day.month, day.day)

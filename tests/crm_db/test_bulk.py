@@ -162,3 +162,48 @@ def test_id_list_renders_integers_and_refuses_anything_else(engine: Engine) -> N
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert f"IN ({ids[1]},{ids[0]})" in sent[-1]
+
+
+def test_insert_rows_returning_hands_back_only_inserted_rows(engine: Engine) -> None:
+    rows = [_outbox_row(engine, f"r:{i}", {"n": i}) for i in range(1200)]
+    suffix = "ON CONFLICT (idempotency_key) DO NOTHING"
+    with engine.begin() as conn:
+        first = bulk.insert_rows_returning(
+            conn, "email_outbox", _OUTBOX_FULL, rows, suffix, ("id", "idempotency_key")
+        )
+    assert sorted(key for _, key in first) == sorted(f"r:{i}" for i in range(1200))
+    assert len({row_id for row_id, _ in first}) == 1200
+    again = [*rows[:3], _outbox_row(engine, "r:new", {})]
+    with engine.begin() as conn:
+        second = bulk.insert_rows_returning(
+            conn, "email_outbox", _OUTBOX_FULL, again, suffix, ("idempotency_key",)
+        )
+    assert second == [("r:new",)]
+
+
+def test_update_rows_sets_columns_where_all_keys_match(engine: Engine) -> None:
+    dialect = engine.dialect.name
+    rows = [_outbox_row(engine, f"u:{i}", {}) for i in range(3)]
+    with engine.begin() as conn:
+        ids = sorted(
+            row_id
+            for (row_id,) in bulk.insert_rows_returning(
+                conn, "email_outbox", _OUTBOX_FULL, rows, "", ("id",)
+            )
+        )
+    later = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    stamp, stale = driver_timestamp(NOW, dialect), driver_timestamp(later, dialect)
+    with engine.begin() as conn:
+        # A compare-and-set: the third row's old value does not match, it keeps its own.
+        matched = bulk.update_rows(
+            conn,
+            "email_outbox",
+            ("id", "next_attempt_at"),
+            ("next_attempt_at", "run_id"),
+            [(ids[0], stamp, stale, 1), (ids[1], stamp, stale, None), (ids[2], stale, stale, 3)],
+        )
+    assert matched == 2
+    with Session(engine) as session:
+        stored = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    found = [(m.next_attempt_at, m.run_id) for m in stored]
+    assert found == [(later, 1), (later, None), (NOW, None)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from crm_core.settings import reset_settings_cache
 from crm_db.defaults import ensure_default_policies
-from crm_db.enums import RunStatus, Severity
+from crm_db.enums import RunStatus, Severity, StaffRole
 from crm_db.models import ComplaintEscalation, FlowRun, OutboxMessage
 from crm_db.session import dispose_shared_engines, session_scope
 from flows.complaint_checks import complaint_checks
@@ -102,3 +102,27 @@ def test_crm_run_complaint_checks(crm_env: Engine, prefect_harness: None) -> Non
             select(FlowRun.status).where(FlowRun.flow_name == "complaint_checks")
         ).all()
     assert list(runs) == [RunStatus.COMPLETED]
+
+
+def test_the_feedback_report_flow_queues_last_month_once(crm_db: Engine) -> None:
+    from flows.complaint_feedback_report import complaint_feedback_report
+    from tests.factories import make_staff
+
+    assert FLOWS["complaint_feedback_report"] is complaint_feedback_report
+    with session_scope(crm_db) as session:
+        ensure_default_policies(session, now=RECEIVED)
+        org = make_org(session)
+        make_staff(session, StaffRole.PRODUCT_DEPARTMENT)
+        open_complaint(
+            session,
+            Intake("R1", make_customer(session, org).id, org.branch.id, "发票", Severity.NORMAL,
+                   RECEIVED),
+        )  # fmt: skip
+    first = complaint_feedback_report(as_of=date(2026, 12, 1))
+    # The product department and the region manager.
+    assert first["counts"]["queued"] == 2 and first["counts"]["already_reported"] == 0
+    again = complaint_feedback_report(as_of=date(2026, 12, 2))
+    assert again["counts"] == {"queued": 0, "already_reported": 1}
+    with session_scope(crm_db) as session:
+        keys = session.scalars(select(OutboxMessage.idempotency_key)).all()
+    assert len(keys) == 2 and all(k.startswith("complaint_feedback_report:2026-11:") for k in keys)

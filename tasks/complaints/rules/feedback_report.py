@@ -66,6 +66,17 @@ def report_key(month: str, staff_id: int) -> str:
     return f"complaint_feedback_report:{month}:staff:{staff_id}"
 
 
+def report_key_prefix(month: str) -> str:
+    """What every report key of ``month`` starts with (has the month been reported?)."""
+    return f"complaint_feedback_report:{month}:"
+
+
+def month_to_report(as_of: date) -> str:
+    """The month a scheduled run on business date ``as_of`` reports: the last complete one
+    (``YYYY-MM``). The first run after a month starts queues it; later runs find it queued."""
+    return f"{as_of.replace(day=1) - timedelta(days=1):%Y-%m}"
+
+
 __all__ = [
     "DEFAULT_DEPARTMENT",
     "DEPARTMENTS",
@@ -73,5 +84,7 @@ __all__ = [
     "categories_by_department",
     "department_of",
     "month_bounds",
+    "month_to_report",
     "report_key",
+    "report_key_prefix",
 ]

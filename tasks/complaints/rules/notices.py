@@ -45,10 +45,35 @@ def group_by_recipient(claimed: Iterable[Claimed]) -> Batches:
     return Batches(dict(by_recipient), unnotified)
 
 
+def urgent_first(items: Iterable[Claimed]) -> list[Claimed]:
+    """One recipient's claimed tiers, the most urgent complaints first (highest tier reached,
+    then the latest), a complaint's tiers together in ladder order: a capped email names the
+    ones that matter most."""
+    order = {name: i for i, name in enumerate(TIER_NAMES)}
+    targets = {name: i for i, name in enumerate(TARGETS)}
+    grouped: defaultdict[int, list[Claimed]] = defaultdict(list)
+    for item in items:
+        grouped[item.complaint_id].append(item)
+
+    def rank(complaint_id: int) -> tuple[int, int, int]:
+        tiers = grouped[complaint_id]
+        top = max(order[c.due.tier] for c in tiers)
+        late = max(c.due.late_minutes for c in tiers)
+        return (-top, -late, complaint_id)
+
+    return [
+        claim
+        for complaint_id in sorted(grouped, key=rank)
+        for claim in sorted(
+            grouped[complaint_id], key=lambda c: (targets[c.due.target], order[c.due.tier])
+        )
+    ]
+
+
 def escalation_key(checked_at: datetime, recipient_id: int) -> str:
     """``complaint_escalation:2026-11-23T09:15:staff:42`` (the check instant in UTC)."""
     instant = checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"complaint_escalation:{instant}:staff:{recipient_id}"
 
 
-__all__ = ["Batches", "Claimed", "escalation_key", "group_by_recipient"]
+__all__ = ["Batches", "Claimed", "escalation_key", "group_by_recipient", "urgent_first"]

@@ -260,7 +260,11 @@ def test_a_dry_run_writes_nothing(engine: Engine) -> None:
 
 
 def test_two_checks_at_once_on_postgres_notify_each_tier_once(pg_engine: Engine) -> None:
+    from crm_db.models import PolicySetting
+
     world = _world(pg_engine, complaints=40)
+    with session_scope(pg_engine) as session:  # every tier listed (no cap in this test)
+        session.merge(PolicySetting(key="complaint.email_max_items", value=1000))
     at = RECEIVED + timedelta(hours=49)
     barrier = threading.Barrier(2)
     outcomes: list[CheckOutcome] = []
@@ -306,3 +310,64 @@ def test_the_escalation_email_prints_status_labels_not_codes() -> None:
     en = render_email("complaint_escalation", "en", context)
     assert "等待客户回复" in zh.text and "waiting_on_customer" not in zh.text + zh.html
     assert "waiting on the customer" in en.text and "waiting_on_customer" not in en.text + en.html
+
+
+def test_a_checks_writes_carry_its_instant_not_the_wall_clock(engine: Engine) -> None:
+    # A check re-run for an instant a week ago (checked_at): what it records is dated then.
+    world = _world(engine, 2, assigned=False)
+    at = RECEIVED + timedelta(hours=20, minutes=7, seconds=3)
+    outcome = _check(engine, at)
+    assert outcome.assigned == 2 and outcome.escalations
+    with session_scope(engine) as session:
+        events = session.execute(
+            select(ComplaintEvent.kind, ComplaintEvent.at, ComplaintEvent.recorded_at).where(
+                ComplaintEvent.complaint_id.in_(world.complaint_ids),
+                ComplaintEvent.source == EventSource.FLOW,
+            )
+        ).all()
+        kinds = Counter(str(kind) for kind, _, _ in events)
+        assert kinds == Counter({"assign": 2, "escalation": 2})
+        assert {(a, r) for _, a, r in events} == {(at, at)}
+        stamps = set(session.scalars(select(ComplaintEscalation.created_at)))
+        queued = set(session.scalars(select(OutboxMessage.created_at)))
+        # Each claim points at its own escalation event.
+        linked = session.execute(
+            select(ComplaintEscalation, ComplaintEvent).join(
+                ComplaintEvent, ComplaintEvent.id == ComplaintEscalation.event_id
+            )
+        ).all()
+        assert len(linked) == 2
+        for claim, event in linked:
+            assert event.complaint_id == claim.complaint_id
+            assert event.detail_key == f"{claim.target}:{claim.tier}"
+            assert str(event.kind) == "escalation" and event.assignee_id == claim.notified_staff_id
+    assert stamps == {at}
+    assert queued == {at}
+
+
+def test_an_escalation_email_lists_at_most_the_cap_and_says_how_many_more(
+    engine: Engine,
+) -> None:
+    from crm_db.models import PolicySetting
+    from tasks.mail.render import render_email
+
+    world = _world(engine, 3)
+    with session_scope(engine) as session:
+        session.merge(PolicySetting(key="complaint.email_max_items", value=2))
+    # Past every first-response tier at once: each complaint brings several tiers to its
+    # assignee, the cap counts complaints.
+    _check(engine, RECEIVED + timedelta(hours=30))
+    [email] = [
+        e
+        for e in _emails(engine, "complaint_escalation")
+        if e.staff_id == world.org.account_manager.id
+    ]
+    listed = {item["reference"] for item in email.context["items"]}
+    assert len(listed) == 2 and listed < {"K0", "K1", "K2"}
+    assert len(email.context["items"]) > 2  # a listed complaint keeps all its tiers
+    assert (email.context["total_count"], email.context["more_count"]) == (3, 1)
+    zh = render_email("complaint_escalation", "zh-CN", email.context)
+    en = render_email("complaint_escalation", "en", email.context)
+    assert "3 件投诉" in zh.subject and "另有 1 件投诉未在此列出" in zh.text
+    assert "另有 1 件投诉未在此列出" in zh.html
+    assert "1 more complaint not listed here" in en.text and "3 complaints" in en.subject

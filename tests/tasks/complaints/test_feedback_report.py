@@ -178,3 +178,41 @@ def test_report_command(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None
     assert "queued 0, already queued 4" in again.output
     assert "omission rate 66666.667, dissatisfaction rate 33333.333 (goal < 1)" in again.output
     reset_settings_cache()
+
+
+def test_the_month_a_run_reports_is_the_last_complete_one() -> None:
+    from datetime import date
+
+    from tasks.complaints.rules.feedback_report import month_to_report
+
+    assert month_to_report(date(2026, 12, 1)) == "2026-11"
+    assert month_to_report(date(2026, 12, 31)) == "2026-11"
+    assert month_to_report(date(2027, 1, 2)) == "2026-12"
+
+
+def test_the_scheduled_report_is_queued_by_the_first_run_of_the_month_only(
+    engine: Engine,
+) -> None:
+    from datetime import date
+
+    from tasks.complaints.feedback_report import queue_due_feedback_report
+
+    ids = _scenario(engine)
+    with session_scope(engine) as session:
+        dry = queue_due_feedback_report(session, date(2026, 12, 1), zone=SH, now=RUN_AT,
+                                        dry_run=True)  # fmt: skip
+    assert dry is not None and dry.queued == 4
+    with session_scope(engine) as session:
+        assert session.scalars(select(OutboxMessage)).all() == []
+        first = queue_due_feedback_report(session, date(2026, 12, 1), zone=SH, now=RUN_AT)
+    assert first is not None and (first.month, first.queued) == ("2026-11", 4)
+    with session_scope(engine) as session:
+        later = queue_due_feedback_report(session, date(2026, 12, 2), zone=SH, now=RUN_AT)
+        # Asked for explicitly, the month is computed again, and each recipient has it already.
+        forced = queue_due_feedback_report(
+            session, date(2026, 12, 2), zone=SH, now=RUN_AT, month="2026-11"
+        )
+        keys = sorted(session.scalars(select(OutboxMessage.idempotency_key)))
+    assert later is None
+    assert forced is not None and (forced.queued, forced.already_queued) == (0, 4)
+    assert keys == sorted(f"complaint_feedback_report:2026-11:staff:{i}" for i in ids.values())

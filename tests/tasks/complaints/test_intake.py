@@ -235,3 +235,126 @@ def test_customer_branch_timezone_sets_the_promised_time(engine: Engine, cli: Cl
     due = (at + timedelta(days=1)).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
     offset = due.strftime("%z")
     assert receipt.context["reply_by"] == f"{due:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
+
+
+@pytest.mark.postgres
+def test_two_concurrent_intakes_on_postgres_get_distinct_references(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both pick the same next number; the second waits for the first's unique key, is
+    # refused, and retries the next number in a savepoint - its transaction goes on.
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from crm_db.enums import ComplaintSource, Severity
+    from tasks.complaints import intake
+    from tasks.complaints.lifecycle import Intake
+
+    with session_scope(pg_engine) as session:
+        ensure_default_policies(session, now=utcnow())
+        org = make_org(session)
+        customer_id = make_customer(session, org).id
+    at = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    picked: list[tuple[str, str]] = []
+    real = intake.new_reference
+
+    def spy(session: Session, when: datetime) -> str:
+        reference = real(session, when)
+        picked.append((threading.current_thread().name, reference))
+        return reference
+
+    monkeypatch.setattr(intake, "new_reference", spy)
+
+    def make(reference: str) -> Intake:
+        return Intake(
+            reference,
+            customer_id,
+            org.branch.id,
+            "充值到账",
+            Severity.NORMAL,
+            at,
+            source=ComplaintSource.CLI,
+        )
+
+    first_inserted, second_done = threading.Event(), threading.Event()
+    references: dict[str, str] = {}
+
+    def first() -> None:
+        with session_scope(pg_engine) as session:
+            references["first"] = intake.open_with_reference(session, at, make).external_id
+            first_inserted.set()
+            second_done.wait(timeout=1.0)  # the second blocks on our key until we commit
+
+    def second() -> None:
+        first_inserted.wait(timeout=10)
+        with session_scope(pg_engine) as session:
+            references["second"] = intake.open_with_reference(session, at, make).external_id
+        second_done.set()
+
+    threads = [threading.Thread(target=f, name=f.__name__) for f in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert references == {"first": "CP20260000001", "second": "CP20260000002"}
+    # The second picked the first's number before it was committed, then the next one.
+    assert [r for name, r in picked if name == "second"] == ["CP20260000001", "CP20260000002"]
+    with session_scope(pg_engine) as session:
+        stored = sorted(session.scalars(select(Complaint.external_id)))
+    assert stored == ["CP20260000001", "CP20260000002"]
+
+
+def test_feedback_from_a_source_opens_notes_or_reopens_once(engine: Engine) -> None:
+    from crm_db.enums import EventSource
+    from tasks.complaints.intake import SourceEffect, open_or_reopen_from_source
+    from tasks.complaints.lifecycle import apply_event
+    from tasks.complaints.rules.lifecycle import Transition
+
+    at = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    with session_scope(engine) as session:
+        ensure_default_policies(session, now=at)
+        customer_id = make_customer(session, make_org(session)).id
+    with session_scope(engine) as session:
+        opened = open_or_reopen_from_source(session, customer_id, "survey", 77, "油价<不透明>", at)
+    assert opened.effect is SourceEffect.OPENED and opened.reference.startswith("CP2026")
+    with session_scope(engine) as session:
+        again = open_or_reopen_from_source(session, customer_id, "survey", 77, "x", at)
+        complaint = session.get(Complaint, opened.complaint_id)
+        assert complaint is not None
+        assert (str(complaint.source), complaint.source_ref) == ("survey", "survey:77")
+        assert complaint.description == "油价<不透明>"
+        receipts = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "complaint_receipt")
+        ).all()
+    assert again == opened.__class__(SourceEffect.EXISTING, opened.complaint_id, opened.reference)
+    assert len(receipts) == 1
+    with session_scope(engine) as session:
+        noted = open_or_reopen_from_source(
+            session, customer_id, "survey", 78, "还是没解决", at + timedelta(hours=1)
+        )
+        note = session.scalar(
+            select(ComplaintEvent).where(ComplaintEvent.detail_key == "survey:78")
+        )
+        assert note is not None and note.kind is ComplaintEventKind.NOTE
+    assert (noted.effect, noted.complaint_id) == (SourceEffect.NOTED, opened.complaint_id)
+    with session_scope(engine) as session:
+        for n, transition in enumerate((Transition.ACK, Transition.RESOLVE), start=2):
+            apply_event(session, opened.complaint_id, transition, at + timedelta(hours=n),
+                        None, EventSource.CLI)  # fmt: skip
+    with session_scope(engine) as session:
+        reopened = open_or_reopen_from_source(
+            session, customer_id, "survey", 79, "", at + timedelta(days=2)
+        )
+        status = session.scalar(select(Complaint.status).where(Complaint.id == opened.complaint_id))
+    assert (reopened.effect, reopened.complaint_id) == (SourceEffect.REOPENED, opened.complaint_id)
+    assert status is ComplaintStatus.IN_PROGRESS
+    with session_scope(engine) as session:
+        apply_event(session, opened.complaint_id, Transition.RESOLVE, at + timedelta(days=3),
+                    None, EventSource.CLI)  # fmt: skip
+    with session_scope(engine) as session:
+        # Resolved longer ago than the reopen window: a new complaint.
+        fresh = open_or_reopen_from_source(
+            session, customer_id, "survey", 80, "新问题", at + timedelta(days=40)
+        )
+    assert fresh.effect is SourceEffect.OPENED and fresh.complaint_id != opened.complaint_id

@@ -34,3 +34,19 @@ def test_the_key_names_the_check_instant_in_utc_and_the_recipient() -> None:
     at = datetime(2026, 11, 23, 17, 15, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert escalation_key(at, 42) == "complaint_escalation:2026-11-23T09:15:00:staff:42"
     assert escalation_key(at.astimezone(UTC), 42) == escalation_key(at, 42)
+
+
+def test_urgent_first_puts_the_highest_tier_then_the_latest_first() -> None:
+    from tasks.complaints.rules.notices import urgent_first
+
+    later = due_tiers(_clock(), set(), RECEIVED + timedelta(hours=40), POSTS, ORG)
+    early = due_tiers(_clock(), set(), RECEIVED + timedelta(hours=20), POSTS, ORG)
+    claimed = [Claimed(1, d) for d in early] + [Claimed(2, d) for d in later]
+    ordered = urgent_first(reversed(claimed))
+    assert [c.complaint_id for c in ordered] == [2] * len(later) + [1] * len(early)
+    tiers = [
+        c.due.tier for c in ordered if c.complaint_id == 2 and c.due.target == "first_response"
+    ]
+    assert tiers == sorted(
+        tiers, key=["warning", "assignee", "branch", "region", "executive"].index
+    )
