@@ -134,6 +134,9 @@ class SurveyCampaign(Base):
     period: Mapped[str] = mapped_column(String(20))
     # The class of a periodic wave; NULL for post-complaint campaigns (0013).
     abc_class: Mapped[AbcClass | None] = mapped_column(str_enum(AbcClass, "abc_class"))
+    # A periodic wave is spread over the working days from this day to the period's end: the
+    # period's first day, or the day the flow first ran in it (no backlog sent in one day).
+    starts_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

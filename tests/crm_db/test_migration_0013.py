@@ -56,7 +56,7 @@ def test_0013_adds_survey_policies_and_invitation_columns(empty_database_url: st
     _seed(engine)
     migrate.upgrade(engine, REVISION)
     assert {"kind", "abc_class", "due_on", "run_id"} <= _columns(engine, "survey_invitations")
-    assert "abc_class" in _columns(engine, "survey_campaigns")
+    assert {"abc_class", "starts_on"} <= _columns(engine, "survey_campaigns")
     assert {"abc_class", "period", "enabled"} <= _columns(engine, "survey_policies")
     with engine.connect() as conn:
         # Backfilled from the campaign.

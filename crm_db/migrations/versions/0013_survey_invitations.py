@@ -5,7 +5,9 @@ What the ``surveys`` flow needs to invite customers:
 - ``survey_policies``: the periodic NPS survey per class (A quarterly, B half-yearly, C yearly),
   each class switchable off (``enabled``); seeded by ``crm_db.defaults``.
 - ``survey_campaigns.abc_class``: the class of a periodic wave (``nps:2026Q4:A``); NULL for the
-  post-complaint campaigns.
+  post-complaint campaigns. ``starts_on``: the day a periodic wave started (the period's first
+  day, or the first run's day when the flow first ran mid-period): the wave is spread over the
+  working days from it to the period's end, so a first run does not send a backlog in one day.
 - ``survey_invitations``: ``kind`` (nps / csat, backfilled from the campaign), ``abc_class``
   (the customer's class when invited), ``due_on`` (the working day the wave planned for the
   customer, or the post-complaint survey's due day), ``run_id`` (the run that wrote it), and at
@@ -48,6 +50,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("survey_campaigns") as batch:
         batch.add_column(sa.Column("abc_class", _enum("abc_class", _CLASSES), nullable=True))
+        batch.add_column(sa.Column("starts_on", sa.Date(), nullable=True))
     with op.batch_alter_table("survey_invitations") as batch:
         batch.add_column(sa.Column("kind", _enum("kind", ("nps", "csat")), nullable=True))
         batch.add_column(sa.Column("abc_class", _enum("abc_class", _CLASSES), nullable=True))
@@ -88,5 +91,6 @@ def downgrade() -> None:
         batch.drop_column("kind")
     with op.batch_alter_table("survey_campaigns") as batch:
         batch.drop_constraint(op.f("ck_survey_campaigns_abc_class"), type_="check")
+        batch.drop_column("starts_on")
         batch.drop_column("abc_class")
     op.drop_table("survey_policies")

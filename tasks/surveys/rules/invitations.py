@@ -99,22 +99,30 @@ class Wave:
     abc_class: AbcClass
     period: Period
     code: str
-    days: tuple[date, ...]  # the period's working days
+    starts_on: date
+    days: tuple[date, ...]  # the wave's working days (from starts_on to the period's end)
     bound: int
 
 
-def waves(as_of: date, rules: SurveyRules, calendar: WorkCalendar) -> list[Wave]:
-    """The periodic waves running on ``as_of``, one per enabled class, in class order."""
+def waves(
+    as_of: date,
+    rules: SurveyRules,
+    calendar: WorkCalendar,
+    started: Mapping[str, date] | None = None,
+) -> list[Wave]:
+    """The periodic waves running on ``as_of``, one per enabled class, in class order.
+    ``started`` holds the day each existing wave started (by campaign code); a wave not started
+    yet starts on ``as_of`` (its period's first day, or the first run's day mid-period)."""
     result = []
     for abc in AbcClass:
         kind = rules.periods.get(abc)
         if kind is None:
             continue
         period = period_of(as_of, kind)
-        days = tuple(working_days(period, calendar))
-        result.append(
-            Wave(abc, period, periodic_campaign_code(period, abc), days, due_bound(as_of, days))
-        )
+        code = periodic_campaign_code(period, abc)
+        start = (started or {}).get(code, as_of)
+        days = tuple(working_days(period, calendar, start))
+        result.append(Wave(abc, period, code, start, days, due_bound(as_of, days)))
     return result
 
 

@@ -6,7 +6,9 @@ A wave is spread evenly over the working days of its period: each customer gets 
 position (a multiplicative hash of the customer id, so the same customer lands on the same
 relative day of every period and a re-run picks the same day); the run for ``as_of`` invites
 every customer whose day has come (the first ``k`` working days of the period), so a day the
-flow did not run, or a customer held back by the contact cap, is caught up on the next run.
+flow did not run, or a customer held back by the contact cap, is caught up on the next run. A
+wave first run mid-period (a new install) spreads over the working days left, from the day it
+started (``survey_campaigns.starts_on``), instead of sending the backlog at once.
 The hash is integer arithmetic the database can do too (``spread_hash_sql``): the selection
 takes the due customers in SQL with one comparison, ``hash < due_bound``.
 
@@ -64,10 +66,12 @@ def post_complaint_campaign(day: date) -> tuple[str, str]:
     return f"{SurveyKind.CSAT.value}:{month}", month
 
 
-def working_days(period: Period, calendar: WorkCalendar) -> list[date]:
-    """The working days of ``period``; a period without any (a calendar with no working day in
-    it) counts every day, so a wave always has somewhere to go."""
-    days = [period.start + timedelta(days=n) for n in range((period.end - period.start).days + 1)]
+def working_days(period: Period, calendar: WorkCalendar, start: date | None = None) -> list[date]:
+    """The working days of ``period`` from ``start`` (default: the period's first day); a span
+    without any (a calendar with no working day in it) counts every day, so a wave always has
+    somewhere to go."""
+    first = max(start or period.start, period.start)
+    days = [first + timedelta(days=n) for n in range((period.end - first).days + 1)]
     working = [day for day in days if calendar.is_working_day(day)]
     return working or days
 

@@ -58,8 +58,22 @@ def csat(customer_id: int = 1, complaint_id: int = 10, due: date = date(2026, 11
     return Candidate(customer_id, SurveyKind.CSAT, "csat:2026-11", due, AbcClass.A, complaint_id)
 
 
+def test_a_wave_first_run_mid_period_spreads_over_the_days_left() -> None:
+    [a, *_] = waves(date(2026, 11, 23), DEFAULT_RULES, CAL)
+    assert a.starts_on == date(2026, 11, 23) and a.days[0] == date(2026, 11, 23)
+    assert len(a.days) == 29  # 23 Nov to 31 Dec, weekdays
+    assert a.bound == -(-(1 << 32) // 29)  # one day's share
+    later = waves(date(2026, 11, 24), DEFAULT_RULES, CAL, {"nps:2026Q4:A": date(2026, 11, 23)})
+    assert later[0].days == a.days and later[0].bound == -(-2 * (1 << 32) // 29)
+
+
 def test_default_waves_per_class() -> None:
-    result = waves(date(2026, 11, 23), DEFAULT_RULES, CAL)
+    started = {
+        "nps:2026Q4:A": date(2026, 10, 1),
+        "nps:2026H2:B": date(2026, 7, 1),
+        "nps:2026:C": date(2026, 1, 1),
+    }
+    result = waves(date(2026, 11, 23), DEFAULT_RULES, CAL, started)
     assert [(w.abc_class, w.code) for w in result] == [
         (AbcClass.A, "nps:2026Q4:A"),
         (AbcClass.B, "nps:2026H2:B"),
