@@ -70,7 +70,7 @@ def working_days(period: Period, calendar: WorkCalendar, start: date | None = No
     """The working days of ``period`` from ``start`` (default: the period's first day); a span
     without any (a calendar with no working day in it) counts every day, so a wave always has
     somewhere to go."""
-    first = max(start or period.start, period.start)
+    first = min(max(start or period.start, period.start), period.end)
     days = [first + timedelta(days=n) for n in range((period.end - first).days + 1)]
     working = [day for day in days if calendar.is_working_day(day)]
     return working or days

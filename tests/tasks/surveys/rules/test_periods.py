@@ -72,6 +72,11 @@ def test_working_days_skip_holidays_and_keep_make_up_days() -> None:
     days = working_days(period_of(date(2026, 10, 15), SurveyPeriod.QUARTER), CN)
     assert date(2026, 10, 5) not in days and date(2026, 10, 10) in days
     assert all(CN.is_working_day(d) for d in days)
+    # From a start: the days left; a start outside the period is clamped into it.
+    q4 = period_of(date(2026, 10, 15), SurveyPeriod.QUARTER)
+    assert working_days(q4, CN, date(2026, 12, 30)) == [date(2026, 12, 30), date(2026, 12, 31)]
+    assert working_days(q4, CN, date(2027, 3, 1)) == [date(2026, 12, 31)]
+    assert working_days(q4, CN, date(2026, 1, 1)) == days
     # A calendar without any working day still gives the wave somewhere to go.
     never = WorkCalendar(working_weekdays=frozenset())
     assert len(working_days(period_of(date(2026, 2, 3), SurveyPeriod.QUARTER), never)) == 90
