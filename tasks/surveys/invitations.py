@@ -13,9 +13,11 @@ concurrent runs write nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +26,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from crm_db.bulk import driver_date, driver_timestamp, id_list, insert_rows
 from crm_db.enums import AbcClass, InvitationStatus, SurveyKind, SurveyTrigger
 from crm_db.types import UTCDateTime, raw_utc_datetime
-from tasks.common.contact_policy import FACT_COLUMNS, facts_from_row
+from tasks.common.contact_policy import fact_columns, facts_from_values
 from tasks.common.run_context import RunCounts
 from tasks.mail.outbox import NewMessage, prepare
 from tasks.rules.calendar import WorkCalendar
@@ -39,6 +41,7 @@ from tasks.surveys.rules.invitations import (
     csat_due_on,
     expires_at,
     resolved_window,
+    unreachable_reason,
     waves,
 )
 from tasks.surveys.rules.periods import post_complaint_campaign, spread_day, spread_hash_sql
@@ -47,6 +50,7 @@ from tasks.surveys.rules.periods import post_complaint_campaign, spread_day, spr
 _RESOLVED = ("resolved", "verified", "closed")
 
 
+@lru_cache(maxsize=64)
 def group(kind: SurveyKind | str, abc_class: AbcClass | str | None) -> str:
     """The artifact's row key: survey kind and customer class (``nps:A``, ``csat:-``)."""
     klass = abc_class.value if isinstance(abc_class, AbcClass) else abc_class
@@ -82,11 +86,17 @@ class SurveyContext:
     expires_at: datetime  # of the invitations written in this run (and their links)
 
 
+# A survey can reach a customer only with survey consent and an address: for the others the
+# cap, fatigue and pending-complaint subqueries are not run (the rules skip them before that).
+_REACHABLE = (
+    "NOT c.survey_opt_out AND c.unsubscribed_at IS NULL AND c.email IS NOT NULL "
+    "AND NOT c.email_undeliverable"
+)
 # The customers of a range whose wave day has come and who are not in the wave yet, with the
 # contact facts and whether a post-complaint survey of theirs is due or coming (it goes first).
 _SELECT = f"""
-    SELECT c.id, c.abc_class, c.locale, {FACT_COLUMNS},
-           CASE WHEN EXISTS (
+    SELECT c.id, c.abc_class, c.locale, {fact_columns(_REACHABLE)},
+           CASE WHEN {_REACHABLE} AND EXISTS (
              SELECT 1 FROM complaints k
              WHERE k.customer_id = c.id AND k.status IN {_RESOLVED}
                AND k.resolved_at >= :pending_from
@@ -233,19 +243,34 @@ class _Row:
     csat_pending: bool
 
 
-def _rows(result: Any) -> dict[int, _Row]:
-    return {
-        row.id: _Row(
-            row.id,
-            AbcClass(row.abc_class) if row.abc_class else None,
-            row.name,
-            row.email,
-            row.locale,
-            facts_from_row(row.id, row),
-            bool(row.csat_pending),
+_CLASSES = {abc.value: abc for abc in AbcClass}
+
+
+def _rows(
+    result: Any, tally: Counter[tuple[str, str]] | None = None, keep: Container[int] = ()
+) -> dict[int, _Row]:
+    """The selected rows (positionally: tens of thousands a range). With ``tally``, a periodic
+    candidate no survey can reach (no survey consent, no deliverable address; see
+    ``_REACHABLE``) and without a post-complaint survey due (``keep``) is only counted there,
+    by the contact policy's reason: held back every day of its wave, it is most of the rows."""
+    rows: dict[int, _Row] = {}
+    for cid, klass, locale, *facts, csat_pending in result.tuples():
+        abc = _CLASSES.get(klass) if klass else None
+        name, email, undeliverable, _, _, survey_out, unsubscribed = facts[:7]
+        if tally is not None and cid not in keep:
+            reason = unreachable_reason(
+                opted_out=bool(survey_out or unsubscribed),
+                has_address=bool(email) and not undeliverable,
+            )
+            if reason is not None:
+                key = group(SurveyKind.NPS, abc)
+                tally[key, "due"] += 1
+                tally[key, f"skipped:{reason}"] += 1
+                continue
+        rows[cid] = _Row(
+            cid, abc, name, email, locale, facts_from_values(cid, *facts), bool(csat_pending)
         )
-        for row in result
-    }
+    return rows
 
 
 def _wave_params(ctx: SurveyContext) -> dict[str, Any]:
@@ -266,8 +291,10 @@ def invite_range(
     counts = RunCounts()
     csat = [d for d in ctx.csat_due if lo <= d.customer_id <= hi]
     params = {"lo": lo, "hi": hi, "pending_from": ctx.pending_from, **_wave_params(ctx)}
+    tally: Counter[tuple[str, str]] = Counter()
+    keep = {d.customer_id for d in csat}
     with engine.connect() as conn:
-        rows = _rows(conn.execute(_PERIODIC, params)) if ctx.waves else {}
+        rows = _rows(conn.execute(_PERIODIC, params), tally, keep) if ctx.waves else {}
         periodic = set(rows)
         missing = sorted({d.customer_id for d in csat} - periodic)
         if missing:
@@ -281,6 +308,8 @@ def invite_range(
         rules=ctx.rules,
         cap_days=ctx.cap_days,
     )
+    for (key, what), n in tally.items():
+        counts.add(key, what, n)
     invites: list[Outcome] = []
     for outcome in outcomes:
         c = outcome.candidate

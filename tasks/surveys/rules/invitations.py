@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from crm_db.enums import AbcClass, SurveyKind, SurveyPeriod
@@ -195,8 +196,10 @@ def choose(
 ) -> list[Outcome]:
     """Today's decision for every candidate, in customer order: at most one invitation per
     customer, the post-complaint one first (the earliest due, then the lowest complaint id);
-    the others skipped with the reason. A customer without facts (deleted since the selection)
-    is skipped as ``no_email``."""
+    the others skipped with the reason. The first reason that applies counts: the contact
+    policy's (consent, address, cap, fatigue), then ``post_complaint_first`` for a periodic
+    survey while a post-complaint one is coming. A customer without facts (deleted since the
+    selection) is skipped as ``no_email``."""
     by_customer: dict[int, list[Candidate]] = {}
     for candidate in candidates:
         by_customer.setdefault(candidate.customer_id, []).append(candidate)
@@ -204,6 +207,9 @@ def choose(
     outcomes: list[Outcome] = []
     for customer_id in sorted(by_customer):
         due = by_customer[customer_id]
+        if len(due) == 1:  # nearly everyone: nothing to choose between
+            outcomes.append(_decide_one(due[0], facts.get(customer_id), now=now, rules=contact))
+            continue
         preferred = preferred_survey({_message_kind(c.kind) for c in due})
         ordered = sorted(
             due,
@@ -229,14 +235,43 @@ def choose(
 def _decide_one(
     candidate: Candidate, facts: ContactFacts | None, *, now: datetime, rules: ContactRules
 ) -> Outcome:
-    if candidate.kind is SurveyKind.NPS and candidate.post_complaint_pending:
-        return Outcome(candidate, False, Skip.POST_COMPLAINT_FIRST.value)
     if facts is None:
         return Outcome(candidate, False, "no_email")
     decision = decide(facts, _message_kind(candidate.kind), now=now, rules=rules)
-    if decision.email:
-        return Outcome(candidate, True)
-    return Outcome(candidate, False, decision.reason.value if decision.reason else "no_email")
+    if not decision.email:
+        return Outcome(candidate, False, decision.reason.value if decision.reason else "no_email")
+    if candidate.kind is SurveyKind.NPS and candidate.post_complaint_pending:
+        return Outcome(candidate, False, Skip.POST_COMPLAINT_FIRST.value)
+    return Outcome(candidate, True)
+
+
+@lru_cache(maxsize=8)
+def unreachable_reason(*, opted_out: bool, has_address: bool) -> str | None:
+    """Why no survey can reach a customer whatever the time: no survey consent (``opted_out``:
+    opted out of surveys or unsubscribed) or no deliverable address - the shared contact
+    policy's reason, which for such a customer depends on nothing else; ``None`` when a survey
+    could reach them (then the full decision, with the cap and fatigue, is needed). The IO
+    layer counts the wave's unreachable customers with it instead of building a decision per
+    row: they are held back on every run of their wave."""
+    if not opted_out and has_address:
+        return None
+    facts = ContactFacts(
+        customer_id=0,
+        has_email=has_address,
+        email_valid=has_address,
+        has_phone=False,
+        marketing_opt_out=False,
+        survey_opt_out=opted_out,
+        unsubscribed=False,
+        last_email_at=None,
+        last_survey_at=None,
+    )
+    decision = decide(facts, MessageKind.SURVEY, now=_EPOCH, rules=ContactRules(cap_days=0))
+    assert decision.reason is not None  # consent or the address refused it
+    return decision.reason.value
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def reminder_skip(facts: ContactFacts | None, *, now: datetime) -> str | None:
@@ -284,6 +319,7 @@ __all__ = [
     "is_expired",
     "reminder_cutoff",
     "reminder_skip",
+    "unreachable_reason",
     "resolved_window",
     "waves",
 ]

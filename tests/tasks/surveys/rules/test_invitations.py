@@ -26,6 +26,7 @@ from tasks.surveys.rules.invitations import (
     reminder_cutoff,
     reminder_skip,
     resolved_window,
+    unreachable_reason,
     waves,
 )
 
@@ -195,3 +196,35 @@ def test_expiry_is_the_end_of_the_last_local_day() -> None:
     assert expiry == datetime(2026, 12, 8, 0, 0, tzinfo=SHANGHAI)
     assert not is_expired(expiry, expiry - timedelta(microseconds=1))
     assert is_expired(expiry, expiry)
+
+
+@pytest.mark.parametrize("survey_opt_out", [False, True])
+@pytest.mark.parametrize("unsubscribed", [False, True])
+@pytest.mark.parametrize("has_email", [False, True])
+@pytest.mark.parametrize("kind", ["nps", "csat"])
+def test_the_unreachable_shortcut_gives_the_contact_policys_reason(
+    survey_opt_out: bool, unsubscribed: bool, has_email: bool, kind: str
+) -> None:
+    """Whatever the times, for a customer without consent or address the shortcut the IO layer
+    counts with equals the full decision."""
+    shortcut = unreachable_reason(opted_out=survey_opt_out or unsubscribed, has_address=has_email)
+    for last in (None, NOW - timedelta(days=1)):
+        changed = facts(
+            survey_opt_out=survey_opt_out,
+            unsubscribed=unsubscribed,
+            has_email=has_email,
+            email_valid=has_email,
+            last_email_at=last,
+            last_survey_at=last,
+        )
+        [outcome] = choose(
+            [nps() if kind == "nps" else csat()],
+            {1: changed},
+            now=NOW,
+            rules=DEFAULT_RULES,
+            cap_days=7,
+        )
+        if shortcut is None:
+            assert outcome.reason in (None, "contact_cap")  # the full decision is needed
+        else:
+            assert outcome.reason == shortcut
