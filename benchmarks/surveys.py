@@ -321,7 +321,8 @@ SELECT CASE WHEN i.complaint_id IS NULL THEN 'survey:' || m.code || ':customer:'
             ELSE 'survey:csat:complaint:' || i.complaint_id END,
        'survey_invitation', c.locale, c.email, c.name, c.id,
        {json}('customer_name', c.name, 'survey', i.kind, 'invitation_id', i.id,
-              'expires_at', :expires_iso, 'expires_on', :expires_on,
+              'expires_at', CAST(:expires_iso AS VARCHAR(40)),
+              'expires_on', CAST(:expires_on AS VARCHAR(10)),
               'complaint_reference', k.external_id),
        'pending', 0, :now, '<' || i.id || '.bench@example.test>', :now
 FROM survey_invitations i

@@ -324,7 +324,7 @@ def invite_range(
             counts.add(group(outcome.candidate.kind, outcome.candidate.abc_class), "invited")
         return counts
     with engine.begin() as conn:
-        created = _insert_invitations(conn, ctx, invites, run_id, lo, hi)
+        created = _insert_invitations(conn, ctx, invites, run_id)
         messages = _messages(ctx, created, rows, csat, run_id)
         queued = prepare(messages, now=ctx.now, dialect=conn.dialect.name).insert(conn)
     for c in created.values():
@@ -382,10 +382,12 @@ _INVITATION_COLUMNS = (
     "expires_at",
     "run_id",
 )
+# By the customers just written (their index), not by the range: a range holds every earlier
+# invitation of its customers too.
 _CREATED = text(
     "SELECT id, customer_id, complaint_id FROM survey_invitations "
-    "WHERE customer_id BETWEEN :lo AND :hi AND created_at = :now"
-).bindparams(bindparam("now", type_=UTCDateTime()))
+    "WHERE customer_id IN :ids AND created_at = :now"
+).bindparams(bindparam("now", type_=UTCDateTime()), id_list("ids"))
 
 
 def _insert_invitations(
@@ -393,8 +395,6 @@ def _insert_invitations(
     ctx: SurveyContext,
     invites: Sequence[Outcome],
     run_id: int | None,
-    lo: int,
-    hi: int,
 ) -> dict[int, Candidate]:
     """Insert the invitations; returns the ones this call inserted, by invitation id (a unique
     key refuses those a concurrent run wrote first - that run queued their emails)."""
@@ -422,7 +422,8 @@ def _insert_invitations(
     insert_rows(conn, "survey_invitations", _INVITATION_COLUMNS, rows, "ON CONFLICT DO NOTHING")
     by_key = {(o.candidate.customer_id, o.candidate.complaint_id): o.candidate for o in invites}
     created: dict[int, Candidate] = {}
-    for row in conn.execute(_CREATED, {"lo": lo, "hi": hi, "now": ctx.now}):
+    ids = sorted({o.candidate.customer_id for o in invites})
+    for row in conn.execute(_CREATED, {"ids": ids, "now": ctx.now}):
         candidate = by_key.get((row.customer_id, row.complaint_id))
         if candidate is not None:
             created[row.id] = candidate
