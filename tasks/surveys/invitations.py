@@ -254,7 +254,8 @@ def _rows(
     ``_REACHABLE``) and without a post-complaint survey due (``keep``) is only counted there,
     by the contact policy's reason: held back every day of its wave, it is most of the rows."""
     rows: dict[int, _Row] = {}
-    for cid, klass, locale, *facts, csat_pending in result.tuples():
+    # fetchall: one driver call, not one per row (iterating a result fetches row by row).
+    for cid, klass, locale, *facts, csat_pending in result.tuples().all():
         abc = _CLASSES.get(klass) if klass else None
         name, email, undeliverable, _, _, survey_out, unsubscribed = facts[:7]
         if tally is not None and cid not in keep:
