@@ -5,7 +5,7 @@ down on SQLite and PostgreSQL with the existing rows kept."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from crm_db import migrate
@@ -15,12 +15,12 @@ REVISION = "0013_survey_invitations"
 PREVIOUS = "0012_revisit_capacity"
 
 
-def _columns(engine: object, table: str) -> set[str]:
-    return {c["name"] for c in inspect(engine).get_columns(table)}  # type: ignore[arg-type]
+def _columns(engine: Engine, table: str) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns(table)}
 
 
-def _seed(engine: object) -> None:
-    with engine.begin() as conn:  # type: ignore[attr-defined]
+def _seed(engine: Engine) -> None:
+    with engine.begin() as conn:
         conn.execute(text("INSERT INTO regions (id, code, name) VALUES (1, 'R1', 'R')"))
         conn.execute(
             text("INSERT INTO branches (id, code, name, region_id) VALUES (1, 'B1', 'B', 1)")
