@@ -100,7 +100,7 @@ lock: ## re-pin both locks from pyproject.toml with hashes (LOCK_ARGS=--upgrade-
 	$(UV) pip compile --quiet pyproject.toml --universal --generate-hashes \
 		-c requirements-dev.lock -o requirements.lock
 
-demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits and delivery
+demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits, surveys and delivery
 	$(CRM) db upgrade
 	@state=$$($(PY) scripts/crm_db_state.py) || exit 1; \
 	if [ "$$state" = empty ]; then \
@@ -112,6 +112,7 @@ demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits
 	$(DEMO_ENV) $(CRM) run healthcheck --as-of $(DEMO_AS_OF)
 	$(DEMO_ENV) $(CRM) run classify_customers --as-of $(DEMO_AS_OF)
 	$(DEMO_ENV) $(CRM) run revisits --as-of $(DEMO_AS_OF)
+	$(DEMO_ENV) $(CRM) run surveys --as-of $(DEMO_AS_OF)
 	$(DEMO_ENV) $(CRM) run deliver_outbox --as-of $(DEMO_AS_OF)
 	@echo
 	@echo "Demo done (as of $(DEMO_AS_OF)):"

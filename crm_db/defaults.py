@@ -13,6 +13,11 @@ B      90 days   phone    7 days after due
 C      180 days  email    7 days after due
 =====  ========  =======  ==================
 
+Survey policies (满意度调查): the periodic NPS survey per class, A quarterly, B half-yearly, C
+yearly, each with ``enabled`` (switch a class off by editing its row). The survey windows are
+``policy_settings`` (``survey.*``): post-complaint CSAT 3 working days after the resolution,
+one reminder after 5 days, expiry after 14 days, nobody invited twice within 90 days.
+
 SLA policies. First response in clock minutes: within 24 hours for every severity (海尔: 出现问题
 24小时内答复), shorter for critical and for A-class customers. Resolution in business minutes of
 the branch's calendar (its region's calendar, else ``CN``: 09:00-18:00, Mon-Fri, public
@@ -60,11 +65,13 @@ from crm_db.models import (
     PolicySetting,
     RevisitPolicy,
     SlaPolicy,
+    SurveyPolicy,
 )
 from crm_db.policy_defaults import (
     RETIRED_SETTINGS,
     REVISIT_DEFAULTS,
     SETTINGS,
+    SURVEY_DEFAULTS,
     Setting,
 )
 from crm_db.types import utcnow
@@ -117,6 +124,15 @@ def _insert_revisit_policies(session: Session) -> int:
             active=True,
         )
         for d in missing
+    )
+    return len(missing)
+
+
+def _insert_survey_policies(session: Session) -> int:
+    existing = set(session.scalars(select(SurveyPolicy.abc_class)))
+    missing = [d for d in SURVEY_DEFAULTS if d.abc_class not in existing]
+    session.add_all(
+        SurveyPolicy(abc_class=d.abc_class, period=d.period, enabled=d.enabled) for d in missing
     )
     return len(missing)
 
@@ -215,6 +231,7 @@ def ensure_default_policies(
     counts["business_calendars"] = calendars_added
     counts["calendar_days"] = days_added
     counts["sla_policies"] = _insert_sla_policies(session)
+    counts["survey_policies"] = _insert_survey_policies(session)
     counts["policy_settings"] = _insert_settings(session, stamp)
     session.flush()
     return counts

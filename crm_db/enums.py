@@ -74,6 +74,14 @@ class SurveyTrigger(StrEnum):
     POST_COMPLAINT = "post_complaint"
 
 
+class SurveyPeriod(StrEnum):
+    """How often a class gets the periodic NPS survey (``survey_policies.period``)."""
+
+    QUARTER = "quarter"
+    HALF_YEAR = "half_year"
+    YEAR = "year"
+
+
 class InvitationStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
-from crm_db.enums import AbcClass, ContactChannel
+from crm_db.enums import AbcClass, ContactChannel, SurveyPeriod
 
 T = TypeVar("T", bool, int, float, str)
 
@@ -73,7 +73,13 @@ SURVEY_FATIGUE_DAYS: Final = Setting(
 SURVEY_POST_COMPLAINT_DELAY_DAYS: Final = Setting(
     "survey.post_complaint_delay_days",
     3,
-    "Post-complaint satisfaction survey N days after the complaint is resolved",
+    "Post-complaint satisfaction survey N working days after the complaint is resolved",
+)
+SURVEY_POST_COMPLAINT_WINDOW_DAYS: Final = Setting(
+    "survey.post_complaint_window_days",
+    14,
+    "A post-complaint survey held back (contact cap, fatigue) is tried for N more days, then "
+    "dropped",
 )
 SURVEY_REMINDER_DAYS: Final = Setting(
     "survey.reminder_days", 5, "One reminder N days after a survey invitation without a response"
@@ -120,6 +126,7 @@ SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[st
     REVISIT_SPREAD_WORKING_DAYS,
     SURVEY_FATIGUE_DAYS,
     SURVEY_POST_COMPLAINT_DELAY_DAYS,
+    SURVEY_POST_COMPLAINT_WINDOW_DAYS,
     SURVEY_REMINDER_DAYS,
     SURVEY_EXPIRY_DAYS,
     CHURN_DROP_RATIO,
@@ -150,4 +157,20 @@ REVISIT_DEFAULTS: Final[tuple[RevisitDefault, ...]] = (
     RevisitDefault(AbcClass.A, 30, ContactChannel.VISIT),
     RevisitDefault(AbcClass.B, 90, ContactChannel.PHONE),
     RevisitDefault(AbcClass.C, 180, ContactChannel.EMAIL),
+)
+
+
+@dataclass(frozen=True)
+class SurveyDefault:
+    """One default ``survey_policies`` row: the periodic NPS survey of a class (满意度调查)."""
+
+    abc_class: AbcClass
+    period: SurveyPeriod
+    enabled: bool = True
+
+
+SURVEY_DEFAULTS: Final[tuple[SurveyDefault, ...]] = (
+    SurveyDefault(AbcClass.A, SurveyPeriod.QUARTER),
+    SurveyDefault(AbcClass.B, SurveyPeriod.HALF_YEAR),
+    SurveyDefault(AbcClass.C, SurveyPeriod.YEAR),
 )

@@ -15,6 +15,7 @@ from flows.deliver_outbox import deliver_outbox
 from flows.healthcheck import healthcheck
 from flows.revisits import revisits
 from flows.run_contract import FlowSummary
+from flows.surveys import surveys
 
 # Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
@@ -26,6 +27,7 @@ FLOWS: dict[str, Flow[..., FlowSummary]] = {
         deliver_outbox,
         healthcheck,
         revisits,
+        surveys,
     )
 }
 

@@ -1,4 +1,5 @@
-"""Print what ``make demo`` did: customers by class, revisits, outbox by status, captured mail.
+"""Print what ``make demo`` did: customers by class, revisits, survey waves, outbox by status,
+captured mail.
 
 Reads the CRM database named by the settings and the mail capture folder; writes nothing.
 """
@@ -11,7 +12,14 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 
 from crm_core.paths import var_dir
-from crm_db.models import Customer, FlowRun, OutboxMessage, Revisit
+from crm_db.models import (
+    Customer,
+    FlowRun,
+    OutboxMessage,
+    Revisit,
+    SurveyCampaign,
+    SurveyInvitation,
+)
 from crm_db.session import make_engine
 
 
@@ -34,9 +42,17 @@ def main() -> int:
         kinds = conn.execute(
             select(OutboxMessage.kind, func.count()).group_by(OutboxMessage.kind)
         ).tuples()
+        # The periodic waves by class (nps:2026Q4:A ...) and the post-complaint campaigns.
+        waves = conn.execute(
+            select(SurveyCampaign.code, func.count(SurveyInvitation.id))
+            .join(SurveyInvitation, SurveyInvitation.campaign_id == SurveyCampaign.id)
+            .where(SurveyInvitation.run_id.is_not(None))
+            .group_by(SurveyCampaign.code)
+        ).tuples()
         runs = conn.execute(select(FlowRun.flow_name, FlowRun.status).order_by(FlowRun.id)).tuples()
         print(f"  customers by class   {_pairs(classes)}")
         print(f"  revisits by status   {_pairs(revisits)}")
+        print(f"  survey invitations   {_pairs(waves) or '-'} (this demo's runs, by wave)")
         print(f"  emails by kind       {_pairs(kinds)}")
         print(f"  emails by status     {_pairs(outbox)}")
         print(f"  flow runs (ledger)   {', '.join(f'{n}:{s}' for n, s in runs)}")

@@ -61,7 +61,14 @@ DEFAULT_CHUNK: Final = 50_000
 # Configuration, not data: present after `ensure_default_policies`, so they do not make a
 # database "non-empty" for seeding.
 CONFIG_TABLES: Final = frozenset(
-    {"policy_settings", "revisit_policies", "sla_policies", "business_calendars", "calendar_days"}
+    {
+        "policy_settings",
+        "revisit_policies",
+        "sla_policies",
+        "survey_policies",
+        "business_calendars",
+        "calendar_days",
+    }
 )
 # The big tables whose secondary indexes are rebuilt after the load (see loader.py).
 REBUILT_TABLES: Final = ("customers", "transactions", "contact_history")

@@ -7,6 +7,7 @@ from crm_db.models.care import (
     RevisitPolicy,
     SurveyCampaign,
     SurveyInvitation,
+    SurveyPolicy,
     SurveyResponse,
 )
 from crm_db.models.complaints import (
@@ -63,6 +64,7 @@ __all__ = [
     "Staff",
     "SurveyCampaign",
     "SurveyInvitation",
+    "SurveyPolicy",
     "SurveyResponse",
     "Target",
     "Transaction",

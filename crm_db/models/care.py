@@ -27,6 +27,7 @@ from crm_db.enums import (
     InvitationStatus,
     RevisitStatus,
     SurveyKind,
+    SurveyPeriod,
     SurveyTrigger,
 )
 from crm_db.models.base import Base, str_enum
@@ -108,8 +109,21 @@ class Revisit(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SurveyPolicy(Base):
+    """The periodic NPS survey of a class (defaults: A quarterly, B half-yearly, C yearly);
+    ``enabled`` false switches the class off (migration 0013)."""
+
+    __tablename__ = "survey_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    abc_class: Mapped[AbcClass] = mapped_column(str_enum(AbcClass, "abc_class"), unique=True)
+    period: Mapped[SurveyPeriod] = mapped_column(str_enum(SurveyPeriod, "period"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class SurveyCampaign(Base):
-    """A survey wave, e.g. ``nps:2026Q4:A`` or ``csat:post-complaint``."""
+    """A survey wave, e.g. ``nps:2026Q4:A`` (periodic, one class) or ``csat:2026-12``
+    (post-complaint, the month it was sent)."""
 
     __tablename__ = "survey_campaigns"
 
@@ -118,6 +132,11 @@ class SurveyCampaign(Base):
     kind: Mapped[SurveyKind] = mapped_column(str_enum(SurveyKind, "kind"))
     trigger: Mapped[SurveyTrigger] = mapped_column(str_enum(SurveyTrigger, "trigger"))
     period: Mapped[str] = mapped_column(String(20))
+    # The class of a periodic wave; NULL for post-complaint campaigns (0013).
+    abc_class: Mapped[AbcClass | None] = mapped_column(str_enum(AbcClass, "abc_class"))
+    # A periodic wave is spread over the working days from this day to the period's end: the
+    # period's first day, or the day the flow first ran in it (no backlog sent in one day).
+    starts_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -127,14 +146,31 @@ class SurveyInvitation(Base):
         UniqueConstraint("campaign_id", "customer_id"),
         Index("ix_survey_invitations_customer_created", "customer_id", "created_at"),
         Index("ix_survey_invitations_status_expires", "status", "expires_at"),
+        # At most one post-complaint survey per complaint (0013).
+        Index(
+            "uq_survey_invitations_complaint",
+            "complaint_id",
+            unique=True,
+            sqlite_where=text("complaint_id IS NOT NULL"),
+            postgresql_where=text("complaint_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("survey_campaigns.id"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
-    # Only a hash of the link token is stored: a database leak does not leak working links.
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[SurveyKind] = mapped_column(str_enum(SurveyKind, "kind"))
+    # The customer's class when invited (NULL: unclassified).
+    abc_class: Mapped[AbcClass | None] = mapped_column(str_enum(AbcClass, "abc_class"))
+    # The working day the wave planned for this customer (spread over the period), or the
+    # post-complaint survey's due day; the invitation is written on it or, held back (contact
+    # cap, fatigue), on a later run.
+    due_on: Mapped[date | None] = mapped_column(Date)
+    # Unused since 0013 (NULL for invitations the flow writes): answer links are signed tokens
+    # naming the invitation (tasks.mail.links.survey_answer_token), verified, never looked up,
+    # so no working link can be rebuilt from the database.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     status: Mapped[InvitationStatus] = mapped_column(
         str_enum(InvitationStatus, "status"), default=InvitationStatus.PENDING
     )
@@ -142,6 +178,8 @@ class SurveyInvitation(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The ledger row (flow_runs.id) of the run that wrote it: provenance, not a foreign key.
+    run_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class SurveyResponse(Base):

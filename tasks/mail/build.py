@@ -115,6 +115,11 @@ def build_one(
         if job.outbox_id is not None:
             feedback = care_feedback_url(job.outbox_id, key=key, base_url=base_url, now=when)
         context = {**context, "feedback_url": feedback}
+    if kind is not None and kind.survey_links:
+        context = {
+            **context,
+            "score_links": survey_score_links(context, key=key, base_url=base_url),
+        }
     try:
         rendered = render_email(job.kind, job.locale, context, base_url=base_url)
         message = build_message(
@@ -131,6 +136,30 @@ def build_one(
         return message_bytes(message)
     except Exception as exc:
         return f"render: {exc.__class__.__name__}: {exc}"
+
+
+def survey_score_links(
+    context: dict[str, Any], *, key: bytes, base_url: str
+) -> list[dict[str, Any]]:
+    """A survey email's one-click links: ``{"score": N, "url": ...}`` for 0-10 (NPS) or 1-5
+    (CSAT), signed for the context's invitation and expiring with it."""
+    from tasks.mail.links import survey_answer_url
+
+    expires_at = datetime.fromisoformat(context["expires_at"])
+    low, high = (1, 5) if context["survey"] == "csat" else (0, 10)
+    return [
+        {
+            "score": score,
+            "url": survey_answer_url(
+                int(context["invitation_id"]),
+                key=key,
+                base_url=base_url,
+                expires_at=expires_at,
+                score=score,
+            ),
+        }
+        for score in range(low, high + 1)
+    ]
 
 
 # ---------------------------------------------------------------- in the worker process

@@ -31,6 +31,9 @@ class EmailKind:
     description: str = ""
     # Delivery signs a ``feedback_url`` (``/f/``, the customer's answer page) into the context.
     feedback_link: bool = False
+    # Delivery signs the survey's one-click ``score_links`` (``/s/{token}?score=N``, from the
+    # context's ``invitation_id``, ``expires_at`` and ``survey``: 0-10 for NPS, 1-5 for CSAT).
+    survey_links: bool = False
 
     @property
     def delivery_keys(self) -> frozenset[str]:
@@ -38,6 +41,8 @@ class EmailKind:
         keys = {"unsubscribe_url"} if self.audience == "customer" else set()
         if self.feedback_link:
             keys.add("feedback_url")
+        if self.survey_links:
+            keys.add("score_links")
         return frozenset(keys)
 
 
@@ -176,6 +181,24 @@ _COMPLAINT_LIST_ITEMS: list[dict[str, Any]] = [
     },
 ]
 
+_SAMPLE_SURVEY = "https://crm.example.test/s/sample-token?score="
+
+
+def _sample_score_links(low: int, high: int) -> list[dict[str, Any]]:
+    return [{"score": n, "url": f"{_SAMPLE_SURVEY}{n}"} for n in range(low, high + 1)]
+
+
+_SURVEY_SAMPLE: dict[str, Any] = {
+    "customer_name": "田中 太郎",
+    "survey": "nps",
+    "invitation_id": 123,
+    "expires_at": "2026-12-07T16:00:00+00:00",
+    "expires_on": "2026-12-07",
+    "complaint_reference": None,
+    "score_links": _sample_score_links(0, 10),
+    "unsubscribe_url": "https://crm.example.test/u/sample-token",
+}
+
 KINDS: dict[str, EmailKind] = {
     kind.name: kind
     for kind in (
@@ -223,6 +246,30 @@ KINDS: dict[str, EmailKind] = {
                 "last_issue": "加油卡充值",
                 "feedback_url": "https://crm.example.test/f/sample-token",
                 "unsubscribe_url": "https://crm.example.test/u/sample-token",
+            },
+        ),
+        EmailKind(
+            name="survey_invitation",
+            audience="customer",
+            consent="survey",
+            description="A satisfaction survey (满意度调查): the periodic NPS question with "
+            "eleven one-click score links 0-10, or after a resolved complaint the CSAT "
+            "question with five, 1-5; the page the link opens records the answer.",
+            survey_links=True,
+            sample_context=_SURVEY_SAMPLE,
+        ),
+        EmailKind(
+            name="survey_reminder",
+            audience="customer",
+            consent="survey",
+            description="The one reminder to a customer who has not answered a survey "
+            "invitation after N days, with the same score links (CSAT sample).",
+            survey_links=True,
+            sample_context={
+                **_SURVEY_SAMPLE,
+                "survey": "csat",
+                "complaint_reference": "CP20260000123",
+                "score_links": _sample_score_links(1, 5),
             },
         ),
         EmailKind(

@@ -45,6 +45,7 @@ def test_first_call_inserts_every_default_and_second_inserts_nothing(engine: Eng
         "business_calendars": 1,
         "calendar_days": expected_days,
         "sla_policies": 8,
+        "survey_policies": 3,
         "policy_settings": len(POLICY_SETTING_DEFAULTS),
     }
     with Session(engine) as session:

@@ -67,6 +67,7 @@ def test_facts_for_a_chunk_in_one_statement(engine: Engine) -> None:
             SurveyInvitation(
                 campaign_id=campaign.id,
                 customer_id=surveyed.id,
+                kind=SurveyKind.NPS,
                 token_hash="h" * 64,
                 created_at=NOW - timedelta(days=40),
                 expires_at=NOW + timedelta(days=10),

@@ -65,6 +65,7 @@ def test_context_for_a_batch(engine: Engine) -> None:
         invitation = SurveyInvitation(
             campaign_id=campaign.id,
             customer_id=busy.id,
+            kind=SurveyKind.NPS,
             token_hash="h" * 64,
             expires_at=T.replace(month=12),
         )
