@@ -2,6 +2,7 @@
 
 from crm_db.models.base import Base
 from crm_db.models.care import (
+    CareAlert,
     CareFeedback,
     Revisit,
     RevisitPolicy,
@@ -41,6 +42,7 @@ __all__ = [
     "ConsentChange",
     "CustomerOwnerChange",
     "BusinessCalendar",
+    "CareAlert",
     "CareFeedback",
     "CalendarDay",
     "Complaint",

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_db.enums import (
     AbcClass,
+    CareAlertKind,
     ContactChannel,
     InvitationStatus,
     RevisitStatus,
@@ -85,6 +86,12 @@ class Revisit(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(40))
     notes: Mapped[str | None] = mapped_column(Text)
+    # Why the revisit is open beyond its cadence: NULL for a cadence revisit, ``care_alert`` for
+    # the urgent follow-up of a care alert (a detractor, a low score, a churn warning; 0013).
+    reason: Mapped[str | None] = mapped_column(String(20))
+    # What was done, in words for the customer (never the internal ``notes``): the "here is
+    # what we did" email quotes it when an alert's revisit is completed (0013).
+    customer_summary: Mapped[str | None] = mapped_column(Text)
     # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
     # (see migration 0002).
     run_id: Mapped[int | None] = mapped_column(Integer)
@@ -105,6 +112,32 @@ class Revisit(Base):
             else_=0,
         )
 
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CareAlert(Base):
+    """A care alert (满意度闭环, 流失预警): one per survey response that scored low, one per churn
+    warning. ``key`` makes re-runs idempotent (``survey:response:<id>``,
+    ``churn:customer:<id>:<as_of>``); ``revisit_id`` is the urgent revisit it opened or made
+    urgent; ``result_queued_at`` when the customer was told what was done."""
+
+    __tablename__ = "care_alerts"
+    __table_args__ = (
+        # The churn dedup looks up a customer's last alert of a kind.
+        Index("ix_care_alerts_customer_kind_as_of", "customer_id", "kind", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[CareAlertKind] = mapped_column(str_enum(CareAlertKind, "kind", length=20))
+    source: Mapped[str] = mapped_column(String(60))  # response:<id>, or the churn window's end
+    as_of: Mapped[date] = mapped_column(Date)
+    score: Mapped[int | None] = mapped_column(Integer)
+    revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"), index=True)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)  # staff alerted
+    result_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    run_id: Mapped[int | None] = mapped_column(Integer)  # provenance, not a foreign key (0002)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
