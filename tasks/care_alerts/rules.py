@@ -17,12 +17,12 @@ calendar), decisions out. ``tasks/care_alerts/alerts.py`` reads and writes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
-from crm_db.enums import AbcClass
+from crm_db.enums import AbcClass, CareAlertKind
 from crm_db.policy_defaults import (
     CARE_URGENT_REVISIT_WORKING_DAYS,
     CHURN_DEDUP_DAYS,
@@ -34,13 +34,10 @@ from tasks.rules.escalation_ladder import Org, walk_up
 
 NPS_DETRACTOR_MAX = 6  # NPS 0-6: detractor
 LOW_SCORE_MAX = 2  # CSAT and product/service ratings 1-2: low
+_SEARCH_DAYS = 370  # a year of working days is never all taken
 
 
-class AlertKind(StrEnum):
-    DETRACTOR = "detractor"
-    LOW_CSAT = "low_csat"
-    LOW_RATING = "low_rating"
-    CHURN = "churn"
+AlertKind = CareAlertKind  # stored in ``care_alerts.kind``
 
 
 # The kinds a survey answer raises (the "here is what we did" email follows their revisit).
@@ -213,6 +210,26 @@ def urgent_due(as_of: date, calendar: WorkCalendar, working_days: int) -> date:
     return day
 
 
+def free_urgent_day(
+    as_of: date, calendar: WorkCalendar, working_days: int, taken: Collection[date]
+) -> date:
+    """``urgent_due``'s day, or - the database allows one revisit per customer and day, and
+    ``taken`` holds the customer's days after ``as_of`` - the latest free working day before it
+    (still within the window), else the first free working day after it."""
+    due = urgent_due(as_of, calendar, working_days)
+    day = due
+    while day > as_of:
+        if day not in taken:
+            return day
+        day = calendar.previous_working_day(day - timedelta(days=1))
+    day = calendar.next_working_day(due + timedelta(days=1))
+    for _ in range(_SEARCH_DAYS):
+        if day not in taken:
+            return day
+        day = calendar.next_working_day(day + timedelta(days=1))
+    raise ValueError(f"no free working day for an urgent revisit within {_SEARCH_DAYS} days")
+
+
 @dataclass(frozen=True)
 class RevisitChange:
     """What the urgent revisit does to the customer's revisits: a new one, or the open one made
@@ -272,6 +289,7 @@ __all__ = [
     "churn_triggered",
     "churn_windows",
     "dedup",
+    "free_urgent_day",
     "recipients",
     "revisit_change",
     "survey_kinds",

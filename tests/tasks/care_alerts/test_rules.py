@@ -16,6 +16,7 @@ from tasks.care_alerts.rules import (
     churn_triggered,
     churn_windows,
     dedup,
+    free_urgent_day,
     recipients,
     revisit_change,
     survey_kinds,
@@ -300,3 +301,13 @@ def test_an_email_revisit_becomes_a_call() -> None:
         urgent_on=URGENT, open_due_on=URGENT, open_planned_for=None, open_is_email=True
     )
     assert change.channel_to_phone and not change.create
+
+
+def test_free_urgent_day_steps_back_within_the_window_then_forward() -> None:
+    due = date(2026, 11, 25)
+    assert free_urgent_day(MONDAY, WEEKDAYS, 2, set()) == due
+    assert free_urgent_day(MONDAY, WEEKDAYS, 2, {due}) == date(2026, 11, 24)
+    both = {due, date(2026, 11, 24)}
+    assert free_urgent_day(MONDAY, WEEKDAYS, 2, both) == date(2026, 11, 26)
+    # Friday: Tuesday is the due day, Monday the one before; the weekend is never chosen.
+    assert free_urgent_day(FRIDAY, WEEKDAYS, 2, {date(2026, 12, 1)}) == date(2026, 11, 30)
