@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect import Flow
 
+from flows.churn_warning import churn_warning
 from flows.classify_customers import classify_customers
 from flows.complaint_checks import complaint_checks
 from flows.deliver_outbox import deliver_outbox
@@ -18,7 +19,14 @@ from flows.run_contract import FlowSummary
 # Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
     flow.name: flow
-    for flow in (classify_customers, complaint_checks, deliver_outbox, healthcheck, revisits)
+    for flow in (
+        churn_warning,
+        classify_customers,
+        complaint_checks,
+        deliver_outbox,
+        healthcheck,
+        revisits,
+    )
 }
 
 

@@ -46,6 +46,7 @@ from crm_db.policy_defaults import (
     CHURN_WINDOW_DAYS,
 )
 from tasks.care_alerts.rules import (
+    URGENT_REASON,
     AlertPolicy,
     SkipReason,
     Trigger,
@@ -65,7 +66,6 @@ from tasks.revisits.care import CARE_QUEUED
 from tasks.revisits.rules.planning import combined_notes
 
 ALERT_KIND = "care_alert"  # the email kind
-URGENT_REASON = "care_alert"  # revisits.reason of an urgent follow-up
 URGENT_CHANNEL = ContactChannel.PHONE  # a new urgent revisit is a call (an A-class visit stays)
 MAX_COMMENT_CHARS = 1000  # of the customer's words quoted in the alert email
 _CHUNK = 1000

@@ -34,6 +34,7 @@ from tasks.rules.escalation_ladder import Org, walk_up
 
 NPS_DETRACTOR_MAX = 6  # NPS 0-6: detractor
 LOW_SCORE_MAX = 2  # CSAT and product/service ratings 1-2: low
+URGENT_REASON = "care_alert"  # revisits.reason of a care alert's urgent follow-up
 _SEARCH_DAYS = 370  # a year of working days is never all taken
 
 
@@ -278,6 +279,7 @@ __all__ = [
     "LOW_SCORE_MAX",
     "NPS_DETRACTOR_MAX",
     "SURVEY_KINDS",
+    "URGENT_REASON",
     "AlertKind",
     "AlertPolicy",
     "ChurnWindows",
