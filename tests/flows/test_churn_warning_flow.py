@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 
 from crm_core.settings import reset_settings_cache
 from crm_db.enums import AbcClass, CareAlertKind, RevisitStatus, Severity
@@ -37,9 +37,10 @@ def crm(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     reset_settings_cache()
 
 
-def _count(engine: Engine, model: type, *where: object) -> int:
+def _count(engine: Engine, model: type, *where: ColumnElement[bool]) -> int:
     with session_scope(engine) as session:
-        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+        found = session.scalar(select(func.count()).select_from(model).where(*where))
+        return found or 0
 
 
 def test_churn_warning_alerts_once_and_reruns_add_nothing(crm: Engine) -> None:
