@@ -19,6 +19,9 @@ from tasks.common.directory import load_directory
 from tasks.mail.render import render_email
 from tasks.revisits.care import CARE_QUEUED
 from tasks.revisits.completion import record_outcome
+from tasks.revisits.emails import queue_digests
+from tasks.revisits.planning import PlanningContext
+from tasks.revisits.rules.planning import DEFAULT_CADENCES
 from tasks.rules.calendar import WorkCalendar
 from tests.factories import make_customer, make_org
 
@@ -173,3 +176,31 @@ def test_a_left_account_manager_is_skipped_and_an_opted_out_customer_is_not_told
         assert revisit.assignee_id == bm and revisit.needs_reassignment
         record_outcome(session, revisit.id, ContactOutcome.COMPLETED, now=NOW)
     assert _emails(engine, "care_follow_up_result") == []
+
+
+def test_the_next_digest_lists_the_urgent_revisit_before_its_deadline(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        org = make_org(session)
+        customer = make_customer(session, org, abc_class=AbcClass.B)
+        customer_id, am = customer.id, org.account_manager.id
+    _raise(engine, [Trigger(customer_id, CareAlertKind.DETRACTOR, "response:3", AbcClass.B, 4)])
+    tuesday = MONDAY + timedelta(days=1)
+    ctx = PlanningContext(
+        as_of=tuesday,
+        now=NOW + timedelta(days=1),
+        timezone=TZ,
+        calendar=WorkCalendar(),
+        cadences=DEFAULT_CADENCES,
+        directory=load_directory(engine),
+    )
+    counts = queue_digests(
+        engine,
+        ctx,
+        outcome_url=lambda r, s: f"https://crm.example.test/r/{r}-{s}",
+        run_id=None,
+        dry_run=False,
+    )
+    assert counts.total("digests") == 1
+    [digest] = [e for e in _emails(engine, "revisit_digest") if e.staff_id == am]
+    [item] = digest.context["items"]
+    assert (item["due_date"], item["overdue_days"]) == (URGENT.isoformat(), 0)
