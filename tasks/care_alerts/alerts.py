@@ -366,7 +366,10 @@ def _urgent_revisits(
             counts.revisits_updated += 1
             result[customer_id] = current
             continue
-        if assignment.skip is not None or customer.abc_class is None:
+        if customer.abc_class is None:
+            counts.skipped[SkipReason.NO_CLASS.value] += 1
+            continue
+        if assignment.skip is not None:
             counts.skipped[SkipReason.NO_ASSIGNEE.value] += 1
             continue
         revisit = Revisit(

@@ -52,6 +52,7 @@ class SkipReason(StrEnum):
     CHURN_RECENT = "churn_recent"  # a churn alert within the dedup window
     NO_RECIPIENT = "no_recipient"  # nobody reachable up the account manager's chain
     NO_ASSIGNEE = "no_assignee"  # nobody to give the urgent revisit to (no branch or manager)
+    NO_CLASS = "no_class"  # unclassified: no revisit (as planning skips it), the alert stands
 
 
 @dataclass(frozen=True)

@@ -161,16 +161,21 @@ def test_a_left_account_manager_is_skipped_and_an_opted_out_customer_is_not_told
     with session_scope(engine) as session:
         org = make_org(session)
         customer = make_customer(session, org, abc_class=AbcClass.B, survey_opt_out=True)
+        unclassified = make_customer(session, org)
         org.account_manager.active = False
         session.flush()
-        customer_id, bm = customer.id, org.branch_manager.id
+        customer_id, bm, bare_id = customer.id, org.branch_manager.id, unclassified.id
     counts = _raise(
         engine,
-        [Trigger(customer_id, CareAlertKind.DETRACTOR, "response:9", AbcClass.B, 0, None)],
+        [
+            Trigger(customer_id, CareAlertKind.DETRACTOR, "response:9", AbcClass.B, 0, None),
+            Trigger(bare_id, CareAlertKind.DETRACTOR, "response:10", None, 1, None),
+        ],
     )
-    assert counts.emails == 1
+    assert counts.emails == 1 and sum(counts.alerts.values()) == 2
+    assert counts.skipped["no_class"] == 1  # alerted, but no revisit (planning skips it too)
     [email] = _emails(engine, "care_alert")
-    assert email.staff_id == bm
+    assert email.staff_id == bm and len(email.context["items"]) == 2
     with session_scope(engine) as session:
         revisit = session.scalars(select(Revisit)).one()
         assert revisit.assignee_id == bm and revisit.needs_reassignment
