@@ -123,6 +123,35 @@ def survey_kinds(
     return kinds
 
 
+def survey_trigger(
+    *,
+    response_id: int,
+    customer_id: int,
+    abc_class: AbcClass | None,
+    nps: int | None = None,
+    csat: int | None = None,
+    product_rating: int | None = None,
+    service_rating: int | None = None,
+    comment: str | None = None,
+) -> Trigger | None:
+    """The one trigger a survey response raises (``None``: it scored nothing low), for
+    ``raise_alerts``: its kind is the most serious it scored low on, its score that score."""
+    kinds = survey_kinds(
+        nps=nps, csat=csat, product_rating=product_rating, service_rating=service_rating
+    )
+    if not kinds:
+        return None
+    kind = kinds[0]
+    if kind is AlertKind.DETRACTOR:
+        score = nps
+    elif kind is AlertKind.LOW_CSAT:
+        score = csat
+    else:
+        low = [r for r in (product_rating, service_rating) if r is not None]
+        score = min(low)
+    return Trigger(customer_id, kind, f"response:{response_id}", abc_class, score, comment)
+
+
 # --- Churn ---------------------------------------------------------------------------------
 
 
@@ -296,5 +325,6 @@ __all__ = [
     "recipients",
     "revisit_change",
     "survey_kinds",
+    "survey_trigger",
     "urgent_due",
 ]

@@ -20,6 +20,7 @@ from tasks.care_alerts.rules import (
     recipients,
     revisit_change,
     survey_kinds,
+    survey_trigger,
     urgent_due,
 )
 from tasks.rules.calendar import WorkCalendar
@@ -311,3 +312,23 @@ def test_free_urgent_day_steps_back_within_the_window_then_forward() -> None:
     assert free_urgent_day(MONDAY, WEEKDAYS, 2, both) == date(2026, 11, 26)
     # Friday: Tuesday is the due day, Monday the one before; the weekend is never chosen.
     assert free_urgent_day(FRIDAY, WEEKDAYS, 2, {date(2026, 12, 1)}) == date(2026, 11, 30)
+
+
+def test_survey_trigger_is_one_per_response_with_its_most_serious_kind() -> None:
+    assert survey_trigger(response_id=1, customer_id=2, abc_class=AbcClass.A, nps=9) is None
+    detractor = survey_trigger(
+        response_id=1, customer_id=2, abc_class=AbcClass.A, nps=4, service_rating=1, comment="慢"
+    )
+    assert detractor is not None
+    assert (detractor.kind, detractor.score, detractor.key, detractor.comment) == (
+        AlertKind.DETRACTOR,
+        4,
+        "survey:response:1",
+        "慢",
+    )
+    rating = survey_trigger(
+        response_id=5, customer_id=2, abc_class=None, csat=4, product_rating=2, service_rating=1
+    )
+    assert rating is not None and (rating.kind, rating.score) == (AlertKind.LOW_RATING, 1)
+    csat = survey_trigger(response_id=6, customer_id=2, abc_class=None, csat=2)
+    assert csat is not None and (csat.kind, csat.score) == (AlertKind.LOW_CSAT, 2)
