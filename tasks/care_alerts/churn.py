@@ -121,7 +121,8 @@ def check_churn_range(
     if not triggers:
         return counts
     with session_scope(engine) as session:
-        begin_write(session.connection())
+        if not dry_run:  # a dry run only reads: no write lock
+            begin_write(session.connection())
         counts.merge(
             raise_alerts(
                 session,
