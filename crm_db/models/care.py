@@ -135,6 +135,9 @@ class CareAlert(Base):
     as_of: Mapped[date] = mapped_column(Date)
     score: Mapped[int | None] = mapped_column(Integer)
     revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"), index=True)
+    # The follow-up deadline (N working days after ``as_of``): the loop's "followed up within 2
+    # working days" counts the revisits completed by then. NULL when no revisit was opened.
+    follow_up_due: Mapped[date | None] = mapped_column(Date)
     recipients: Mapped[int] = mapped_column(Integer, default=0)  # staff alerted
     result_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     run_id: Mapped[int | None] = mapped_column(Integer)  # provenance, not a foreign key (0002)

@@ -55,6 +55,7 @@ from tasks.care_alerts.rules import (
     free_urgent_day,
     recipients,
     revisit_change,
+    urgent_due,
 )
 from tasks.common.calendars import load_branch_work_calendar
 from tasks.common.customer_context import CustomerContext, load_customer_context
@@ -186,7 +187,9 @@ def raise_alerts(
             counts.alerts[trigger.kind.value] += 1
         counts.emails = len({s for ids in to_staff.values() for s in ids})
         return counts
-    revisits = _urgent_revisits(session, kept, customers, as_of, now, directory, policy, counts)
+    revisits, deadlines = _urgent_revisits(
+        session, kept, customers, as_of, now, directory, policy, counts
+    )
     rows: list[CareAlert] = []
     for trigger in kept:
         revisit = revisits.get(trigger.customer_id)
@@ -198,6 +201,7 @@ def raise_alerts(
             as_of=as_of,
             score=trigger.score,
             revisit_id=None if revisit is None else revisit.id,
+            follow_up_due=None if revisit is None else deadlines[trigger.customer_id],
             recipients=len(to_staff[trigger.key]),
             run_id=run_id,
             created_at=now,
@@ -305,9 +309,9 @@ def _urgent_revisits(
     directory: Directory,
     policy: AlertPolicy,
     counts: AlertCounts,
-) -> dict[int, Revisit]:
+) -> tuple[dict[int, Revisit], dict[int, date]]:
     """Per customer of ``triggers``: its open revisit made urgent, or a new urgent one (none
-    when nobody can be assigned)."""
+    when nobody can be assigned); and per customer the follow-up deadline."""
     by_customer: dict[int, list[Trigger]] = defaultdict(list)
     for trigger in triggers:
         by_customer[trigger.customer_id].append(trigger)
@@ -333,12 +337,16 @@ def _urgent_revisits(
             taken[customer_id].add(day)
     calendars: dict[int | None, Any] = {}
     result: dict[int, Revisit] = {}
+    deadlines: dict[int, date] = {}
     for customer_id in ids:
         customer = customers[customer_id]
         notes = "\n\n".join(_alert_note(t) for t in by_customer[customer_id])
         assignment = directory.owner(customer.account_manager_id, customer.branch_id)
         if customer.branch_id not in calendars:
             calendars[customer.branch_id] = load_branch_work_calendar(session, customer.branch_id)
+        deadlines[customer_id] = urgent_due(
+            as_of, calendars[customer.branch_id], policy.urgent_working_days
+        )
         current = open_revisits.get(customer_id)
         # The open revisit's own day is free for it (it moves, it does not collide).
         days = taken[customer_id] - ({current.due_on} if current is not None else set())
@@ -389,7 +397,7 @@ def _urgent_revisits(
         counts.revisits_created += 1
         result[customer_id] = revisit
     session.flush()
-    return result
+    return result, deadlines
 
 
 def _active(directory: Directory, staff_id: int | None) -> bool:

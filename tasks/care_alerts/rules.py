@@ -289,6 +289,20 @@ def revisit_change(
     return RevisitChange(False, due, max(planned, due), channel_to_phone=open_is_email)
 
 
+# --- The loop, measured ---------------------------------------------------------------------
+
+
+def followed_up_in_time(completed_on: date | None, follow_up_due: date | None) -> bool:
+    """Whether an alert was followed up in time: its revisit completed (local date) by the
+    deadline. Not completed, or no revisit (nobody to assign): not in time."""
+    return completed_on is not None and follow_up_due is not None and completed_on <= follow_up_due
+
+
+def share_pct(part: int, whole: int) -> float | None:
+    """``part`` of ``whole`` in percent, one decimal; ``None`` without a whole."""
+    return None if whole <= 0 else round(part * 100.0 / whole, 1)
+
+
 # --- Dedup within a batch -------------------------------------------------------------------
 
 
@@ -321,7 +335,9 @@ __all__ = [
     "churn_triggered",
     "churn_windows",
     "dedup",
+    "followed_up_in_time",
     "free_urgent_day",
+    "share_pct",
     "recipients",
     "revisit_change",
     "survey_kinds",

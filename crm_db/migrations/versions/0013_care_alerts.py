@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("as_of", sa.Date(), nullable=False),
         sa.Column("score", sa.Integer(), nullable=True),
         sa.Column("revisit_id", sa.Integer(), nullable=True),
+        sa.Column("follow_up_due", sa.Date(), nullable=True),
         sa.Column("recipients", sa.Integer(), nullable=False),
         sa.Column("result_queued_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("run_id", sa.Integer(), nullable=True),

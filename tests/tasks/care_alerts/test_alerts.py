@@ -14,6 +14,7 @@ from crm_db.enums import AbcClass, CareAlertKind, ContactChannel, ContactOutcome
 from crm_db.models import CareAlert, OutboxMessage, Revisit
 from crm_db.session import session_scope
 from tasks.care_alerts.alerts import AlertCounts, raise_alerts
+from tasks.care_alerts.metrics import LoopFigures, loop_figures
 from tasks.care_alerts.rules import AlertPolicy, Trigger, urgent_due
 from tasks.common.directory import load_directory
 from tasks.mail.render import render_email
@@ -153,6 +154,14 @@ def test_detractors_raise_one_alert_revisit_and_email_each_and_nothing_twice(
     with session_scope(engine) as session:
         told = session.scalars(select(CareAlert.result_queued_at)).all()
         assert all(t is not None for t in told)
+        assert session.scalars(select(CareAlert.follow_up_due)).all() == [URGENT, URGENT]
+        # Both completed within the deadline and told; none in an earlier period.
+        figures = loop_figures(session, start=MONDAY, end=MONDAY, timezone=TZ)
+        assert (figures.alerts, figures.followed_up_in_time, figures.told) == (2, 2, 2)
+        assert figures.followed_up_pct == 100.0
+        assert loop_figures(
+            session, start=date(2026, 1, 1), end=date(2026, 1, 31), timezone=TZ
+        ) == (LoopFigures(0, 0, 0))
 
 
 def test_a_left_account_manager_is_skipped_and_an_opted_out_customer_is_not_told(

@@ -16,9 +16,11 @@ from tasks.care_alerts.rules import (
     churn_triggered,
     churn_windows,
     dedup,
+    followed_up_in_time,
     free_urgent_day,
     recipients,
     revisit_change,
+    share_pct,
     survey_kinds,
     survey_trigger,
     urgent_due,
@@ -332,3 +334,23 @@ def test_survey_trigger_is_one_per_response_with_its_most_serious_kind() -> None
     assert rating is not None and (rating.kind, rating.score) == (AlertKind.LOW_RATING, 1)
     csat = survey_trigger(response_id=6, customer_id=2, abc_class=None, csat=2)
     assert csat is not None and (csat.kind, csat.score) == (AlertKind.LOW_CSAT, 2)
+
+
+@pytest.mark.parametrize(
+    ("completed", "due", "in_time"),
+    [
+        (date(2026, 11, 25), date(2026, 11, 25), True),
+        (date(2026, 11, 24), date(2026, 11, 25), True),
+        (date(2026, 11, 26), date(2026, 11, 25), False),
+        (None, date(2026, 11, 25), False),
+        (date(2026, 11, 24), None, False),
+    ],
+)
+def test_followed_up_in_time(completed: date | None, due: date | None, in_time: bool) -> None:
+    assert followed_up_in_time(completed, due) is in_time
+
+
+def test_share_pct() -> None:
+    assert share_pct(1, 3) == 33.3
+    assert share_pct(0, 0) is None
+    assert share_pct(2, 2) == 100.0
