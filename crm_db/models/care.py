@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -31,7 +32,7 @@ from crm_db.enums import (
     SurveyTrigger,
 )
 from crm_db.models.base import Base, str_enum
-from crm_db.types import UTCDateTime, utcnow
+from crm_db.types import JsonDict, UTCDateTime, utcnow
 
 
 class RevisitPolicy(Base):
@@ -125,6 +126,13 @@ class CareAlert(Base):
     __table_args__ = (
         # The churn dedup looks up a customer's last alert of a kind.
         Index("ix_care_alerts_customer_kind_as_of", "customer_id", "kind", "as_of"),
+        # The alerts whose email is still to be queued (small and partial).
+        Index(
+            "ix_care_alerts_unnotified",
+            "id",
+            sqlite_where=text("notified_at IS NULL"),
+            postgresql_where=text("notified_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -139,6 +147,13 @@ class CareAlert(Base):
     # working days" counts the revisits completed by then. NULL when no revisit was opened.
     follow_up_due: Mapped[date | None] = mapped_column(Date)
     recipients: Mapped[int] = mapped_column(Integer, default=0)  # staff alerted
+    # What the email shows beside the customer's context: the customer's comment, the churn
+    # windows' spend (JSON: ``comment``, ``recent_fen``, ``previous_fen``).
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDict, default=dict)
+    # When the alert email was queued. NULL: still to be told - the churn check writes a
+    # range's alerts at a time and queues one email per recipient for all of them at the end;
+    # a run that died in between leaves them for the next (nothing lost).
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     result_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     run_id: Mapped[int | None] = mapped_column(Integer)  # provenance, not a foreign key (0002)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,7 +33,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.masking import mask_phone
@@ -151,10 +151,12 @@ def raise_alerts(
     policy: AlertPolicy,
     run_id: int | None = None,
     dry_run: bool = False,
+    notify: bool = True,
 ) -> AlertCounts:
     """Write the alerts ``triggers`` imply, their urgent revisits and emails, in ``session``'s
     transaction (the caller commits; an error leaves nothing half-written). A dry run counts
-    what it would do and writes nothing."""
+    what it would do and writes nothing. ``notify=False`` leaves the emails to a later
+    ``queue_pending_emails`` (one email per recipient for a run written in several batches)."""
     counts = AlertCounts()
     for trigger in triggers:
         counts.triggers[trigger.kind.value] += 1
@@ -200,6 +202,11 @@ def raise_alerts(
             source=trigger.source,
             as_of=as_of,
             score=trigger.score,
+            details={
+                "comment": trigger.comment,
+                "recent_fen": trigger.recent_fen,
+                "previous_fen": trigger.previous_fen,
+            },
             revisit_id=None if revisit is None else revisit.id,
             follow_up_due=None if revisit is None else deadlines[trigger.customer_id],
             recipients=len(to_staff[trigger.key]),
@@ -211,14 +218,77 @@ def raise_alerts(
         counts.alerts[trigger.kind.value] += 1
     session.flush()
     counts.alert_ids.extend(r.id for r in rows)
+    if notify:
+        counts.emails = queue_pending_emails(
+            session,
+            as_of=as_of,
+            now=now,
+            timezone=timezone,
+            directory=directory,
+            policy=policy,
+            run_id=run_id,
+            alert_ids=counts.alert_ids,
+        )
+    return counts
+
+
+def queue_pending_emails(
+    session: Session,
+    *,
+    as_of: date,
+    now: datetime,
+    timezone: ZoneInfo,
+    directory: Directory,
+    policy: AlertPolicy,
+    run_id: int | None,
+    alert_ids: Sequence[int] | None = None,
+) -> int:
+    """Queue one ``care_alert`` email per recipient listing the alerts not yet notified
+    (``notified_at`` NULL; only ``alert_ids`` when given), mark them notified, in ``session``'s
+    transaction; returns the emails queued. Recipients are decided now, from ``directory``."""
+    query = (
+        select(
+            CareAlert.id,
+            CareAlert.customer_id,
+            CareAlert.kind,
+            CareAlert.score,
+            CareAlert.details,
+            Revisit.due_on,
+            Revisit.channel,
+        )
+        .outerjoin(Revisit, Revisit.id == CareAlert.revisit_id)
+        .where(CareAlert.notified_at.is_(None))
+        .order_by(CareAlert.id)
+    )
+    if alert_ids is not None:
+        if not alert_ids:
+            return 0
+        query = query.where(CareAlert.id.in_(sorted(alert_ids)))
+    pending = [_Pending(*row) for row in session.execute(query)]
+    if not pending:
+        return 0
+    customers = _customers(session, {p.customer_id for p in pending})
     contexts = load_customer_context(
         session.connection(), sorted(customers), as_of=as_of, timezone=timezone
     )
-    messages = _emails(
-        kept, rows, to_staff, customers, revisits, contexts, as_of, directory, policy, run_id
-    )
-    counts.emails = enqueue(session, messages, now=now).inserted
-    return counts
+    messages = _emails(pending, customers, contexts, as_of, directory, policy, run_id)
+    queued = enqueue(session, messages, now=now).inserted
+    ids = [p.id for p in pending]
+    for start in range(0, len(ids), _CHUNK):
+        part = ids[start : start + _CHUNK]
+        session.execute(update(CareAlert).where(CareAlert.id.in_(part)).values(notified_at=now))
+    return queued
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    id: int
+    customer_id: int
+    kind: CareAlertKind
+    score: int | None
+    details: dict[str, Any]
+    revisit_due: date | None
+    revisit_channel: ContactChannel | None
 
 
 def _new_only(session: Session, triggers: list[Trigger], counts: AlertCounts) -> list[Trigger]:
@@ -410,35 +480,43 @@ def _yuan(fen: int | None) -> float | None:
 
 
 def _emails(
-    triggers: list[Trigger],
-    rows: list[CareAlert],
-    to_staff: dict[str, tuple[int, ...]],
+    pending: list[_Pending],
     customers: dict[int, _Customer],
-    revisits: dict[int, Revisit],
     contexts: dict[int, CustomerContext],
     as_of: date,
     directory: Directory,
     policy: AlertPolicy,
     run_id: int | None,
 ) -> list[NewMessage]:
-    """One email per recipient listing their alerts (ordered as the triggers came)."""
+    """One email per recipient listing their alerts (in alert order)."""
+    org = directory.org()
     items: dict[int, list[dict[str, Any]]] = defaultdict(list)
     first_alert: dict[int, int] = {}
-    for trigger, row in zip(triggers, rows, strict=True):
-        customer = customers[trigger.customer_id]
-        context = contexts.get(trigger.customer_id, CustomerContext())
-        revisit = revisits.get(trigger.customer_id)
+    for alert in pending:
+        customer = customers[alert.customer_id]
+        context = contexts.get(alert.customer_id, CustomerContext())
+        details = alert.details or {}
+        branch_id = customer.branch_id
+        to_staff = recipients(
+            abc_class=customer.abc_class,
+            account_manager_id=customer.account_manager_id,
+            branch_manager_id=directory.branch_manager(branch_id),
+            region_manager_id=directory.region_manager(directory.region_of(branch_id)),
+            org=org,
+        ).staff_ids
         item = {
             "customer_name": customer.name,
             "customer_class": None if customer.abc_class is None else customer.abc_class.value,
             "phone": mask_phone(customer.phone) or None,
-            "kind": trigger.kind.value,
-            "score": trigger.score,
-            "comment": (trigger.comment or "")[:MAX_COMMENT_CHARS] or None,
-            "recent_yuan": _yuan(trigger.recent_fen),
-            "previous_yuan": _yuan(trigger.previous_fen),
-            "revisit_due": None if revisit is None else revisit.due_on.isoformat(),
-            "revisit_channel": None if revisit is None else revisit.channel.value,
+            "kind": alert.kind.value,
+            "score": alert.score,
+            "comment": (details.get("comment") or "")[:MAX_COMMENT_CHARS] or None,
+            "recent_yuan": _yuan(details.get("recent_fen")),
+            "previous_yuan": _yuan(details.get("previous_fen")),
+            "revisit_due": None if alert.revisit_due is None else alert.revisit_due.isoformat(),
+            "revisit_channel": None
+            if alert.revisit_channel is None
+            else alert.revisit_channel.value,
             "last_contact_date": (
                 None if context.last_contact_date is None else context.last_contact_date.isoformat()
             ),
@@ -447,9 +525,9 @@ def _emails(
             "last_survey_score": context.last_survey_score,
             "trend_90d_pct": context.trend_90d_pct,
         }
-        for staff_id in to_staff[trigger.key]:
+        for staff_id in to_staff:
             items[staff_id].append(item)
-            first_alert.setdefault(staff_id, row.id)
+            first_alert.setdefault(staff_id, alert.id)
     messages: list[NewMessage] = []
     for staff_id, listed in items.items():
         member = directory.member(staff_id)
@@ -482,5 +560,6 @@ __all__ = [
     "URGENT_REASON",
     "AlertCounts",
     "load_policy",
+    "queue_pending_emails",
     "raise_alerts",
 ]

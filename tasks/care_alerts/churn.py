@@ -1,6 +1,7 @@
 """IO for the churn early warning (流失预警): the customers whose trailing-window spend fell
 below the policy share of the window before, with no complaint open, found in SQL one customer
-id range at a time, and raised as care alerts (``raise_alerts``) in that range's transaction.
+id range at a time, and raised as care alerts (``raise_alerts``: alerts and urgent revisits) in
+that range's transaction; then one email per recipient for all of them (``notify_pending``).
 
 Spend is purchases (``kind = 'purchase'``, as revenue everywhere) by transaction date:
 ``(as_of - 2w, as_of - w]`` against ``(as_of - w, as_of]`` for the window ``w``
@@ -19,7 +20,7 @@ from sqlalchemy import Date, Engine, Float, bindparam, text
 
 from crm_db.enums import AbcClass, CareAlertKind
 from crm_db.session import session_scope
-from tasks.care_alerts.alerts import AlertCounts, raise_alerts
+from tasks.care_alerts.alerts import AlertCounts, queue_pending_emails, raise_alerts
 from tasks.care_alerts.rules import AlertPolicy, Trigger, churn_triggered, churn_windows
 from tasks.common.customer_context import OPEN_COMPLAINT_STATES
 from tasks.common.directory import Directory
@@ -134,9 +135,35 @@ def check_churn_range(
                 policy=policy,
                 run_id=run_id,
                 dry_run=dry_run,
+                notify=False,  # one email per recipient for the whole run: notify_pending
             )
         )
     return counts
+
+
+def notify_pending(
+    engine: Engine,
+    *,
+    as_of: date,
+    now: datetime,
+    timezone: ZoneInfo,
+    directory: Directory,
+    policy: AlertPolicy,
+    run_id: int | None,
+) -> int:
+    """After the ranges: one email per recipient listing every alert not yet notified (this
+    run's, and any a failed earlier run left), in one transaction; returns the emails queued."""
+    with session_scope(engine) as session:
+        begin_write(session.connection())
+        return queue_pending_emails(
+            session,
+            as_of=as_of,
+            now=now,
+            timezone=timezone,
+            directory=directory,
+            policy=policy,
+            run_id=run_id,
+        )
 
 
 def churn_ranges(engine: Engine, size: int = CHUNK_CUSTOMERS) -> list[tuple[int, int]]:
@@ -144,4 +171,10 @@ def churn_ranges(engine: Engine, size: int = CHUNK_CUSTOMERS) -> list[tuple[int,
     return customer_id_ranges(engine, size)
 
 
-__all__ = ["CHUNK_CUSTOMERS", "check_churn_range", "churn_ranges", "churn_triggers"]
+__all__ = [
+    "CHUNK_CUSTOMERS",
+    "check_churn_range",
+    "churn_ranges",
+    "churn_triggers",
+    "notify_pending",
+]

@@ -11,7 +11,7 @@ from crm_core.settings import get_settings
 from crm_db.session import session_scope, shared_engine
 from crm_db.types import utcnow
 from tasks.care_alerts.alerts import AlertCounts, load_policy
-from tasks.care_alerts.churn import check_churn_range, churn_ranges
+from tasks.care_alerts.churn import check_churn_range, churn_ranges, notify_pending
 from tasks.common.directory import load_directory
 
 
@@ -26,6 +26,7 @@ def check_churn_task(
     directory = load_directory(engine)
     with session_scope(engine) as session:
         policy = load_policy(session)
+    timezone = get_settings().tz
     counts = AlertCounts()
     for lo, hi in churn_ranges(engine, range_size):
         counts.merge(
@@ -35,12 +36,22 @@ def check_churn_task(
                 hi,
                 as_of=as_of,
                 now=now,
-                timezone=get_settings().tz,
+                timezone=timezone,
                 directory=directory,
                 policy=policy,
                 run_id=run_id,
                 dry_run=dry_run,
             )
+        )
+    if not dry_run:
+        counts.emails = notify_pending(
+            engine,
+            as_of=as_of,
+            now=now,
+            timezone=timezone,
+            directory=directory,
+            policy=policy,
+            run_id=run_id,
         )
     counts.alert_ids.clear()  # counts travel between tasks, not ids of every row
     return counts

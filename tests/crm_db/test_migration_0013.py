@@ -51,8 +51,8 @@ def test_0013_adds_care_alerts_and_downgrades(empty_database_url: str) -> None:
     assert {"reason", "customer_summary"} <= _columns(engine, "revisits")
     insert = text(
         "INSERT INTO care_alerts (key, customer_id, kind, source, as_of, revisit_id, "
-        "recipients, created_at) VALUES (:key, 1, :kind, 'response:1', '2026-11-23', 1, 1, "
-        "'2026-11-23 01:00:00')"
+        "recipients, details, created_at) VALUES (:key, 1, :kind, 'response:1', '2026-11-23', "
+        "1, 1, '{}', '2026-11-23 01:00:00')"
     )
     with engine.begin() as conn:
         assert conn.execute(text("SELECT reason FROM revisits")).scalar_one() is None

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from crm_db.types import UTCDateTime
+from crm_db.types import JsonDict, UTCDateTime
 
 revision: str = "0013_care_alerts"
 down_revision: str | None = "0012_revisit_capacity"
@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.Column("revisit_id", sa.Integer(), nullable=True),
         sa.Column("follow_up_due", sa.Date(), nullable=True),
         sa.Column("recipients", sa.Integer(), nullable=False),
+        sa.Column("details", JsonDict, nullable=False),
+        sa.Column("notified_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("result_queued_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
@@ -63,9 +65,17 @@ def upgrade() -> None:
         "ix_care_alerts_customer_kind_as_of", "care_alerts", ["customer_id", "kind", "as_of"]
     )
     op.create_index("ix_care_alerts_revisit_id", "care_alerts", ["revisit_id"])
+    op.create_index(
+        "ix_care_alerts_unnotified",
+        "care_alerts",
+        ["id"],
+        sqlite_where=sa.text("notified_at IS NULL"),
+        postgresql_where=sa.text("notified_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_care_alerts_unnotified", table_name="care_alerts")
     op.drop_index("ix_care_alerts_revisit_id", table_name="care_alerts")
     op.drop_index("ix_care_alerts_customer_kind_as_of", table_name="care_alerts")
     op.drop_table("care_alerts")
