@@ -67,7 +67,12 @@ def main() -> None:
     from crm_db.demo import SeedOptions, seed_demo
     from crm_db.session import make_engine, session_scope
     from tasks.care_alerts.alerts import AlertCounts, load_policy
-    from tasks.care_alerts.churn import check_churn_range, churn_ranges, churn_triggers
+    from tasks.care_alerts.churn import (
+        check_churn_range,
+        churn_ranges,
+        churn_triggers,
+        notify_pending,
+    )
     from tasks.care_alerts.rules import churn_windows
     from tasks.classification.classify import classify_all
     from tasks.common.directory import load_directory
@@ -121,6 +126,10 @@ def main() -> None:
                     directory=directory, policy=policy, run_id=None, dry_run=False,
                 )
             )  # fmt: skip
+        counts.emails = notify_pending(
+            engine, as_of=AS_OF, now=NOW, timezone=zone, directory=directory, policy=policy,
+            run_id=None,
+        )  # fmt: skip
         return counts
 
     started = time.perf_counter()
