@@ -156,7 +156,12 @@ def raise_alerts(
     """Write the alerts ``triggers`` imply, their urgent revisits and emails, in ``session``'s
     transaction (the caller commits; an error leaves nothing half-written). A dry run counts
     what it would do and writes nothing. ``notify=False`` leaves the emails to a later
-    ``queue_pending_emails`` (one email per recipient for a run written in several batches)."""
+    ``queue_pending_emails`` (one email per recipient for a run written in several batches).
+
+    Concurrency: start the transaction as a writer (``tasks.common.write_lock.begin_write``) so
+    SQLite serialises it; on PostgreSQL the customers' open revisits are locked, and a writer
+    that got in first (the same key, or a new open revisit) fails this transaction with an
+    ``IntegrityError``: run it again (a Prefect retry does), it then skips what exists."""
     counts = AlertCounts()
     for trigger in triggers:
         counts.triggers[trigger.kind.value] += 1
