@@ -69,6 +69,7 @@ from tasks.revisits.rules.planning import combined_notes
 ALERT_KIND = "care_alert"  # the email kind
 URGENT_CHANNEL = ContactChannel.PHONE  # a new urgent revisit is a call (an A-class visit stays)
 MAX_COMMENT_CHARS = 1000  # of the customer's words quoted in the alert email
+MAX_EMAIL_ITEMS = 50  # alerts listed in one email; the rest are counted (``more_count``)
 _CHUNK = 1000
 
 
@@ -273,9 +274,14 @@ def queue_pending_emails(
     if not pending:
         return 0
     customers = _customers(session, {p.customer_id for p in pending})
-    contexts = load_customer_context(
-        session.connection(), sorted(customers), as_of=as_of, timezone=timezone
-    )
+    contexts: dict[int, CustomerContext] = {}
+    wanted = sorted(customers)
+    for start in range(0, len(wanted), _CHUNK):
+        contexts.update(
+            load_customer_context(
+                session.connection(), wanted[start : start + _CHUNK], as_of=as_of, timezone=timezone
+            )
+        )
     messages = _emails(pending, customers, contexts, as_of, directory, policy, run_id)
     queued = enqueue(session, messages, now=now).inserted
     ids = [p.id for p in pending]
@@ -552,7 +558,11 @@ def _emails(
                     "recipient_name": member.name,
                     "date": as_of.isoformat(),
                     "working_days": policy.urgent_working_days,
-                    "items": listed,
+                    "total_count": len(listed),
+                    # The most urgent first would need a ranking; the first ones, in alert
+                    # order, and how many more (all are in the digest and the revisit list).
+                    "items": listed[:MAX_EMAIL_ITEMS],
+                    "more_count": max(len(listed) - MAX_EMAIL_ITEMS, 0),
                 },
                 run_id=run_id,
             )

@@ -287,7 +287,9 @@ KINDS: dict[str, EmailKind] = {
                 "recipient_name": "王小明",
                 "date": "2026-11-23",
                 "working_days": 2,
+                "total_count": 52,
                 "items": _CARE_ALERT_ITEMS,
+                "more_count": 50,
             },
         ),
         EmailKind(

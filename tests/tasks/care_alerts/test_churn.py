@@ -65,7 +65,33 @@ def test_ranges_commit_alone_and_one_email_per_recipient_lists_the_run(engine: E
         [email] = session.scalars(select(OutboxMessage)).all()
         assert email.staff_id == am and email.kind == "care_alert"
         assert [i["recent_yuan"] for i in email.context["items"]] == [100.0, 100.0, 100.0]
+        assert (email.context["total_count"], email.context["more_count"]) == (3, 0)
         assert None not in set(session.scalars(select(CareAlert.notified_at)))
         assert len(session.scalars(select(Revisit)).all()) == 3
     dry = check(ids[0], ids[2], dry_run=True)
     assert sum(dry.alerts.values()) == 0 and dry.skipped["duplicate"] == 3
+
+
+def test_a_long_list_is_cut_with_a_count(engine: Engine) -> None:
+    from tasks.care_alerts.alerts import MAX_EMAIL_ITEMS
+
+    with session_scope(engine) as session:
+        org = make_org(session)
+        for _ in range(MAX_EMAIL_ITEMS + 2):
+            customer = make_customer(session, org)  # unclassified: alerts only, fast
+            make_purchase(session, customer, 90_000, MONDAY - timedelta(days=100))
+    directory = load_directory(engine)
+    policy = AlertPolicy()
+    check_churn_range(
+        engine, 1, 10**9, as_of=MONDAY, now=NOW, timezone=TZ, directory=directory,
+        policy=policy, run_id=None, dry_run=False,
+    )  # fmt: skip
+    notify_pending(
+        engine, as_of=MONDAY, now=NOW, timezone=TZ, directory=directory, policy=policy,
+        run_id=None,
+    )  # fmt: skip
+    with session_scope(engine) as session:
+        [email] = session.scalars(select(OutboxMessage)).all()
+        context = email.context
+    assert len(context["items"]) == MAX_EMAIL_ITEMS
+    assert (context["total_count"], context["more_count"]) == (MAX_EMAIL_ITEMS + 2, 2)
