@@ -64,6 +64,15 @@ class RevisitStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class CareAlertKind(StrEnum):
+    """Why a care alert was raised (a survey answer's low score, or the churn early warning)."""
+
+    DETRACTOR = "detractor"  # NPS 0-6
+    LOW_CSAT = "low_csat"  # CSAT 1-2
+    LOW_RATING = "low_rating"  # a product or service rating 1-2
+    CHURN = "churn"  # trailing-90-day spend fell sharply (流失预警)
+
+
 class SurveyKind(StrEnum):
     NPS = "nps"
     CSAT = "csat"

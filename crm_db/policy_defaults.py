@@ -92,6 +92,19 @@ CHURN_DROP_RATIO: Final = Setting(
     0.5,
     "Churn early warning when the last 90 days fall below this share of the 90 before",
 )
+CHURN_WINDOW_DAYS: Final = Setting(
+    "churn.window_days",
+    90,
+    "Churn early warning: spend over the trailing N days against the N days before",
+)
+CHURN_DEDUP_DAYS: Final = Setting(
+    "churn.dedup_days", 90, "Churn early warning: at most one alert per customer within N days"
+)
+CARE_URGENT_REVISIT_WORKING_DAYS: Final = Setting(
+    "care.urgent_revisit_working_days",
+    2,
+    "Care alerts (detractor, low score, churn): the urgent revisit is due within N working days",
+)
 COMPLAINT_VERIFY_REMINDER_DAYS: Final = Setting(
     "complaint.verify_reminder_days",
     2,
@@ -130,6 +143,9 @@ SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[st
     SURVEY_REMINDER_DAYS,
     SURVEY_EXPIRY_DAYS,
     CHURN_DROP_RATIO,
+    CHURN_WINDOW_DAYS,
+    CHURN_DEDUP_DAYS,
+    CARE_URGENT_REVISIT_WORKING_DAYS,
     COMPLAINT_VERIFY_REMINDER_DAYS,
     COMPLAINT_EMAIL_MAX_ITEMS,
     TARGETS_SETTLEMENT_CUTOFF_DAY,

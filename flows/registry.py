@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect import Flow
 
+from flows.churn_warning import churn_warning
 from flows.classify_customers import classify_customers
 from flows.complaint_checks import complaint_checks
 from flows.complaint_feedback_report import complaint_feedback_report
@@ -21,6 +22,7 @@ from flows.surveys import surveys
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
     flow.name: flow
     for flow in (
+        churn_warning,
         classify_customers,
         complaint_checks,
         complaint_feedback_report,

@@ -20,13 +20,21 @@ def done(
     outcome: Annotated[
         ContactOutcome, typer.Option(help="completed and issue_raised close the revisit")
     ] = ContactOutcome.COMPLETED,
-    notes: Annotated[str | None, typer.Option(help="what was discussed")] = None,
+    notes: Annotated[str | None, typer.Option(help="what was discussed (internal)")] = None,
+    summary: Annotated[
+        str | None,
+        typer.Option(
+            help="what was done, for the customer: a care alert's follow-up emails it to them"
+        ),
+    ] = None,
 ) -> None:
     """Record the outcome of revisit REVISIT_ID."""
     engine = make_engine(create=False)
     try:
         with session_scope(engine) as session:
-            result = record_outcome(session, revisit_id, outcome, now=utcnow(), notes=notes)
+            result = record_outcome(
+                session, revisit_id, outcome, now=utcnow(), notes=notes, customer_summary=summary
+            )
     except RevisitOutcomeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -2,6 +2,7 @@
 
 from crm_db.models.base import Base
 from crm_db.models.care import (
+    CareAlert,
     CareFeedback,
     Revisit,
     RevisitPolicy,
@@ -42,6 +43,7 @@ __all__ = [
     "ConsentChange",
     "CustomerOwnerChange",
     "BusinessCalendar",
+    "CareAlert",
     "CareFeedback",
     "CalendarDay",
     "Complaint",

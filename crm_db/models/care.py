@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_db.enums import (
     AbcClass,
+    CareAlertKind,
     ContactChannel,
     InvitationStatus,
     RevisitStatus,
@@ -31,7 +33,7 @@ from crm_db.enums import (
     SurveyTrigger,
 )
 from crm_db.models.base import Base, str_enum
-from crm_db.types import UTCDateTime, utcnow
+from crm_db.types import JsonDict, UTCDateTime, utcnow
 
 
 class RevisitPolicy(Base):
@@ -86,6 +88,12 @@ class Revisit(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(40))
     notes: Mapped[str | None] = mapped_column(Text)
+    # Why the revisit is open beyond its cadence: NULL for a cadence revisit, ``care_alert`` for
+    # the urgent follow-up of a care alert (a detractor, a low score, a churn warning; 0013).
+    reason: Mapped[str | None] = mapped_column(String(20))
+    # What was done, in words for the customer (never the internal ``notes``): the "here is
+    # what we did" email quotes it when an alert's revisit is completed (0013).
+    customer_summary: Mapped[str | None] = mapped_column(Text)
     # The ledger row (flow_runs.id) of the run that wrote this: provenance, not a foreign key
     # (see migration 0002).
     run_id: Mapped[int | None] = mapped_column(Integer)
@@ -119,6 +127,49 @@ class SurveyPolicy(Base):
     abc_class: Mapped[AbcClass] = mapped_column(str_enum(AbcClass, "abc_class"), unique=True)
     period: Mapped[SurveyPeriod] = mapped_column(str_enum(SurveyPeriod, "period"))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CareAlert(Base):
+    """A care alert (满意度闭环, 流失预警): one per survey response that scored low, one per churn
+    warning. ``key`` makes re-runs idempotent (``survey:response:<id>``,
+    ``churn:customer:<id>:<as_of>``); ``revisit_id`` is the urgent revisit it opened or made
+    urgent; ``result_queued_at`` when the customer was told what was done."""
+
+    __tablename__ = "care_alerts"
+    __table_args__ = (
+        # The churn dedup looks up a customer's last alert of a kind.
+        Index("ix_care_alerts_customer_kind_as_of", "customer_id", "kind", "as_of"),
+        # The alerts whose email is still to be queued (small and partial).
+        Index(
+            "ix_care_alerts_unnotified",
+            "id",
+            sqlite_where=text("notified_at IS NULL"),
+            postgresql_where=text("notified_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[CareAlertKind] = mapped_column(str_enum(CareAlertKind, "kind", length=20))
+    source: Mapped[str] = mapped_column(String(60))  # response:<id>, or the churn window's end
+    as_of: Mapped[date] = mapped_column(Date)
+    score: Mapped[int | None] = mapped_column(Integer)
+    revisit_id: Mapped[int | None] = mapped_column(ForeignKey("revisits.id"), index=True)
+    # The follow-up deadline (N working days after ``as_of``): the loop's "followed up within 2
+    # working days" counts the revisits completed by then. NULL when no revisit was opened.
+    follow_up_due: Mapped[date | None] = mapped_column(Date)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)  # staff alerted
+    # What the email shows beside the customer's context: the customer's comment, the churn
+    # windows' spend (JSON: ``comment``, ``recent_fen``, ``previous_fen``).
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDict, default=dict)
+    # When the alert email was queued. NULL: still to be told - the churn check writes a
+    # range's alerts at a time and queues one email per recipient for all of them at the end;
+    # a run that died in between leaves them for the next (nothing lost).
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    run_id: Mapped[int | None] = mapped_column(Integer)  # provenance, not a foreign key (0002)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SurveyCampaign(Base):

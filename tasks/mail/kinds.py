@@ -198,6 +198,42 @@ _SURVEY_SAMPLE: dict[str, Any] = {
     "score_links": _sample_score_links(0, 10),
     "unsubscribe_url": "https://crm.example.test/u/sample-token",
 }
+_CARE_ALERT_ITEMS: list[dict[str, Any]] = [
+    {
+        "customer_name": "田中 太郎",
+        "customer_class": "A",
+        "phone": "*******5678",
+        "kind": "detractor",
+        "score": 3,
+        "comment": "加油站排队太久，服务态度也不好",
+        "recent_yuan": None,
+        "previous_yuan": None,
+        "revisit_due": "2026-11-25",
+        "revisit_channel": "visit",
+        "last_contact_date": "2026-10-21",
+        "last_contact_outcome": "completed",
+        "open_complaints": 0,
+        "last_survey_score": 3,
+        "trend_90d_pct": -12.5,
+    },
+    {
+        "customer_name": "华东物流车队",
+        "customer_class": "B",
+        "phone": None,
+        "kind": "churn",
+        "score": None,
+        "comment": None,
+        "recent_yuan": 1200.5,
+        "previous_yuan": 8800.0,
+        "revisit_due": None,
+        "revisit_channel": None,
+        "last_contact_date": None,
+        "last_contact_outcome": None,
+        "open_complaints": 0,
+        "last_survey_score": None,
+        "trend_90d_pct": -86.4,
+    },
+]
 
 KINDS: dict[str, EmailKind] = {
     kind.name: kind
@@ -284,6 +320,38 @@ KINDS: dict[str, EmailKind] = {
                 "date": "2026-03-02",
                 "overdue_after_days": 7,
                 "items": _ESCALATION_ITEMS,
+            },
+        ),
+        EmailKind(
+            name="care_alert",
+            audience="staff",
+            consent=None,
+            description="Care alerts (a detractor, a low CSAT or rating, a churn warning) to "
+            "the account manager (and for A class the region manager), one email per "
+            "recipient per run, with the urgent revisit each opened.",
+            sample_context={
+                "recipient_name": "王小明",
+                "date": "2026-11-23",
+                "working_days": 2,
+                "total_count": 52,
+                "items": _CARE_ALERT_ITEMS,
+                "more_count": 50,
+            },
+        ),
+        EmailKind(
+            name="care_follow_up_result",
+            audience="customer",
+            consent="survey",
+            description="The 'here is what we did' email (反馈改进结果给客户) when the urgent "
+            "revisit of a low survey answer is completed: the summary written for the customer, "
+            "or a thank-you line.",
+            sample_context={
+                "customer_name": "田中 太郎",
+                "answered_on": "2026-11-23",
+                "summary": "已为您所在油站增加高峰时段收银员，并对服务人员进行了培训。",
+                "manager_name": "王小明",
+                "manager_phone": "0571-8888 6666",
+                "unsubscribe_url": "https://crm.example.test/u/sample-token",
             },
         ),
         EmailKind(

@@ -3,6 +3,10 @@
 ``completed`` and ``issue_raised`` mean the customer was reached: the revisit closes and the
 contact enters the customer file, which starts the next cadence. ``no_answer`` and
 ``rescheduled`` are attempts: they are recorded in the file, and the revisit stays open.
+
+``customer_summary`` is what was done in words for the customer (never the notes): when the
+revisit closes an urgent follow-up of a low survey answer (``reason = 'care_alert'``), the
+customer is told it in a "here is what we did" email (``tasks.care_alerts.follow_up``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from crm_db.enums import REACHED_OUTCOMES, ContactOutcome, RevisitStatus
 from crm_db.models import ContactHistory, Revisit
+from tasks.care_alerts.follow_up import queue_result_email
+from tasks.care_alerts.rules import URGENT_REASON
 from tasks.revisits.rules.planning import combined_notes
 
 REACHED = REACHED_OUTCOMES
@@ -39,6 +45,7 @@ def record_outcome(
     now: datetime,
     staff_id: int | None = None,
     notes: str | None = None,
+    customer_summary: str | None = None,
 ) -> OutcomeResult:
     """Record ``outcome`` for an open revisit, in the caller's transaction.
 
@@ -46,6 +53,12 @@ def record_outcome(
     """
     if notes is not None and (len(notes) > MAX_NOTES or "\x00" in notes):
         raise RevisitOutcomeError(f"revisit {revisit_id}: notes must be under {MAX_NOTES} chars")
+    if customer_summary is not None and (
+        len(customer_summary) > MAX_NOTES or "\x00" in customer_summary
+    ):
+        raise RevisitOutcomeError(
+            f"revisit {revisit_id}: customer_summary must be under {MAX_NOTES} chars"
+        )
     revisit = session.get(Revisit, revisit_id, with_for_update=True)
     if revisit is None:
         raise RevisitOutcomeError(f"revisit {revisit_id} does not exist")
@@ -73,4 +86,9 @@ def record_outcome(
         revisit.outcome = outcome.value
         revisit.completed_at = now
         revisit.notes = combined_notes(revisit.notes, notes)
+        if customer_summary is not None and customer_summary.strip():
+            revisit.customer_summary = customer_summary.strip()
+        if revisit.reason == URGENT_REASON:
+            session.flush()
+            queue_result_email(session, revisit, now=now)
     return OutcomeResult(revisit_id, closed=closed, already_recorded=False)

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from crm_core.masking import mask_phone
 from crm_db.bulk import id_list
 from crm_db.types import UTCDateTime, raw_date
+from tasks.care_alerts.rules import URGENT_REASON
 from tasks.common.contact_policy import load_contact_facts
 from tasks.common.customer_context import load_care_context, load_customer_context
 from tasks.common.directory import Directory
@@ -152,11 +153,13 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
+# Due revisits, and - from the day after it is raised - a care alert's urgent revisit, due
+# within N working days (``tasks.care_alerts``): the manager sees it before its deadline.
 _DIGEST_LOAD = text(
     """
     SELECT assignee_id, COUNT(*) AS n FROM revisits
-    WHERE status = 'open' AND due_on <= :as_of AND assignee_id IS NOT NULL
-      AND (outcome IS NULL OR outcome <> 'email_queued')
+    WHERE status = 'open' AND (due_on <= :as_of OR reason = 'care_alert')
+      AND assignee_id IS NOT NULL AND (outcome IS NULL OR outcome <> 'email_queued')
     GROUP BY assignee_id ORDER BY assignee_id
     """
 )
@@ -165,12 +168,13 @@ _DIGEST_REVISITS = text(
     """
     SELECT v.id, v.customer_id, v.assignee_id, v.abc_class, v.channel, v.due_on,
            v.planned_for, v.needs_reassignment, c.name AS customer_name, c.phone,
-           COALESCE(r.code, '-') AS region_code
+           COALESCE(r.code, '-') AS region_code, v.reason
     FROM revisits v
     JOIN customers c ON c.id = v.customer_id
     LEFT JOIN branches b ON b.id = c.branch_id
     LEFT JOIN regions r ON r.id = b.region_id
-    WHERE v.status = 'open' AND v.due_on <= :as_of AND v.assignee_id IN :assignees
+    WHERE v.status = 'open' AND (v.due_on <= :as_of OR v.reason = 'care_alert')
+      AND v.assignee_id IN :assignees
       AND (v.outcome IS NULL OR v.outcome <> 'email_queued')
     ORDER BY v.assignee_id, COALESCE(v.planned_for, v.due_on), v.id
     """
@@ -209,14 +213,15 @@ class _Later:
 def _assignee_groups(
     conn: Connection, as_of: date, assignees: list[int]
 ) -> tuple[list[list[Any]], dict[int, _Later]]:
-    """The revisits of ``assignees`` planned for today or earlier (``planned_day``), one list
-    per assignee, most overdue first; and per assignee those planned for later days."""
+    """The revisits of ``assignees`` planned for today or earlier (``planned_day``) and the
+    urgent follow-ups of care alerts, one list per assignee, most overdue first; and per
+    assignee those planned for later days."""
     groups: dict[int, list[Any]] = {}
     later: dict[int, _Later] = {}
     # .all(): one fetch of the whole result (fetching row by row costs ~5 us a row in psycopg).
     for row in conn.execute(_DIGEST_REVISITS, {"as_of": as_of, "assignees": assignees}).all():
         day = _day(row)
-        if day <= as_of:
+        if day <= as_of or row.reason == URGENT_REASON:  # urgent: listed before its deadline
             groups.setdefault(row.assignee_id, []).append(row)
         else:
             seen = later.get(row.assignee_id)

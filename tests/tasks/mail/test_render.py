@@ -74,7 +74,14 @@ def sample(kind: str) -> dict[str, Any]:
 def with_customer_text(kind: str, value: str) -> dict[str, Any]:
     """The sample context with every customer-provided text field set to ``value``."""
     ctx = sample(kind)
-    for key in ("customer_name", "last_issue", "manager_name", "recipient_name", "scope_name"):
+    for key in (
+        "customer_name",
+        "last_issue",
+        "manager_name",
+        "recipient_name",
+        "scope_name",
+        "summary",
+    ):
         if key in ctx:
             ctx[key] = value
     for item in ctx.get("items", []):
@@ -83,6 +90,8 @@ def with_customer_text(kind: str, value: str) -> dict[str, Any]:
             item["account_manager_name"] = value
         if "last_contact_outcome" in item:
             item["last_contact_outcome"] = value
+        if item.get("comment"):  # a survey answer's words (care alerts)
+            item["comment"] = value
     return ctx
 
 
