@@ -192,5 +192,11 @@ def elapsed_share(period: Period, through: date, days: WorkCalendar) -> tuple[in
 def prorate(target: int, period: Period, through: date, days: WorkCalendar) -> int:
     """The part of ``target`` due by the end of ``through``: the target times the share of the
     period's working days elapsed, rounded half up to a whole base unit (exact integers)."""
-    elapsed, total = elapsed_share(period, through, days)
+    return prorate_share(target, *elapsed_share(period, through, days))
+
+
+def prorate_share(target: int, elapsed: int, total: int) -> int:
+    """``target * elapsed / total`` rounded half up (``total`` > 0)."""
+    if total <= 0:
+        raise PeriodError("a pro-rating share needs a positive total")
     return (2 * target * elapsed + total) // (2 * total)
