@@ -14,11 +14,19 @@ from flows.deliver_outbox import deliver_outbox
 from flows.healthcheck import healthcheck
 from flows.revisits import revisits
 from flows.run_contract import FlowSummary
+from flows.target_reconciliation import target_reconciliation
 
 # Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
     flow.name: flow
-    for flow in (classify_customers, complaint_checks, deliver_outbox, healthcheck, revisits)
+    for flow in (
+        classify_customers,
+        complaint_checks,
+        deliver_outbox,
+        healthcheck,
+        revisits,
+        target_reconciliation,
+    )
 }
 
 
