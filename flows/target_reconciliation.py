@@ -48,7 +48,8 @@ def target_reconciliation(
             period completed before it; weekly: its month from the start through the day before.
         kind: monthly (the whole month) or weekly (progress so far, pro-rated).
         dry_run: compute and report; write no snapshot.
-        resend: queue the reports again for a re-run (reports are not built yet: no effect).
+        resend: a re-run queues the report emails again (once per snapshot revision);
+            without it a re-run supersedes the snapshot and sends nothing.
         month: monthly only, the month to reconcile (YYYY-MM).
     """
     run_date = resolve_as_of(as_of)
@@ -63,7 +64,7 @@ def target_reconciliation(
     }
     with flow_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as run:
         outcome = reconcile_targets(
-            run_kind, run_date, month, run.run_id, dry_run, ledger_parameters(parameters)
+            run_kind, run_date, month, run.run_id, dry_run, resend, ledger_parameters(parameters)
         )
         for text in outcome.warnings:
             run.warn(text)

@@ -11,12 +11,19 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from crm_core.settings import get_settings
 from crm_db.models import Region
 from crm_db.session import shared_engine
-from tasks.targets.reconciliation import WrittenSnapshot, compute, write_snapshot
+from tasks.mail.outbox import NewMessage, queued_keys
+from tasks.targets.reconciliation import (
+    WrittenSnapshot,
+    compute,
+    latest_snapshot,
+    write_snapshot,
+)
+from tasks.targets.reports import compose_reports
 from tasks.targets.rules.plan import RunKind
 from tasks.targets.summary import Row, artifact_rows, ledger_counts
 
@@ -40,13 +47,33 @@ def reconcile_targets(
     month: str | None,
     run_id: int | None,
     dry_run: bool,
+    resend: bool,
     parameters: Mapping[str, Any],
 ) -> RunOutcome:
     engine = shared_engine()
-    result = compute(engine, kind, as_of, get_settings().tz, month)
-    snapshot = None if dry_run else write_snapshot(engine, result, as_of, run_id, parameters)
+    settings = get_settings()
+    result = compute(engine, kind, as_of, settings.tz, month)
+
+    def compose(conn: Connection, revision: int) -> list[NewMessage]:
+        return compose_reports(
+            conn,
+            result,
+            revision=revision,
+            resend=resend,
+            company_name=settings.company_name,
+            run_id=run_id,
+        )
+
+    snapshot = None
+    if not dry_run:
+        snapshot = write_snapshot(engine, result, as_of, run_id, parameters, compose)
     with engine.connect() as conn:
         codes = dict(conn.execute(select(Region.id, Region.code)).tuples().all())
+        if dry_run:
+            latest = latest_snapshot(conn, result.plan, result.policies.periods.rule.value)
+            drafts = compose(conn, 1 if latest is None else latest[1] + 1)
+            known = queued_keys(conn, [m.idempotency_key for m in drafts])
+        conn.rollback()
     plan = result.plan
     counts = ledger_counts(result.rows)
     warnings: list[str] = []
@@ -61,10 +88,16 @@ def reconcile_targets(
         )
     if snapshot is not None:
         counts.update(
-            snapshot_id=snapshot.id, revision=snapshot.revision, rows_written=snapshot.rows
+            snapshot_id=snapshot.id,
+            revision=snapshot.revision,
+            rows_written=snapshot.rows,
+            reports_queued=snapshot.reports_queued,
+            reports_already_queued=snapshot.reports_already_queued,
         )
         if snapshot.supersedes_id is not None:
             counts["superseded_snapshot_id"] = snapshot.supersedes_id
+    if dry_run:
+        counts["reports_would_queue"] = len(drafts) - len(known)
     description = (
         f"Targets {plan.kind.value} {plan.label} ({result.policies.periods.rule.value} month "
         f"{plan.month.label}, {plan.current.start.isoformat()} to {plan.through.isoformat()}), "

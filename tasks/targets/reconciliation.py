@@ -9,9 +9,9 @@ runs collide (one fails and can be retried) rather than both claiming to be curr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +19,10 @@ from sqlalchemy import Connection, Engine, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from crm_db.models import Branch, ReconciliationRow, ReconciliationSnapshot, Region
+from crm_db.types import utcnow
 from tasks.common.calendars import load_work_calendar
 from tasks.common.write_lock import write_transaction
+from tasks.mail.outbox import EnqueueResult, NewMessage, enqueue
 from tasks.targets.actuals import OwnerSpans, Window, load_actuals
 from tasks.targets.policies import TargetPolicies, load_target_policies
 from tasks.targets.rules.plan import RunKind, RunPlan, Span, plan_run
@@ -103,6 +105,27 @@ class WrittenSnapshot:
     revision: int
     supersedes_id: int | None
     rows: int
+    reports_queued: int = 0
+    reports_already_queued: int = 0
+
+
+# Composes the emails of a snapshot about to be written: (connection, its revision) -> messages.
+ComposeReports = Callable[[Connection, int], list[NewMessage]]
+
+
+def latest_snapshot(conn: Connection, plan: RunPlan, rule: str) -> tuple[int, int] | None:
+    """(id, revision) of the current snapshot of the plan's period, if any."""
+    found = conn.execute(
+        select(ReconciliationSnapshot.id, ReconciliationSnapshot.revision)
+        .where(
+            ReconciliationSnapshot.kind == plan.kind.value,
+            ReconciliationSnapshot.period_rule == rule,
+            ReconciliationSnapshot.period == plan.label,
+        )
+        .order_by(ReconciliationSnapshot.revision.desc())
+        .limit(1)
+    ).first()
+    return None if found is None else (found[0], found[1])
 
 
 def _row_values(snapshot_id: int, row: ResultRow) -> dict[str, Any]:
@@ -118,22 +141,16 @@ def write_snapshot(
     as_of: date,
     run_id: int | None,
     parameters: Mapping[str, Any],
+    compose: ComposeReports | None = None,
+    now: datetime | None = None,
 ) -> WrittenSnapshot:
-    """The snapshot and every row in one transaction; the next revision of its period."""
+    """The snapshot, every row and the reports ``compose`` gives, in one transaction; the
+    next revision of its period."""
     plan = result.plan
     rule = result.policies.periods.rule.value
     with write_transaction(engine) as conn:
-        latest = conn.execute(
-            select(ReconciliationSnapshot.id, ReconciliationSnapshot.revision)
-            .where(
-                ReconciliationSnapshot.kind == plan.kind.value,
-                ReconciliationSnapshot.period_rule == rule,
-                ReconciliationSnapshot.period == plan.label,
-            )
-            .order_by(ReconciliationSnapshot.revision.desc())
-            .limit(1)
-        ).first()
-        revision = 1 if latest is None else latest.revision + 1
+        latest = latest_snapshot(conn, plan, rule)
+        revision = 1 if latest is None else latest[1] + 1
         snapshot_id = conn.execute(
             insert(ReconciliationSnapshot)
             .values(
@@ -145,7 +162,7 @@ def write_snapshot(
                 target_month=plan.month.months[0],
                 as_of=as_of,
                 revision=revision,
-                supersedes_id=None if latest is None else latest.id,
+                supersedes_id=None if latest is None else latest[0],
                 target_version_id=result.target_version_id,
                 parameters=dict(parameters),
                 run_id=run_id,
@@ -158,6 +175,16 @@ def write_snapshot(
         written = conn.scalar(
             select(func.count()).where(ReconciliationRow.snapshot_id == snapshot_id)
         )
+        queued = EnqueueResult(0, 0)
+        if compose is not None:
+            messages = compose(conn, revision)
+            if messages:
+                queued = enqueue(conn, messages, now=now or utcnow())
     return WrittenSnapshot(
-        snapshot_id, revision, None if latest is None else latest.id, int(written or 0)
+        snapshot_id,
+        revision,
+        None if latest is None else latest[0],
+        int(written or 0),
+        queued.inserted,
+        queued.existing,
     )

@@ -1,6 +1,7 @@
 """The target_reconciliation flow end to end: a real Prefect run on a real database (both
-backends): a snapshot with its rows in one transaction, the target version it used, a re-run
-superseding it (the first kept as written), a dry run writing nothing, the weekly kind."""
+backends): a snapshot with its rows and report emails in one transaction, the target version it
+used; each region manager's email holds their region only; a re-run supersedes the snapshot (the
+first kept as written) and emails again only with resend; a dry run writes nothing; weekly."""
 
 from __future__ import annotations
 
@@ -11,13 +12,27 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from crm_core.settings import reset_settings_cache
-from crm_db.enums import CardType, RunStatus, TargetMetric, TargetScope, TransactionKind
-from crm_db.models import FlowRun, ReconciliationRow, ReconciliationSnapshot, Transaction
+from crm_db.enums import (
+    CardType,
+    RunStatus,
+    StaffRole,
+    TargetMetric,
+    TargetScope,
+    TransactionKind,
+)
+from crm_db.models import (
+    FlowRun,
+    OutboxMessage,
+    ReconciliationRow,
+    ReconciliationSnapshot,
+    Transaction,
+)
 from crm_db.session import dispose_shared_engines, session_scope
 from flows.registry import FLOWS
 from flows.target_reconciliation import target_reconciliation
+from tasks.mail.render import render_email
 from tasks.targets.store import TargetValue, create_version, write_values
-from tests.factories import make_customer, make_org
+from tests.factories import make_customer, make_org, make_staff
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 REV = TargetMetric.REVENUE_FEN
@@ -58,6 +73,7 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
                         occurred_on=on,
                     )
                 )
+        admin = make_staff(session, StaffRole.MARKETING_ADMIN, locale="en")
         conn = session.connection()
         version = create_version(conn, now=NOW, created_by="test", source="import")
         values = [
@@ -69,6 +85,11 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
         ]
         write_values(conn, version, values)
         north_branch, south_branch, south_region = north.branch.id, south.branch.id, south.region.id
+        managers = {north.region_manager.id: north, south.region_manager.id: south}
+        names = {
+            org.region_manager.id: (org.branch.name, org.region.name) for org in (north, south)
+        }
+        admin_id = admin.id
 
     summary = target_reconciliation(as_of=date(2026, 12, 1))
     counts = summary["counts"]
@@ -76,6 +97,26 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
     assert counts["flag_target_mismatch"] >= 1  # south: 1.2M region vs 1.0M branch
     assert any("target_mismatch" in text for text in summary["warnings"])
     assert summary["artifact_key"] == "target-reconciliation-summary"
+    assert counts["reports_queued"] == 3  # two region managers and the marketing admin
+    with session_scope(crm_db) as session:
+        queued = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        assert {m.staff_id for m in queued} == {*managers, admin_id}
+        for message in queued:
+            assert message.idempotency_key == (
+                f"target_report:monthly:calendar:2026-11:staff:{message.staff_id}"
+            )
+            rendered = render_email(message.kind, message.locale, message.context)
+            if message.staff_id == admin_id:  # the company view: regions, no stations
+                assert message.context["scope_kind"] == "company"
+                assert all(names[m][1] in rendered.html for m in managers)
+                assert not any(names[m][0] in rendered.html for m in managers)
+                continue
+            own_branch, own_region = names[message.staff_id]
+            other_branch, other_region = next(v for k, v in names.items() if k != message.staff_id)
+            assert [m["name"] for m in message.context["members"]] == [own_region, own_branch]
+            for part in (rendered.html, rendered.text, rendered.subject):
+                assert other_branch not in part and other_region not in part
+            assert own_branch in rendered.html and own_branch in rendered.text
     with session_scope(crm_db) as session:
         snapshot = session.scalars(select(ReconciliationSnapshot)).one()
         assert (snapshot.kind, snapshot.period, snapshot.target_version_id) == (
@@ -109,15 +150,22 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
     again = target_reconciliation(as_of=date(2026, 12, 1))
     assert again["counts"]["revision"] == 2
     assert again["counts"]["superseded_snapshot_id"] == first_id
-    dry = target_reconciliation(as_of=date(2026, 12, 1), dry_run=True)
+    assert (again["counts"]["reports_queued"], again["counts"]["reports_already_queued"]) == (0, 3)
+    dry = target_reconciliation(as_of=date(2026, 12, 1), dry_run=True, resend=True)
     assert dry["ledger_run_id"] is None and "snapshot_id" not in dry["counts"]
-    assert _count(crm_db, ReconciliationSnapshot) == 2
+    assert dry["counts"]["reports_would_queue"] == 3
+    assert _count(crm_db, ReconciliationSnapshot) == 2 and _count(crm_db, OutboxMessage) == 3
+    resent = target_reconciliation(as_of=date(2026, 12, 1), resend=True)
+    assert (resent["counts"]["revision"], resent["counts"]["reports_queued"]) == (3, 3)
+    with session_scope(crm_db) as session:
+        keys = session.scalars(select(OutboxMessage.idempotency_key)).all()
+    assert sum(key.endswith(":rev3") for key in keys) == 3 and len(keys) == 6
     with session_scope(crm_db) as session:
         kept = session.scalar(select(func.count()).where(ReconciliationRow.snapshot_id == first_id))
         assert kept == first_rows  # the superseded snapshot stays as it was written
 
     weekly = target_reconciliation(as_of=date(2026, 12, 6), kind="weekly")
-    assert weekly["counts"]["revision"] == 1
+    assert weekly["counts"]["revision"] == 1 and weekly["counts"]["reports_queued"] == 3
     with session_scope(crm_db) as session:
         week = session.scalars(
             select(ReconciliationSnapshot).where(ReconciliationSnapshot.kind == "weekly")
@@ -141,4 +189,4 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
         statuses = session.scalars(
             select(FlowRun.status).where(FlowRun.flow_name == "target_reconciliation")
         ).all()
-    assert list(statuses) == [RunStatus.COMPLETED] * 3
+    assert list(statuses) == [RunStatus.COMPLETED] * 4
