@@ -111,6 +111,7 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
                 assert all(names[m][1] in rendered.html for m in managers)
                 assert not any(names[m][0] in rendered.html for m in managers)
                 continue
+            assert message.staff_id is not None
             own_branch, own_region = names[message.staff_id]
             other_branch, other_region = next(v for k, v in names.items() if k != message.staff_id)
             assert [m["name"] for m in message.context["members"]] == [own_region, own_branch]
