@@ -4,11 +4,14 @@ in the snapshot's transaction (``tasks.targets.reconciliation.write_snapshot``).
 
 Keys ``target_report:<kind>:<rule>:<period>:staff:<id>``: a re-run supersedes the snapshot but
 queues nothing again; with ``resend`` the keys carry the new revision (``...:rev2``), so each
-revision is sent at most once. XLSX attachments and charts are not built yet.
+revision is sent at most once. Each email carries an XLSX of its view (one sheet per view:
+the region; or the company and each region). Charts are not built yet.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +20,11 @@ from sqlalchemy import Connection, select
 from crm_db.enums import StaffRole, TargetScope
 from crm_db.models import Branch, Region
 from tasks.common.directory import Directory, StaffRecord, load_directory
+from tasks.mail.message import Attachment
 from tasks.mail.outbox import NewMessage
+from tasks.mail.render import TEMPLATE_ROOT, resolve_locale
 from tasks.targets.reconciliation import Reconciliation
+from tasks.targets.rules.reconcile import ResultRow
 from tasks.targets.rules.reports import (
     Member,
     company_view,
@@ -26,9 +32,45 @@ from tasks.targets.rules.reports import (
     members,
     region_view,
     report_key,
+    sheet_rows,
 )
+from tasks.targets.workbook import MIMETYPE, Sheet, workbook
 
 KIND = "target_report"
+HEADERS = {
+    "zh-CN": (
+        "名称",
+        "层级",
+        "指标",
+        "目标",
+        "按进度目标",
+        "实际",
+        "完成率",
+        "进度",
+        "上月",
+        "环比",
+        "去年同期",
+        "同比",
+        "排名",
+        "标记",
+    ),
+    "en": (
+        "name",
+        "level",
+        "metric",
+        "target",
+        "pro-rated target",
+        "actual",
+        "completion",
+        "pace",
+        "previous month",
+        "MoM",
+        "last year",
+        "YoY",
+        "rank",
+        "flags",
+    ),
+}
 COMPANY_ROLES = (StaffRole.MARKETING_ADMIN, StaffRole.EXECUTIVE)
 
 
@@ -92,8 +134,27 @@ def compose_reports(
     ]
     company = company_view(result.rows)
     jobs += [(person, "company", company_name, company) for person in who.company]
+    codes = dict(conn.execute(select(Region.id, Region.code)).tuples().all())
+    labels = load_labels()
+    region_of = {manager.id: region_id for manager, region_id in who.regions}
     messages = []
     for person, scope_kind, scope_name, view in jobs:
+        locale = resolve_locale(person.locale)
+        if scope_kind == "region":
+            region = region_of[person.id]
+            sheets = [(scope_name, view)]
+            filename = f"targets-{plan.label}-{codes.get(region, region)}.xlsx"
+        else:
+            sheets = [(company_name, view)] + [
+                (names.get(Member(TargetScope.REGION, r), str(r)), region_view(result.rows, r))
+                for r in result.organisation.regions
+            ]
+            filename = f"targets-{plan.label}-company.xlsx"
+        attachment = Attachment(
+            filename=_safe_filename(filename),
+            content_type=MIMETYPE,
+            data=report_workbook(sheets, names, labels.get(locale, {}), locale),
+        )
         assert person.email is not None  # reachable
         messages.append(
             NewMessage(
@@ -107,6 +168,7 @@ def compose_reports(
                 customer_id=None,
                 staff_id=person.id,
                 run_id=run_id,
+                attachments=(attachment,),
                 context={
                     **common,
                     "recipient_name": person.name,
@@ -120,6 +182,30 @@ def compose_reports(
             )
         )
     return messages
+
+
+def _safe_filename(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def load_labels() -> dict[str, dict[str, str]]:
+    """The metric names per locale, from the email templates' labels."""
+    data = json.loads((TEMPLATE_ROOT / "labels.json").read_text(encoding="utf-8"))
+    return {locale: groups.get("target_metric", {}) for locale, groups in data.items()}
+
+
+def report_workbook(
+    sheets: list[tuple[str, list[ResultRow]]],
+    names: dict[Member, str],
+    metric_names: dict[str, str],
+    locale: str,
+) -> bytes:
+    """The XLSX of a report: one sheet per view, every member x metric."""
+    built = []
+    for title, view in sheets:
+        rows, styles = sheet_rows(view, names, metric_names)
+        built.append(Sheet(title, HEADERS.get(locale, HEADERS["en"]), rows, styles))
+    return workbook(built)
 
 
 def region_branches(rows: list[Any]) -> list[Any]:

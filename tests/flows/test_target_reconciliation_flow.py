@@ -5,6 +5,8 @@ first kept as written) and emails again only with resend; a dry run writes nothi
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -22,6 +24,7 @@ from crm_db.enums import (
 )
 from crm_db.models import (
     FlowRun,
+    OutboxAttachment,
     OutboxMessage,
     ReconciliationRow,
     ReconciliationSnapshot,
@@ -47,6 +50,13 @@ def crm_db(
     reset_settings_cache()
     yield engine
     dispose_shared_engines()
+
+
+def _sheets_text(data: bytes) -> list[str]:
+    """The text of each sheet of an XLSX attachment."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = sorted(n for n in archive.namelist() if n.startswith("xl/worksheets/sheet"))
+        return [archive.read(name).decode("utf-8") for name in names]
 
 
 def _count(engine: Engine, model: type) -> int:
@@ -106,8 +116,15 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
                 f"target_report:monthly:calendar:2026-11:staff:{message.staff_id}"
             )
             rendered = render_email(message.kind, message.locale, message.context)
+            (attachment,) = session.scalars(
+                select(OutboxAttachment).where(OutboxAttachment.outbox_id == message.id)
+            ).all()
+            sheets = _sheets_text(attachment.data)
             if message.staff_id == admin_id:  # the company view: regions, no stations
                 assert message.context["scope_kind"] == "company"
+                assert attachment.filename == "targets-2026-11-company.xlsx"
+                assert len(sheets) == 3  # the company, then each region with its stations
+                assert all(names[m][0] in "".join(sheets) for m in managers)
                 assert all(names[m][1] in rendered.html for m in managers)
                 assert not any(names[m][0] in rendered.html for m in managers)
                 continue
@@ -115,7 +132,8 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
             own_branch, own_region = names[message.staff_id]
             other_branch, other_region = next(v for k, v in names.items() if k != message.staff_id)
             assert [m["name"] for m in message.context["members"]] == [own_region, own_branch]
-            for part in (rendered.html, rendered.text, rendered.subject):
+            assert len(sheets) == 1 and own_branch in sheets[0]
+            for part in (rendered.html, rendered.text, rendered.subject, sheets[0]):
                 assert other_branch not in part and other_region not in part
             assert own_branch in rendered.html and own_branch in rendered.text
     with session_scope(crm_db) as session:

@@ -124,3 +124,77 @@ def report_key(kind: str, rule: str, period: str, staff_id: int, revision: int |
     re-run queues nothing again; ``resend`` adds the snapshot's revision, once per revision."""
     base = f"target_report:{kind}:{rule}:{period}:staff:{staff_id}"
     return base if revision is None else f"{base}:rev{revision}"
+
+
+# The XLSX sheets: one row per member and metric, amounts in display units.
+SHEET_STYLES = (
+    "text",  # name
+    "text",  # level
+    "text",  # metric
+    "unit",  # target
+    "unit",  # expected
+    "unit",  # actual
+    "percent",  # completion
+    "percent",  # pace
+    "unit",  # previous month
+    "percent",  # MoM
+    "unit",  # previous year
+    "percent",  # YoY
+    "count",  # rank
+    "text",  # flags
+)
+_UNIT_STYLE = {100: "money", 1000: "litres", 1: "count"}
+
+
+def metric_divisor(metric: TargetMetric) -> int:
+    if metric.value.endswith("_fen"):
+        return 100
+    if metric.value.endswith("_ml"):
+        return 1000
+    return 1
+
+
+def sheet_rows(
+    view: Iterable[ResultRow], names: Mapping[Member, str], metric_names: Mapping[str, str]
+) -> tuple[list[list[Any]], list[list[str]]]:
+    """Rows of a report sheet and each row's cell styles (money, litres or counts by metric)."""
+    order = {TargetScope.COMPANY: 0, TargetScope.REGION: 1, TargetScope.BRANCH: 2}
+    metrics = {m: i for i, m in enumerate(TargetMetric)}
+    rows: list[list[Any]] = []
+    styles: list[list[str]] = []
+    for row in sorted(
+        view,
+        key=lambda r: (
+            order.get(r.scope, 3),
+            names.get(Member(r.scope, r.scope_id), ""),
+            r.scope_id,
+            metrics[r.metric],
+        ),
+    ):
+        divisor = metric_divisor(row.metric)
+
+        def unit(value: int | None, divisor: int = divisor) -> float | int | None:
+            if value is None:
+                return None
+            return value / divisor if divisor > 1 else value
+
+        rows.append(
+            [
+                names.get(Member(row.scope, row.scope_id), str(row.scope_id)),
+                row.scope.value,
+                metric_names.get(row.metric.value, row.metric.value),
+                unit(row.target),
+                unit(row.expected),
+                unit(row.actual),
+                row.completion,
+                row.pace,
+                unit(row.previous_month),
+                row.mom,
+                unit(row.previous_year),
+                row.yoy,
+                row.rank,
+                ",".join(row.flags),
+            ]
+        )
+        styles.append([_UNIT_STYLE[divisor] if s == "unit" else s for s in SHEET_STYLES])
+    return rows, styles
