@@ -28,6 +28,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
+    Index,
     Integer,
     MetaData,
     SQLColumnExpression,
@@ -75,6 +76,7 @@ def _spans_table() -> Table:
         Column("valid_from", Date, nullable=False),
         Column("valid_to", Date, nullable=False),
         Column("staff_id", Integer),
+        Index("ix_tmp_owner_spans_customer", "customer_id", "valid_from"),
         prefixes=["TEMPORARY"],
     )
 
@@ -109,7 +111,11 @@ class OwnerSpans:
             )
         return self.table
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:
+            # A failed statement aborts a PostgreSQL transaction: roll back first (the temporary
+            # table created in it goes too), so the original error is the one raised.
+            self.conn.rollback()
         self.table.drop(self.conn, checkfirst=True)
 
 

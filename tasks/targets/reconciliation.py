@@ -57,7 +57,7 @@ def _actuals(
 ) -> dict[Key, int]:
     if span.end < span.start:
         return {}
-    window = Window(span.start, span.end, plan.year_start)
+    window = Window(span.start, span.end, span.year_start)
     return roll_up(load_actuals(conn, window, spans, policies.credit), organisation)
 
 

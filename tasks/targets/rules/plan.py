@@ -37,6 +37,12 @@ class RunKind(StrEnum):
 class Span:
     start: date
     end: date  # inclusive; end < start: an empty span
+    month: str  # the month period it belongs to (YYYY-MM)
+
+    @property
+    def year_start(self) -> date:
+        """1 January of its month's year: "developed this year" starts here."""
+        return date(parse_month(self.month)[0], 1, 1)
 
 
 @dataclass(frozen=True)
@@ -51,14 +57,13 @@ class RunPlan:
     elapsed_working_days: int
     total_working_days: int
 
-    @property
-    def year_start(self) -> date:
-        """1 January of the target month's year: "developed this year" starts here."""
-        return date(parse_month(self.month.label)[0], 1, 1)
+
+def _whole(period: Period) -> Span:
+    return Span(period.start, period.end, period.label)
 
 
 def _same_length(period: Period, days: int) -> Span:
-    return Span(period.start, min(period.end, period.start + timedelta(days=days)))
+    return Span(period.start, min(period.end, period.start + timedelta(days=days)), period.label)
 
 
 def plan_run(
@@ -83,9 +88,9 @@ def plan_run(
             target.label,
             target,
             target.end,
-            Span(target.start, target.end),
-            Span(before.start, before.end),
-            Span(last_year.start, last_year.end),
+            _whole(target),
+            _whole(before),
+            _whole(last_year),
             elapsed,
             total,
         )
@@ -98,7 +103,7 @@ def plan_run(
         week_containing(as_of, policy, days).label,
         target,
         through,
-        Span(target.start, through),
+        Span(target.start, through, target.label),
         _same_length(previous_month(target, policy, days), offset),
         _same_length(same_month_last_year(target, policy, days), offset),
         elapsed,
