@@ -92,12 +92,21 @@ def roll_up(groups: Iterable[GroupActual], org: Organisation) -> dict[Key, int]:
     return dict(totals)
 
 
-def _ratio(numerator: int, denominator: int | None) -> Fraction | None:
-    return None if not denominator else Fraction(numerator, denominator)
+def _ratio(numerator: int, denominator: int | None) -> float | None:
+    return None if not denominator else numerator / denominator
 
 
 def _change(current: int, before: int) -> float | None:
-    return None if before == 0 else float(Fraction(current, before) - 1)
+    return None if before == 0 else current / before - 1
+
+
+def _below(done: int, expected: int, threshold: Fraction) -> bool:
+    """``done / expected < threshold``, exactly (integers; ``expected`` > 0)."""
+    return done * threshold.denominator < threshold.numerator * expected
+
+
+def _above(done: int, expected: int, threshold: Fraction) -> bool:
+    return done * threshold.denominator > threshold.numerator * expected
 
 
 def _members(
@@ -154,18 +163,18 @@ def reconcile(
                 flags.add("no_target")
             elif target > 0 and done == 0:
                 flags.add("no_activity")
-            if pace is not None:
-                if pace < policy.behind_below:
+            if expected:
+                if _below(done, expected, policy.behind_below):
                     flags.add("behind")
-                elif pace > policy.star_above:
+                elif _above(done, expected, policy.star_above):
                     flags.add("star")
             branch_sum = None
             if scope is TargetScope.REGION:
                 branch_sum = branch_sums.get((scope_id, metric))
                 if branch_sum != target:
                     flags.add("target_mismatch")
-            if target and completion is not None:
-                completions[key] = completion
+            if target:
+                completions[key] = Fraction(done, target)  # exact, for the ranking
             before, last_year = previous_month.get(key, 0), previous_year.get(key, 0)
             rows.append(
                 ResultRow(
@@ -176,8 +185,8 @@ def reconcile(
                     target=target,
                     expected=expected,
                     actual=done,
-                    completion=None if completion is None else float(completion),
-                    pace=None if pace is None else float(pace),
+                    completion=completion,
+                    pace=pace,
                     previous_month=before,
                     previous_year=last_year,
                     mom=_change(done, before),
