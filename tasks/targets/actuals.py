@@ -19,6 +19,7 @@ regions and the company is exact integer addition (``tasks.targets.rules.reconci
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -154,28 +155,16 @@ def load_actuals(
 ) -> list[GroupActual]:
     """The period's actuals per (credited branch, credited account manager) and metric."""
     groups: list[GroupActual] = []
-    owner = _owner(spans).label("owner")
     credited = (Customer.branch_id if policy is CreditPolicy.HOME else Transaction.branch_id).label(
         "credited"
     )
     purchase = Transaction.kind == TransactionKind.PURCHASE
     recharge = Transaction.kind == TransactionKind.RECHARGE
-    sums = conn.execute(
-        select(
-            credited,
-            owner,
-            _sum_if(purchase, Transaction.volume_ml),
-            _sum_if(purchase, Transaction.amount_fen),
-            _sum_if(recharge, Transaction.amount_fen),
-            _sum_if(
-                and_(purchase, Customer.first_card_on >= window.year_start), Transaction.volume_ml
-            ),
-        )
-        .select_from(Transaction)
-        .join(Customer, Customer.id == Transaction.customer_id)
-        .outerjoin(spans, _span_join(spans, Transaction.occurred_on))
-        .where(Transaction.occurred_on >= window.start, Transaction.occurred_on <= window.end)
-        .group_by(credited, owner)
+    sums = (
+        _sum_if(purchase, Transaction.volume_ml),
+        _sum_if(purchase, Transaction.amount_fen),
+        _sum_if(recharge, Transaction.amount_fen),
+        _sum_if(and_(purchase, Customer.first_card_on >= window.year_start), Transaction.volume_ml),
     )
     metrics = (
         TargetMetric.VOLUME_ML,
@@ -183,12 +172,42 @@ def load_actuals(
         TargetMetric.RECHARGE_FEN,
         TargetMetric.NEW_CUSTOMER_VOLUME_ML,
     )
-    for branch, staff, *values in sums:
-        groups += [
-            GroupActual(branch, staff, metric, int(value))
-            for metric, value in zip(metrics, values, strict=True)
-            if value
-        ]
+    in_period = (Transaction.occurred_on >= window.start, Transaction.occurred_on <= window.end)
+    totals: defaultdict[tuple[int | None, int | None, TargetMetric], int] = defaultdict(int)
+    # Every transaction, credited to the customer's current account manager: one pass over the
+    # period's transactions without touching the assignment history.
+    current = Customer.account_manager_id
+    for branch, staff, *values in conn.execute(
+        select(credited, current, *sums)
+        .select_from(Transaction)
+        .join(Customer, Customer.id == Transaction.customer_id)
+        .where(*in_period)
+        .group_by(credited, current)
+    ):
+        for metric, value in zip(metrics, values, strict=True):
+            totals[(branch, staff, metric)] += int(value)
+    # Customers with a recorded change (few, read through their index): move each day's figures
+    # from the current account manager to the one who owned the customer that day. Integer
+    # arithmetic, so the result is exact.
+    changed = select(spans.c.customer_id).distinct().subquery()
+    for branch, now_owner, then_owner, *values in conn.execute(
+        select(credited, current, spans.c.staff_id, *sums)
+        .select_from(changed)
+        .join(Transaction, Transaction.customer_id == changed.c.customer_id)
+        .join(Customer, Customer.id == Transaction.customer_id)
+        .join(spans, _span_join(spans, Transaction.occurred_on))
+        .where(*in_period)
+        .group_by(credited, current, spans.c.staff_id)
+    ):
+        if now_owner != then_owner:
+            for metric, value in zip(metrics, values, strict=True):
+                totals[(branch, now_owner, metric)] -= int(value)
+                totals[(branch, then_owner, metric)] += int(value)
+    groups += [
+        GroupActual(branch, staff, metric, value)
+        for (branch, staff, metric), value in totals.items()
+        if value
+    ]
 
     new_owner = _owner(spans).label("owner")
     for branch, staff, card_type, count in conn.execute(

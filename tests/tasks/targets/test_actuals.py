@@ -145,16 +145,32 @@ def test_random_data_equals_an_independent_recomputation(engine: Engine) -> None
             on = date(2026, 10, 20) + timedelta(days=rng.randrange(50))
             _tx(session, customer, kind, fen, ml, on)
             rows.append((customer.id, kind, fen, ml, on))
+        session.flush()
+        # Six customers handed over during November: before the day the old owner, from it on
+        # the new one (computed here, independently of the spans).
+        handed: dict[int, tuple[int, int, date]] = {}
+        for customer in rng.sample(customers, 6):
+            old = int(customer.account_manager_id or 0)
+            new = next(m for m in managers if m != old)
+            day = date(2026, 11, 1) + timedelta(days=rng.randrange(30))
+            _owner_change(session, customer, new, day)
+            handed[customer.id] = (old, new, day)
         session.commit()
         owners = {c.id: int(c.account_manager_id or 0) for c in customers}
         home = {c.id: int(c.branch_id or 0) for c in customers}
         cards = {c.id: (c.card_type, c.first_card_on) for c in customers}
 
+    def _owner(customer_id: int, day: date) -> int:
+        if customer_id in handed:
+            old, new, from_day = handed[customer_id]
+            return old if day < from_day else new
+        return owners[customer_id]
+
     expected: defaultdict[Key, int] = defaultdict(int)
     for customer_id, kind, fen, ml, on in rows:
         if not NOV.start <= on <= NOV.end:
             continue
-        who = [(B, home[customer_id]), (S, owners[customer_id]), (C, 0)]
+        who = [(B, home[customer_id]), (S, _owner(customer_id, on)), (C, 0)]
         for scope, scope_id in who:
             if kind is TransactionKind.PURCHASE:
                 expected[(scope, scope_id, M.REVENUE_FEN)] += fen
@@ -177,9 +193,18 @@ def test_random_data_equals_an_independent_recomputation(engine: Engine) -> None
             CardType.FLEET: M.NEW_CUSTOMERS_FLEET,
         }[card_type]
         first = firsts.get(customer_id)
-        for scope, scope_id in [(B, home[customer_id]), (S, owners[customer_id]), (C, 0)]:
+        for scope, scope_id in [
+            (B, home[customer_id]),
+            (S, _owner(customer_id, first_card)),
+            (C, 0),
+        ]:
             expected[(scope, scope_id, metric)] += 1
-            if first is not None and first[0] <= NOV.end:
+        if first is not None and first[0] <= NOV.end:
+            for scope, scope_id in [
+                (B, home[customer_id]),
+                (S, _owner(customer_id, first[0])),
+                (C, 0),
+            ]:
                 expected[(scope, scope_id, M.FIRST_RECHARGE_FEN)] += rows[first[1]][2]
     found = _totals(engine, NOV, CreditPolicy.HOME)
     assert {k: v for k, v in found.items() if k[0] is not TargetScope.REGION} == {
