@@ -22,7 +22,7 @@ from crm_db.models import Branch, ReconciliationRow, ReconciliationSnapshot, Reg
 from crm_db.types import utcnow
 from tasks.common.calendars import load_work_calendar
 from tasks.common.write_lock import write_transaction
-from tasks.mail.outbox import EnqueueResult, NewMessage, enqueue
+from tasks.mail.outbox import EnqueueResult, NewMessage, prepare
 from tasks.targets.actuals import OwnerSpans, Window, load_actuals
 from tasks.targets.policies import TargetPolicies, load_target_policies
 from tasks.targets.rules.plan import RunKind, RunPlan, Span, plan_run
@@ -145,12 +145,21 @@ def write_snapshot(
     now: datetime | None = None,
 ) -> WrittenSnapshot:
     """The snapshot, every row and the reports ``compose`` gives, in one transaction; the
-    next revision of its period."""
+    next revision of its period.
+
+    The reports are composed (their XLSX built) and validated before the write transaction,
+    for the revision read then, so SQLite's write lock is held for the inserts only; a run that
+    took that revision meanwhile makes this insert fail on the unique revision, and nothing of
+    this run is written."""
     plan = result.plan
     rule = result.policies.periods.rule.value
-    with write_transaction(engine) as conn:
+    with engine.connect() as conn:
         latest = latest_snapshot(conn, plan, rule)
         revision = 1 if latest is None else latest[1] + 1
+        messages = [] if compose is None else compose(conn, revision)
+        prepared = prepare(messages, now=now or utcnow(), dialect=conn.dialect.name)
+        conn.rollback()
+    with write_transaction(engine) as conn:
         snapshot_id = conn.execute(
             insert(ReconciliationSnapshot)
             .values(
@@ -175,11 +184,7 @@ def write_snapshot(
         written = conn.scalar(
             select(func.count()).where(ReconciliationRow.snapshot_id == snapshot_id)
         )
-        queued = EnqueueResult(0, 0)
-        if compose is not None:
-            messages = compose(conn, revision)
-            if messages:
-                queued = enqueue(conn, messages, now=now or utcnow())
+        queued = prepared.insert(conn) if prepared.rows else EnqueueResult(0, 0)
     return WrittenSnapshot(
         snapshot_id,
         revision,
