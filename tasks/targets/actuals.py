@@ -13,8 +13,11 @@ Crediting: the account manager who owned the customer on the transaction's date 
 assignment history, ``tasks.targets.rules.owners``; the issue date for a new card), and the
 customer's home branch - or, under the ``station`` policy, the station where the transaction
 happened (new cards stay with the home branch: issuing one is not a transaction). The owner
-spans go to a temporary table of the connection, joined by the statements; the roll-up to
-regions and the company is exact integer addition (``tasks.targets.rules.reconcile.roll_up``).
+spans go to a temporary table of the connection. The period's transactions are read once, by
+the current account manager; the transactions of the few customers with a recorded change are
+then read through their index, joined with the spans, and their figures moved to the owner of
+each day. The roll-up to regions and the company is exact integer addition
+(``tasks.targets.rules.reconcile.roll_up``).
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ from sqlalchemy import (
     SQLColumnExpression,
     Table,
     and_,
+    bindparam,
     case,
     func,
     literal,
     select,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from crm_db.enums import CardType, TargetMetric, TransactionKind
 from crm_db.models import Customer, CustomerOwnerChange, Transaction
@@ -48,6 +52,7 @@ from tasks.targets.rules.owners import OwnerChangeRow, OwnerSpan, owner_spans
 from tasks.targets.rules.reconcile import GroupActual
 
 SPANS_CHUNK = 5_000
+IDS_CHUNK = 5_000
 
 
 class CreditPolicy(StrEnum):
@@ -90,8 +95,9 @@ class OwnerSpans:
         self.conn = conn
         self.zone = zone
         self.table = _spans_table()
+        self.customer_ids: list[int] = []  # the customers with a recorded change
 
-    def __enter__(self) -> Table:
+    def __enter__(self) -> OwnerSpans:
         changes = [
             OwnerChangeRow(*row)
             for row in self.conn.execute(
@@ -110,7 +116,8 @@ class OwnerSpans:
             self.conn.execute(
                 self.table.insert(), [_span_row(s) for s in spans[first : first + SPANS_CHUNK]]
             )
-        return self.table
+        self.customer_ids = sorted({s.customer_id for s in spans})
+        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if exc_type is not None:
@@ -151,9 +158,10 @@ def _sum_if(condition: ColumnElement[bool], value: SQLColumnExpression[int]) -> 
 
 
 def load_actuals(
-    conn: Connection, window: Window, spans: Table, policy: CreditPolicy
+    conn: Connection, window: Window, owners: OwnerSpans, policy: CreditPolicy
 ) -> list[GroupActual]:
     """The period's actuals per (credited branch, credited account manager) and metric."""
+    spans = owners.table
     groups: list[GroupActual] = []
     credited = (Customer.branch_id if policy is CreditPolicy.HOME else Transaction.branch_id).label(
         "credited"
@@ -189,20 +197,24 @@ def load_actuals(
     # Customers with a recorded change (few, read through their index): move each day's figures
     # from the current account manager to the one who owned the customer that day. Integer
     # arithmetic, so the result is exact.
-    changed = select(spans.c.customer_id).distinct().subquery()
-    for branch, now_owner, then_owner, *values in conn.execute(
+    # The ids go in as literals, chunk by chunk, so the planner reads their transactions through
+    # (customer_id, occurred_on) rather than scanning the period's days.
+    ids: BindParameter[list[int]] = bindparam("ids", expanding=True, literal_execute=True)
+    moved = (
         select(credited, current, spans.c.staff_id, *sums)
-        .select_from(changed)
-        .join(Transaction, Transaction.customer_id == changed.c.customer_id)
+        .select_from(Transaction)
         .join(Customer, Customer.id == Transaction.customer_id)
         .join(spans, _span_join(spans, Transaction.occurred_on))
-        .where(*in_period)
+        .where(Transaction.customer_id.in_(ids), *in_period)
         .group_by(credited, current, spans.c.staff_id)
-    ):
-        if now_owner != then_owner:
-            for metric, value in zip(metrics, values, strict=True):
-                totals[(branch, now_owner, metric)] -= int(value)
-                totals[(branch, then_owner, metric)] += int(value)
+    )
+    for first in range(0, len(owners.customer_ids), IDS_CHUNK):
+        chunk = owners.customer_ids[first : first + IDS_CHUNK]
+        for branch, now_owner, then_owner, *values in conn.execute(moved, {"ids": chunk}):
+            if now_owner != then_owner:
+                for metric, value in zip(metrics, values, strict=True):
+                    totals[(branch, now_owner, metric)] -= int(value)
+                    totals[(branch, then_owner, metric)] += int(value)
     groups += [
         GroupActual(branch, staff, metric, value)
         for (branch, staff, metric), value in totals.items()

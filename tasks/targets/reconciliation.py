@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.orm import Session
 
 from crm_db.models import Branch, ReconciliationRow, ReconciliationSnapshot, Region
@@ -51,7 +51,7 @@ def _actuals(
     conn: Connection,
     span: Span,
     plan: RunPlan,
-    spans: Table,
+    spans: OwnerSpans,
     policies: TargetPolicies,
     organisation: Organisation,
 ) -> dict[Key, int]:
