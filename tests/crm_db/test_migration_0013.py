@@ -4,7 +4,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from crm_db import migrate
 from crm_db.session import make_engine
@@ -13,8 +13,8 @@ REVISION = "0013_targets"
 PREVIOUS = "0012_revisit_capacity"
 
 
-def _columns(engine: object, table: str) -> set[str]:
-    return {c["name"] for c in inspect(engine).get_columns(table)}  # type: ignore[arg-type]
+def _columns(engine: Engine, table: str) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns(table)}
 
 
 def test_0013_versions_targets_and_downgrades(empty_database_url: str) -> None:
