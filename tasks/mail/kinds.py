@@ -51,6 +51,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "revenue": {
             "actual": 1250000.5,
             "target": 1500000.0,
+            "branch_targets": 1400000.0,
             "completion_pct": 83.3,
             "pace_pct": 83.3,
             "flag": None,
@@ -58,6 +59,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "volume": {
             "actual": 152000.25,
             "target": 200000.0,
+            "branch_targets": 200000.0,
             "completion_pct": 76.0,
             "pace_pct": 76.0,
             "flag": "behind",
@@ -65,6 +67,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "new_customers": {
             "actual": 12,
             "target": None,
+            "branch_targets": None,
             "completion_pct": None,
             "pace_pct": None,
             "flag": None,
@@ -72,6 +75,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "first_recharge": {
             "actual": 36000.0,
             "target": 25000.0,
+            "branch_targets": None,
             "completion_pct": 144.0,
             "pace_pct": 144.0,
             "flag": "star",

@@ -67,9 +67,15 @@ def _cell(rows: Sequence[ResultRow], divisor: int) -> dict[str, Any]:
     flag = None
     if len(rows) == 1:
         flag = next((f for f in ("behind", "star") if f in rows[0].flags), None)
+    sums = [r.branch_target_sum for r in rows if r.branch_target_sum is not None]
+    branch_sum = sum(sums) if sums else None
     return {
         "actual": actual / divisor if divisor > 1 else actual,
         "target": None if target is None else (target / divisor if divisor > 1 else target),
+        # Regions: the sum of their branches' targets, shown beside the region's own.
+        "branch_targets": None
+        if branch_sum is None
+        else (branch_sum / divisor if divisor > 1 else branch_sum),
         "completion_pct": _pct(actual, target),
         "pace_pct": _pct(actual, pace_base),
         "flag": flag,
@@ -141,6 +147,7 @@ SHEET_STYLES = (
     "unit",  # previous year
     "percent",  # YoY
     "count",  # rank
+    "unit",  # the sum of the branches' targets (regions)
     "text",  # flags
 )
 _UNIT_STYLE = {100: "money", 1000: "litres", 1: "count"}
@@ -193,6 +200,7 @@ def sheet_rows(
                 unit(row.previous_year),
                 row.yoy,
                 row.rank,
+                unit(row.branch_target_sum),
                 ",".join(row.flags),
             ]
         )

@@ -49,6 +49,11 @@ def test_a_region_view_holds_its_region_and_branches_only() -> None:
     assert {(r.scope, r.scope_id) for r in view} == {(R, 1), (B, 11), (B, 12)}
     entries = members(view, NAMES)
     assert [e["name"] for e in entries] == ["东区", "一号站", "二号站"]
+    region = entries[0]["cells"]
+    # Both shown: the region's own target and the sum of its branches' targets.
+    assert (region["revenue"]["target"], region["revenue"]["branch_targets"]) == (1000.0, 1000.0)
+    assert region["new_customers"]["target"] is None
+    assert region["new_customers"]["branch_targets"] == 10
     assert {(r.scope, r.scope_id) for r in company_view(ROWS)} == {(C, 0), (R, 1), (R, 2)}
 
 
