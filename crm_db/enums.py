@@ -160,6 +160,9 @@ class SlaTarget(StrEnum):
 
 
 class TargetScope(StrEnum):
+    """The level a target or a reconciliation row is for; ``company`` has ``scope_id`` 0."""
+
+    COMPANY = "company"
     REGION = "region"
     BRANCH = "branch"
     STAFF = "staff"
@@ -171,8 +174,13 @@ class TargetMetric(StrEnum):
     NEW_CUSTOMERS_PERSONAL = "new_customers_personal"
     NEW_CUSTOMERS_COMPANY = "new_customers_company"
     NEW_CUSTOMERS_FLEET = "new_customers_fleet"
-    VOLUME_ML = "volume_ml"
-    REVENUE_FEN = "revenue_fen"
+    VOLUME_ML = "volume_ml"  # fuel sold (purchases)
+    REVENUE_FEN = "revenue_fen"  # purchase amounts
+    RECHARGE_FEN = "recharge_fen"  # card recharges
+    # The first recharge of each card issued in the period (the seeds' award metric).
+    FIRST_RECHARGE_FEN = "first_recharge_fen"
+    # Fuel bought by customers whose first card was issued this calendar year.
+    NEW_CUSTOMER_VOLUME_ML = "new_customer_volume_ml"
 
 
 class OutboxStatus(StrEnum):

@@ -126,6 +126,21 @@ TARGETS_FLAG_LOW_PCT: Final = Setting(
 TARGETS_FLAG_HIGH_PCT: Final = Setting(
     "targets.flag_high_pct", 120, "Flag a completion rate above this percentage"
 )
+TARGETS_PERIOD_RULE: Final = Setting(
+    "targets.period_rule",
+    "calendar",
+    "Target months: calendar (1st to last day) or settlement (after one cut-off to the next)",
+)
+TARGETS_CUTOFF_SHIFT: Final = Setting(
+    "targets.cutoff_shift",
+    "earlier",
+    "A settlement cut-off on a rest day moves to the previous (earlier) or next (later) workday",
+)
+TARGETS_CREDIT: Final = Setting(
+    "targets.credit",
+    "home",
+    "Actuals credit the customer's home branch (home) or the selling station (station)",
+)
 
 SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[str], ...]] = (
     ABC_A_REVENUE_SHARE,
@@ -151,6 +166,9 @@ SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[st
     TARGETS_SETTLEMENT_CUTOFF_DAY,
     TARGETS_FLAG_LOW_PCT,
     TARGETS_FLAG_HIGH_PCT,
+    TARGETS_PERIOD_RULE,
+    TARGETS_CUTOFF_SHIFT,
+    TARGETS_CREDIT,
 )
 
 # Keys that earlier versions wrote and nothing reads any more: ``ensure_default_policies``

@@ -17,6 +17,7 @@ from flows.healthcheck import healthcheck
 from flows.revisits import revisits
 from flows.run_contract import FlowSummary
 from flows.surveys import surveys
+from flows.target_reconciliation import target_reconciliation
 
 # Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
@@ -30,6 +31,7 @@ FLOWS: dict[str, Flow[..., FlowSummary]] = {
         healthcheck,
         revisits,
         surveys,
+        target_reconciliation,
     )
 }
 

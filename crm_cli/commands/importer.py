@@ -8,6 +8,7 @@ as ``FILE:LINE: field: problem``; nothing written), 2 usage error, 3 the databas
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,14 @@ DryRunOption = Annotated[
 ]
 
 
+def _actor() -> str:
+    """Who runs the import, as the operating system names them (recorded with target versions)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def _run(kind: str, file: Path, dry_run: bool) -> None:
     settings = get_settings()
     shown = str(file)
@@ -56,6 +65,8 @@ def _run(kind: str, file: Path, dry_run: bool) -> None:
         default_locale=settings.locale,
         allow_test_email_domain=settings.mode == "demo",
         dry_run=dry_run,
+        actor=_actor(),
+        source_name=file.name,
     )
     engine = make_engine(create=False)
     try:

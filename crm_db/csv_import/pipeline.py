@@ -24,7 +24,7 @@ from crm_db.csv_import.kinds import KINDS
 from crm_db.csv_import.lookups import Lookups
 from crm_db.csv_import.reader import CsvFile
 from crm_db.csv_import.validation import InputChanged, iter_records, validate_file
-from crm_db.csv_import.writer import WRITERS, WriteCounts, begin_write
+from crm_db.csv_import.writer import WRITER_FACTORIES, WRITERS, WriteCounts, begin_write
 
 DEFAULT_CHUNK_SIZE = 2_000
 
@@ -37,6 +37,8 @@ class ImportOptions:
     allow_test_email_domain: bool = False  # the demo's addresses live at example.test
     chunk_size: int = DEFAULT_CHUNK_SIZE
     dry_run: bool = False  # validate and count, then roll back
+    actor: str = "cli"  # who imports (recorded with a target version)
+    source_name: str | None = None  # recorded with a target version (default: the file name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,9 @@ def _write(
     validated_digest: str | None,
 ) -> WriteCounts:
     spec = KINDS[kind]
-    writer = WRITERS[kind]
+    factory = WRITER_FACTORIES.get(kind)
+    name = options.source_name or source.path.name
+    writer = factory(options.actor, name) if factory else WRITERS[kind]
     counts = WriteCounts()
     with engine.connect() as conn, conn.begin() as transaction:
         begin_write(conn)

@@ -28,7 +28,6 @@ from crm_db.models import (
     ContactHistory,
     Customer,
     Revisit,
-    Target,
     Transaction,
 )
 from tasks.common.owners import SOURCE_IMPORT, OwnerChange, apply_owner_changes
@@ -303,15 +302,37 @@ def write_contacts(
     return chunk.counts()
 
 
-TARGET_KEY = ("period", "scope", "scope_id", "metric")
+class TargetWriter:
+    """Targets are versioned (``tasks.targets.store``): one import is one new version, holding
+    the rows whose value differs from the latest version (a new key, or a changed value).
+    The version row is created with the first such row, in the import's transaction; an
+    import that changes nothing creates no version (a re-import writes nothing)."""
 
+    def __init__(self, actor: str, source_name: str | None) -> None:
+        self.actor = actor
+        self.source_name = source_name
+        self.version_id: int | None = None
 
-def write_targets(conn: Connection, records: Sequence[TargetRecord], now: datetime) -> WriteCounts:
-    table = Target.__table__
-    assert isinstance(table, Table)
-    chunk = _sort_chunk(conn, table, TARGET_KEY, [record.values() for record in records])
-    _upsert(conn, table, TARGET_KEY, _to_write(chunk))
-    return chunk.counts()
+    def __call__(
+        self, conn: Connection, records: Sequence[TargetRecord], now: datetime
+    ) -> WriteCounts:
+        from tasks.targets.store import TargetValue, create_version, effective_values, write_values
+
+        keys = [(r.period, r.scope, r.scope_id, r.metric) for r in records]
+        current = effective_values(conn, keys)
+        changed = [
+            TargetValue(key, record.value)
+            for key, record in zip(keys, records, strict=True)
+            if current.get(key) != record.value
+        ]
+        inserted = sum(1 for value in changed if value.key not in current)
+        if changed and self.version_id is None:
+            self.version_id = create_version(
+                conn, now=now, created_by=self.actor, source="import", source_name=self.source_name
+            )
+        if self.version_id is not None:
+            write_values(conn, self.version_id, changed)
+        return WriteCounts(inserted, len(changed) - inserted, len(records) - len(changed))
 
 
 def _to_write(chunk: _Sorted) -> list[Values]:
@@ -325,5 +346,9 @@ WRITERS: dict[str, Writer] = {
     "transactions": write_transactions,
     "complaints": write_complaints,
     "contacts": write_contacts,
-    "targets": write_targets,
+}
+
+# Kinds whose writer keeps state over the chunks of one import (a new one per import).
+WRITER_FACTORIES: dict[str, Callable[[str, str | None], Writer]] = {
+    "targets": TargetWriter,
 }

@@ -48,7 +48,13 @@ from crm_db.demo.surveys import (
     RESPONSE_COLUMNS,
     generate_surveys,
 )
-from crm_db.demo.targets import TARGET_COLUMNS, Tally, plan_targets
+from crm_db.demo.targets import (
+    TARGET_COLUMNS,
+    VERSION_COLUMNS,
+    Tally,
+    plan_targets,
+    target_version_rows,
+)
 from crm_db.demo.timeline import DEMO_AS_OF, DayText, Timeline
 from crm_db.demo.transactions import TRANSACTION_COLUMNS, generate_transactions, pump_prices
 from crm_db.models import BusinessCalendar
@@ -84,6 +90,7 @@ EXPLICIT_ID_TABLES: Final = (
     "survey_campaigns",
     "survey_invitations",
     "survey_responses",
+    "target_versions",
     "targets",
     "transactions",
 )
@@ -295,7 +302,7 @@ class _Run:
                 seed, chunk, people, options.transactions_per_customer, self.org, timeline, prices
             )
             self.loader.write("transactions", TRANSACTION_COLUMNS, sales.rows(self.days))
-            self.tally.add_transactions(sales, timeline)
+            self.tally.add_transactions(sales, people, timeline)
             self.clock.lap("transactions", len(sales))
 
             contacts = generate_contacts(
@@ -321,6 +328,7 @@ class _Run:
         self.write("survey_campaigns", CAMPAIGN_COLUMNS, surveys.campaigns)
         self.write("survey_invitations", INVITATION_COLUMNS, surveys.invitations)
         self.write("survey_responses", RESPONSE_COLUMNS, surveys.responses)
+        self.write("target_versions", VERSION_COLUMNS, target_version_rows(timeline))
         self.write("targets", TARGET_COLUMNS, plan_targets(seed, self.tally, self.org, timeline))
         self.tell("activity", self.options.customers)
 

@@ -25,13 +25,18 @@ from crm_db.demo.timeline import Timeline
 from crm_db.demo.transactions import TransactionChunk
 from crm_db.enums import StaffRole, TargetMetric
 
-TARGET_COLUMNS = ("id", "period", "scope", "scope_id", "metric", "value")
+TARGET_COLUMNS = ("id", "version_id", "period", "scope", "scope_id", "metric", "value")
+VERSION_COLUMNS = ("id", "created_at", "created_by", "source", "source_name", "note")
+DEMO_VERSION_ID: Final = 1
 METRICS: Final = (
     TargetMetric.NEW_CUSTOMERS_PERSONAL,
     TargetMetric.NEW_CUSTOMERS_COMPANY,
     TargetMetric.NEW_CUSTOMERS_FLEET,
     TargetMetric.VOLUME_ML,
     TargetMetric.REVENUE_FEN,
+    TargetMetric.RECHARGE_FEN,
+    TargetMetric.FIRST_RECHARGE_FEN,
+    TargetMetric.NEW_CUSTOMER_VOLUME_ML,
 )
 STAFF_TARGET_SHARE: Final = 0.2
 AMBITION: Final = (1.0, 1.3, 0.8)  # about right, too high, too low
@@ -41,7 +46,7 @@ MONTHLY_NOISE: Final = 0.08
 
 @dataclass
 class Tally:
-    """Actuals per (scope member, month, metric): [n, months, 5] in METRICS order."""
+    """Actuals per (scope member, month, metric): [n, months, len(METRICS)] in METRICS order."""
 
     months: int
     branches: int
@@ -75,25 +80,58 @@ class Tally:
         self._add(self.branch, chunk.branch, month, chunk.card_type, None)
         self._add(self.manager, chunk.account_manager, month, chunk.card_type, None)
 
-    def add_transactions(self, chunk: TransactionChunk, timeline: Timeline) -> None:
+    def add_transactions(
+        self, chunk: TransactionChunk, people: CustomerChunk, timeline: Timeline
+    ) -> None:
+        """``people`` is the customer chunk whose transactions ``chunk`` holds (all of them)."""
         sale = ~chunk.recharge
-        month = np.where(sale, timeline.month_index(chunk.day), -1)
+        month = timeline.month_index(chunk.day)
+        sale_month = np.where(sale, month, -1)
+        recharge_month = np.where(chunk.recharge, month, -1)
         volume = chunk.volume_ml.astype(np.float64)
-        revenue = chunk.amount_fen.astype(np.float64)
-        for metric, weight in ((3, volume), (4, revenue)):
-            self._add(self.branch, chunk.branch_id, month, metric, weight)
-            self._add(self.manager, chunk.account_manager, month, metric, weight)
+        amount = chunk.amount_fen.astype(np.float64)
+        years = np.array([int(m[:4]) for m in timeline.months] + [0], dtype=np.int64)
+        at = np.searchsorted(people.ids, chunk.customer_id)
+        card_month = timeline.month_index(people.first_card)[at]
+        # Developed this year: first card in the same calendar year as the purchase.
+        new_sale = np.where(years[card_month] == years[sale_month], sale_month, -1)
+        # Each new card's first recharge (earliest day, then file order), in its card month.
+        order = np.lexsort((np.arange(len(chunk)), chunk.day, ~chunk.recharge, chunk.customer_id))
+        first = order[np.unique(chunk.customer_id[order], return_index=True)[1]]
+        first = first[chunk.recharge[first]]
+        first_month = np.full(len(chunk), -1, dtype=np.int64)
+        first_month[first] = card_month[first]
+        for metric, when, weight in (
+            (3, sale_month, volume),
+            (4, sale_month, amount),
+            (5, recharge_month, amount),
+            (6, first_month, amount),
+            (7, new_sale, volume),
+        ):
+            self._add(self.branch, chunk.branch_id, when, metric, weight)
+            self._add(self.manager, chunk.account_manager, when, metric, weight)
 
 
 def _round_target(value: float, metric: TargetMetric) -> int:
     """Targets as people set them: three significant figures, at least one unit."""
-    amounts = (TargetMetric.VOLUME_ML, TargetMetric.REVENUE_FEN)
+    amounts = (
+        TargetMetric.VOLUME_ML,
+        TargetMetric.REVENUE_FEN,
+        TargetMetric.RECHARGE_FEN,
+        TargetMetric.FIRST_RECHARGE_FEN,
+        TargetMetric.NEW_CUSTOMER_VOLUME_ML,
+    )
     floor = 100_000 if metric in amounts else 1  # 1,000 CNY or 100 L; one customer
     if value <= floor:
         return floor
     digits = int(np.floor(np.log10(value))) - 2
     step = 10 ** max(digits, 0)
     return int(round(value / step) * step)
+
+
+def target_version_rows(timeline: Timeline) -> list[tuple[Any, ...]]:
+    """The one target version the demo's targets belong to."""
+    return [(DEMO_VERSION_ID, timeline.reference_text, "demo seed", "demo", None, "demo targets")]
 
 
 def plan_targets(
@@ -127,7 +165,9 @@ def plan_targets(
                 continue
             for k, metric in enumerate(METRICS):
                 value = _round_target(float(expected[m, k] * ambition * noise[m, k]), metric)
-                rows.append((len(rows) + 1, period, scope, scope_id, metric.value, value))
+                rows.append(
+                    (len(rows) + 1, DEMO_VERSION_ID, period, scope, scope_id, metric.value, value)
+                )
 
     ambition = np.array(AMBITION)[rng.choice(len(AMBITION), size=org.branch_count, p=AMBITION_P)]
     typical = np.median(branch_actual[1:, :, :] * scale[None, :, None], axis=0)

@@ -34,7 +34,12 @@ from crm_db.models.operations import (
     PolicySetting,
 )
 from crm_db.models.organisation import Branch, BusinessCalendar, CalendarDay, Region, Staff
-from crm_db.models.targets import ReconciliationRow, ReconciliationSnapshot, Target
+from crm_db.models.targets import (
+    ReconciliationRow,
+    ReconciliationSnapshot,
+    Target,
+    TargetVersion,
+)
 
 __all__ = [
     "AddressFlagClearance",
@@ -69,5 +74,6 @@ __all__ = [
     "SurveyPolicy",
     "SurveyResponse",
     "Target",
+    "TargetVersion",
     "Transaction",
 ]

@@ -48,6 +48,51 @@ class EmailKind:
 
 _SAMPLE_OUTCOME = "https://crm.example.test/r/"
 
+_TARGET_MEMBER: dict[str, Any] = {
+    "name": "东区片区",
+    "level": "region",
+    "rank": 2,
+    "cells": {
+        "revenue": {
+            "actual": 1250000.5,
+            "target": 1500000.0,
+            "branch_targets": 1400000.0,
+            "completion_pct": 83.3,
+            "pace_pct": 83.3,
+            "flag": None,
+        },
+        "volume": {
+            "actual": 152000.25,
+            "target": 200000.0,
+            "branch_targets": 200000.0,
+            "completion_pct": 76.0,
+            "pace_pct": 76.0,
+            "flag": "behind",
+        },
+        "new_customers": {
+            "actual": 12,
+            "target": None,
+            "branch_targets": None,
+            "completion_pct": None,
+            "pace_pct": None,
+            "flag": None,
+        },
+        "first_recharge": {
+            "actual": 36000.0,
+            "target": 25000.0,
+            "branch_targets": None,
+            "completion_pct": 144.0,
+            "pace_pct": 144.0,
+            "flag": "star",
+        },
+    },
+    "flags": [
+        {"flag": "behind", "metric": "volume_ml"},
+        {"flag": "star", "metric": "first_recharge_fen"},
+    ],
+    "without_target": ["new_customers_company", "new_customers_fleet", "new_customers_personal"],
+}
+
 _DIGEST_ITEMS: list[dict[str, Any]] = [
     {
         "customer_name": "田中 太郎",
@@ -488,6 +533,38 @@ KINDS: dict[str, EmailKind] = {
                         "hours": 78.6,
                     }
                 ],
+            },
+        ),
+        EmailKind(
+            name="target_report",
+            audience="staff",
+            consent=None,
+            description="The target reconciliation report (每月目标完成情况 / weekly progress): "
+            "revenue, volume, new customers and first recharges of new cards against targets, "
+            "with completion, pace and flags; each region manager gets their region and its "
+            "stations only, the marketing admin and executives the company and its regions.",
+            sample_context={
+                "recipient_name": "东区片区 王经理",
+                "kind": "monthly",
+                "period": "2026-11",
+                "month": "2026-11",
+                "start": "2026-11-01",
+                "through": "2026-11-30",
+                "target_version": 3,
+                "revision": 1,
+                "scope_kind": "region",
+                "scope_name": "东区片区",
+                "members": [
+                    _TARGET_MEMBER,
+                    {**_TARGET_MEMBER, "name": "一号加油站", "level": "branch"},
+                ],
+                "flag_counts": {
+                    "behind": 1,
+                    "star": 0,
+                    "no_activity": 0,
+                    "no_target": 2,
+                    "target_mismatch": 0,
+                },
             },
         ),
     )

@@ -26,9 +26,11 @@ from crm_db.models import (
     ConsentChange,
     Customer,
     Target,
+    TargetVersion,
     Transaction,
 )
 from crm_db.session import make_engine
+from tasks.targets.store import effective_targets
 from tests.crm_db.csv_factories import (
     COMPLAINT_HEADER,
     CUSTOMER_HEADER,
@@ -228,7 +230,7 @@ def test_transactions_convert_exactly_to_fen_and_ml(
 # Complaint imports (lifecycle times, receipts): tests/crm_db/test_csv_import_complaints.py
 
 
-def test_targets_convert_display_units_and_upsert_by_natural_key(
+def test_targets_convert_display_units_and_version_each_import(
     engine: Engine, org: Org, tmp_path: Path
 ) -> None:
     rows = [
@@ -236,10 +238,11 @@ def test_targets_convert_display_units_and_upsert_by_natural_key(
         target_row(scope="region", scope_code="R1", metric="new_customers_fleet", value="12"),
         target_row(scope="staff", scope_code="S9", metric="volume_ml", value="1500.5"),
         target_row(period="2026-04"),
+        target_row(scope="company", scope_code="company", metric="first_recharge_fen", value="9"),
     ]
     path = write_csv(tmp_path / "targets.csv", TARGET_HEADER, rows)
     result, errors = run_import(engine, "targets", path)
-    assert errors == [] and summary(result) == (4, 0, 0)
+    assert errors == [] and summary(result) == (5, 0, 0)
     with engine.connect() as conn:
         found = {
             (period, scope, scope_id, metric): value
@@ -252,11 +255,27 @@ def test_targets_convert_display_units_and_upsert_by_natural_key(
         ("2026-03", TargetScope.REGION, org.region_ids["R1"], TargetMetric.NEW_CUSTOMERS_FLEET): 12,
         ("2026-03", TargetScope.STAFF, org.staff_ids["S9"], TargetMetric.VOLUME_ML): 1_500_500,
         ("2026-04", TargetScope.BRANCH, org.branch_ids["B1"], TargetMetric.REVENUE_FEN): 12_500_050,
+        ("2026-03", TargetScope.COMPANY, 0, TargetMetric.FIRST_RECHARGE_FEN): 900,
     }
     rows[0] = target_row(value="130000")
     write_csv(path, TARGET_HEADER, rows)
-    assert summary(run_import(engine, "targets", path)[0]) == (0, 1, 3)
-    assert count(engine, Target) == 4
+    assert summary(run_import(engine, "targets", path)[0]) == (0, 1, 4)
+    # A new version holds only the changed row; the first version is still readable.
+    assert count(engine, Target) == 6
+    assert summary(run_import(engine, "targets", path)[0]) == (0, 0, 5)
+    with engine.connect() as conn:
+        versions = conn.execute(
+            select(TargetVersion.id, TargetVersion.source, TargetVersion.source_name).order_by(
+                TargetVersion.id
+            )
+        ).all()
+        assert [(source, name) for _, source, name in versions] == [
+            ("import", "targets.csv"),
+            ("import", "targets.csv"),
+        ]  # the unchanged re-import made no version
+        key = ("2026-03", TargetScope.BRANCH, org.branch_ids["B1"], TargetMetric.REVENUE_FEN)
+        assert effective_targets(conn, ["2026-03"], versions[0][0])[key] == 12_500_050
+        assert effective_targets(conn, ["2026-03"], None)[key] == 13_000_000
 
 
 def test_dry_run_counts_then_rolls_back(engine: Engine, org: Org, tmp_path: Path) -> None:
@@ -402,22 +421,25 @@ def test_target_file_reports_every_error(engine: Engine, org: Org, tmp_path: Pat
         target_row(period="2026-05", value="10.001"),  # 9
         target_row(value="1"),  # 10: same period/scope/code/metric as line 2
         target_row(period="2026-13", metric="new_customers_company", value="-3"),  # 11
+        target_row(scope="company", scope_code="HQ"),  # 12
     ]
     path = write_csv(tmp_path / "f.csv", TARGET_HEADER, rows)
     result, errors = run_import(engine, "targets", path)
     assert errors == [
         "f.csv:3: period: not a month (expected YYYY-MM)",
-        "f.csv:3: scope: unknown value (allowed: region, branch, staff)",
+        "f.csv:3: scope: unknown value (allowed: company, region, branch, staff)",
         "f.csv:4: metric: unknown value (allowed: new_customers_personal, new_customers_company, "
-        "new_customers_fleet, volume_ml, revenue_fen)",
+        "new_customers_fleet, volume_ml, revenue_fen, recharge_fen, first_recharge_fen, "
+        "new_customer_volume_ml)",
         "f.csv:5: scope_code: unknown staff external id",
         "f.csv:6: scope_code: unknown region code",
         "f.csv:7: value: not a whole number",
         "f.csv:8: value: must not be negative",
-        "f.csv:9: value: more than 2 decimal places (revenue is given in CNY, exact to the fen)",
+        "f.csv:9: value: more than 2 decimal places (amounts are given in CNY, exact to the fen)",
         "f.csv:10: row: duplicate period/scope/scope_code/metric (first on line 2)",
         "f.csv:11: period: not a month (expected YYYY-MM)",
         "f.csv:11: value: must not be negative",
+        "f.csv:12: scope_code: the company's scope_code is 'company'",
     ]
     assert count(engine, Target) == 0
 

@@ -1,8 +1,9 @@
-"""``crm import targets``: monthly targets per region, branch or account manager.
+"""``crm import targets``: monthly targets for the company, a region, a branch or an account
+manager. Each import that changes something is a new target version (``tasks.targets.store``).
 
 ``value`` is given in display units and converted exactly to the base unit stored in
-``targets.value``: CNY -> fen for ``revenue_fen``, litres -> ml for ``volume_ml``, a whole number
-of customers for the ``new_customers_*`` metrics."""
+``targets.value``: CNY -> fen for the ``*_fen`` metrics, litres -> ml for the ``*volume_ml``
+metrics, a whole number of customers for the ``new_customers_*`` metrics."""
 
 from __future__ import annotations
 
@@ -11,36 +12,47 @@ from dataclasses import dataclass
 from typing import Any
 
 from crm_db.csv_import import fields
-from crm_db.csv_import.errors import FieldError
+from crm_db.csv_import.errors import CellError, FieldError
 from crm_db.csv_import.lookups import LookupName, Lookups
 from crm_db.csv_import.spec import Column, KindSpec, RowChecker
 from crm_db.enums import TargetMetric, TargetScope
 
 COLUMNS = (
     Column("period", True, "the month, YYYY-MM"),
-    Column("scope", True, "region, branch or staff"),
-    Column("scope_code", True, "region code, branch code, or staff external id (per scope)"),
+    Column("scope", True, "company, region, branch or staff"),
     Column(
-        "metric",
+        "scope_code",
         True,
-        "new_customers_personal, new_customers_company, new_customers_fleet, "
-        "volume_ml or revenue_fen",
+        "company: the word company; region code, branch code, or staff external id (per scope)",
     ),
+    Column("metric", True, ", ".join(m.value for m in TargetMetric)),
     Column(
         "value",
         True,
-        "revenue_fen: CNY (≤ 2 decimals); volume_ml: litres (≤ 3 decimals); "
+        "*_fen: CNY (≤ 2 decimals); *volume_ml: litres (≤ 3 decimals); "
         "new_customers_*: a whole number",
     ),
 )
 
+
+def _fen(value: str) -> int:
+    return fields.scaled_decimal(value, places=2, what="amounts are given in CNY, exact to the fen")
+
+
+def _ml(value: str) -> int:
+    return fields.scaled_decimal(
+        value, places=3, what="volume is given in litres, exact to the millilitre"
+    )
+
+
+COMPANY_CODE = "company"
+
 _VALUE_PARSERS: dict[TargetMetric, Callable[[str], int]] = {
-    TargetMetric.REVENUE_FEN: lambda v: fields.scaled_decimal(
-        v, places=2, what="revenue is given in CNY, exact to the fen"
-    ),
-    TargetMetric.VOLUME_ML: lambda v: fields.scaled_decimal(
-        v, places=3, what="volume is given in litres, exact to the millilitre"
-    ),
+    TargetMetric.REVENUE_FEN: _fen,
+    TargetMetric.RECHARGE_FEN: _fen,
+    TargetMetric.FIRST_RECHARGE_FEN: _fen,
+    TargetMetric.VOLUME_ML: _ml,
+    TargetMetric.NEW_CUSTOMER_VOLUME_ML: _ml,
     TargetMetric.NEW_CUSTOMERS_PERSONAL: fields.count,
     TargetMetric.NEW_CUSTOMERS_COMPANY: fields.count,
     TargetMetric.NEW_CUSTOMERS_FLEET: fields.count,
@@ -66,6 +78,10 @@ class TargetRecord:
 
 
 def _scope_id(value: str, scope: TargetScope, lookups: Lookups) -> int:
+    if scope is TargetScope.COMPANY:
+        if value.strip() != COMPANY_CODE:
+            raise CellError(f"the company's scope_code is {COMPANY_CODE!r}")
+        return 0
     if scope is TargetScope.REGION:
         return fields.resolve(value, lookups.regions, "unknown region code")
     if scope is TargetScope.BRANCH:

@@ -1,0 +1,113 @@
+"""The Prefect task of the target reconciliation: a thin wrapper opening the shared engine.
+One task per run (three GROUP BYs per period run in the database); it returns counts, ids and
+the per-region artifact table, never the rows (Prefect keeps task results in memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, select
+
+from crm_core.settings import get_settings
+from crm_db.models import Region
+from crm_db.session import shared_engine
+from tasks.mail.outbox import NewMessage, queued_keys
+from tasks.targets.reconciliation import (
+    WrittenSnapshot,
+    compute,
+    latest_snapshot,
+    write_snapshot,
+)
+from tasks.targets.reports import compose_reports
+from tasks.targets.rules.plan import RunKind
+from tasks.targets.summary import Row, artifact_rows, ledger_counts
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    description: str
+    counts: dict[str, int]
+    rows: list[Row]
+    target_version_id: int | None
+    snapshot: WrittenSnapshot | None
+    warnings: list[str] = field(default_factory=list)
+
+
+# No retries: the write is one transaction (a failure rolls it back), but a retry after a lost
+# commit acknowledgement would add a revision; the operator re-runs instead, which supersedes.
+@task(name="reconcile-targets", cache_policy=NO_CACHE)
+def reconcile_targets(
+    kind: RunKind,
+    as_of: date,
+    month: str | None,
+    run_id: int | None,
+    dry_run: bool,
+    resend: bool,
+    parameters: Mapping[str, Any],
+) -> RunOutcome:
+    engine = shared_engine()
+    settings = get_settings()
+    result = compute(engine, kind, as_of, settings.tz, month)
+
+    def compose(conn: Connection, revision: int) -> list[NewMessage]:
+        return compose_reports(
+            conn,
+            result,
+            revision=revision,
+            resend=resend,
+            company_name=settings.company_name,
+            run_id=run_id,
+        )
+
+    snapshot = None
+    if not dry_run:
+        snapshot = write_snapshot(engine, result, as_of, run_id, parameters, compose)
+    with engine.connect() as conn:
+        codes = dict(conn.execute(select(Region.id, Region.code)).tuples().all())
+        if dry_run:
+            latest = latest_snapshot(conn, result.plan, result.policies.periods.rule.value)
+            drafts = compose(conn, 1 if latest is None else latest[1] + 1)
+            known = queued_keys(conn, [m.idempotency_key for m in drafts])
+        conn.rollback()
+    plan = result.plan
+    counts = ledger_counts(result.rows)
+    warnings: list[str] = []
+    if result.target_version_id is None:
+        warnings.append("no targets were ever imported: every row is flagged no_target")
+    else:
+        counts["target_version"] = result.target_version_id
+    if counts["flag_target_mismatch"]:
+        warnings.append(
+            f"{counts['flag_target_mismatch']} region targets differ from the sum of their "
+            "branches' targets (flag target_mismatch)"
+        )
+    if snapshot is not None:
+        counts.update(
+            snapshot_id=snapshot.id,
+            revision=snapshot.revision,
+            rows_written=snapshot.rows,
+            reports_queued=snapshot.reports_queued,
+            reports_already_queued=snapshot.reports_already_queued,
+        )
+        if snapshot.supersedes_id is not None:
+            counts["superseded_snapshot_id"] = snapshot.supersedes_id
+    if dry_run:
+        counts["reports_would_queue"] = len(drafts) - len(known)
+    description = (
+        f"Targets {plan.kind.value} {plan.label} ({result.policies.periods.rule.value} month "
+        f"{plan.month.label}, {plan.current.start.isoformat()} to {plan.through.isoformat()}), "
+        f"target version {result.target_version_id or 'none'}"
+    )
+    return RunOutcome(
+        description,
+        counts,
+        artifact_rows(result, codes),
+        result.target_version_id,
+        snapshot,
+        warnings,
+    )
