@@ -48,7 +48,7 @@ def test_score_range_depends_on_the_kind(
 
 @pytest.mark.parametrize("raw", ["", " ", None, "abc", "5.0", "+5", "０", "1e1", "007", True])
 def test_score_must_be_a_plain_whole_number(raw: str | None) -> None:
-    problems = _fields(validate_answer(SurveyKind.NPS, score=raw))  # type: ignore[arg-type]
+    problems = _fields(validate_answer(SurveyKind.NPS, score=raw))
     assert problems[0][0] == "score"
     assert problems[0][1] in {"missing", "invalid"}
 
