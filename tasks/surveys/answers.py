@@ -1,0 +1,214 @@
+"""IO for survey answers: read the invitation an answer link names, and record an answer for it
+- the ``survey_responses`` row and the invitation's status ``responded`` - in one transaction,
+once per invitation. The answer page (``crm_web/survey_answer.py``) and ``crm import
+responses`` (``crm_db/csv_import``) both record through ``record_answer``; what is valid and
+when an invitation still takes an answer are the rules of ``tasks/surveys/rules/answers.py``.
+
+Single use: the invitation's row is locked (PostgreSQL ``FOR UPDATE``; the write lock on
+SQLite) before its state is read, so of concurrent posts one records and the others then see it
+recorded: a repeat of the same answer is ``REPEATED`` (shown the same thanks), anything else is
+``REFUSED`` (shown the invalid-link page).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm_db.enums import InvitationStatus, ResponseSource, SurveyKind
+from crm_db.models import Customer, SurveyCampaign, SurveyInvitation, SurveyResponse
+from crm_db.session import session_scope
+from tasks.common.write_lock import lock_rows
+from tasks.surveys.rules.answers import (
+    Answer,
+    FieldProblem,
+    import_problem,
+    link_answerable,
+    same_answer,
+)
+
+
+class Outcome(StrEnum):
+    RECORDED = "recorded"  # this call wrote the answer
+    REPEATED = "repeated"  # the same answer was recorded before: nothing written
+    REFUSED = "refused"  # no such invitation, not answerable now, or answered differently
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """What the answer page and the import need about an invitation. The customer comes from
+    here, never from the request. Nothing here goes to a log."""
+
+    invitation_id: int
+    kind: SurveyKind
+    campaign_code: str
+    status: InvitationStatus
+    created_at: datetime
+    expires_at: datetime
+    customer_id: int
+    locale: str  # the customer's: the page speaks the language of the email
+    timezone: str
+    answer: Answer | None
+    responded_at: datetime | None
+    source: ResponseSource | None
+
+
+@dataclass(frozen=True)
+class Recording:
+    outcome: Outcome
+    invitation: Invitation | None  # as it is after the call (None: no such invitation)
+    problem: FieldProblem | None = None  # why an import row was refused
+
+
+def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
+    row = session.execute(
+        select(
+            SurveyInvitation.id,
+            SurveyCampaign.kind,
+            SurveyCampaign.code,
+            SurveyInvitation.status,
+            SurveyInvitation.created_at,
+            SurveyInvitation.expires_at,
+            Customer.id,
+            Customer.locale,
+            Customer.timezone,
+        )
+        .join(SurveyCampaign, SurveyCampaign.id == SurveyInvitation.campaign_id)
+        .join(Customer, Customer.id == SurveyInvitation.customer_id)
+        .where(SurveyInvitation.id == invitation_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    response = session.execute(
+        select(SurveyResponse).where(SurveyResponse.invitation_id == invitation_id)
+    ).scalar_one_or_none()
+    answer = (
+        None
+        if response is None
+        else Answer(
+            response.score, response.product_rating, response.service_rating, response.comment
+        )
+    )
+    return Invitation(
+        invitation_id=row[0],
+        kind=row[1],
+        campaign_code=row[2],
+        status=row[3],
+        created_at=row[4],
+        expires_at=row[5],
+        customer_id=row[6],
+        locale=row[7],
+        timezone=row[8],
+        answer=answer,
+        responded_at=None if response is None else response.responded_at,
+        source=None if response is None else response.source,
+    )
+
+
+def read_invitation(engine: Engine, invitation_id: int) -> Invitation | None:
+    """The invitation ``invitation_id`` names, or None (a read; writes nothing)."""
+    with session_scope(engine) as session:
+        return load_invitation(session, invitation_id)
+
+
+def record_answer(
+    session: Session,
+    invitation_id: int,
+    answer: Answer,
+    *,
+    now: datetime,
+    source: ResponseSource,
+    responded_at: datetime | None = None,
+    recorded_by_id: int | None = None,
+) -> Recording:
+    """Record ``answer`` for the invitation in ``session``'s transaction (the caller commits).
+
+    ``web``: only while the link answers (sent or reminded, not expired at ``now``), answered
+    at ``now``. Phone, paper and import: at ``responded_at`` (required: the customer's moment,
+    never the import's), within the invitation's life (``import_problem``). Locks the
+    invitation first: on SQLite this must be the transaction's first statement."""
+    lock_rows(session, select(SurveyInvitation.id).where(SurveyInvitation.id == invitation_id))
+    invitation = load_invitation(session, invitation_id)
+    if invitation is None:
+        return Recording(Outcome.REFUSED, None)
+    if invitation.answer is not None:
+        if same_answer(invitation.answer, answer):
+            return Recording(Outcome.REPEATED, invitation)
+        return Recording(
+            Outcome.REFUSED,
+            invitation,
+            FieldProblem("invitation", "answered", "the invitation was answered already"),
+        )
+    if source is ResponseSource.WEB:
+        if not link_answerable(invitation.status, invitation.expires_at, now):
+            return Recording(Outcome.REFUSED, invitation)
+        at = now
+    else:
+        if responded_at is None:
+            raise ValueError("an answer typed in from a call or a form needs its responded_at")
+        problem = import_problem(
+            invitation.status,
+            created_at=invitation.created_at,
+            expires_at=invitation.expires_at,
+            responded_at=responded_at,
+            now=now,
+        )
+        if problem is not None:
+            return Recording(Outcome.REFUSED, invitation, problem)
+        at = responded_at
+    session.add(
+        SurveyResponse(
+            invitation_id=invitation_id,
+            score=answer.score,
+            product_rating=answer.product_rating,
+            service_rating=answer.service_rating,
+            comment=answer.suggestion,
+            source=source,
+            recorded_by_id=recorded_by_id,
+            responded_at=at,
+            recorded_at=now,
+        )
+    )
+    session.execute(
+        update(SurveyInvitation)
+        .where(SurveyInvitation.id == invitation_id)
+        .values(status=InvitationStatus.RESPONDED)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    after = load_invitation(session, invitation_id)
+    return Recording(Outcome.RECORDED, after)
+
+
+def record_link_answer(
+    engine: Engine, invitation_id: int, answer: Answer, *, now: datetime
+) -> Recording:
+    """The answer page's POST: ``record_answer`` in its own transaction, source ``web``."""
+    for attempt in range(2):
+        try:
+            with session_scope(engine) as session:
+                return record_answer(
+                    session, invitation_id, answer, now=now, source=ResponseSource.WEB
+                )
+        except IntegrityError:
+            # Two first answers at once got past the lock (it cannot on either backend, but
+            # the unique invitation_id is the real guard): run again and see the winner.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+__all__ = [
+    "Invitation",
+    "Outcome",
+    "Recording",
+    "load_invitation",
+    "read_invitation",
+    "record_answer",
+    "record_link_answer",
+]
