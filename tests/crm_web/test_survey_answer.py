@@ -132,21 +132,17 @@ def _bad_tokens(engine: Engine) -> dict[str, str]:
     past = make_invitation(engine, now=NOW, valid_for=timedelta(seconds=-1))
     body, _, mac = sent.token.partition(".")
     return {
-        "unknown invitation": sign(KEY, "survey_answer", {"invitation": 987_654}, row_exp(sent)),
+        "unknown invitation": sign(KEY, "survey_answer", {"invitation": 987_654}, sent.expires_at),
         "tampered": body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac,
         "other purpose": sign(KEY, "care_feedback", {"invitation": sent.invitation_id}, None),
         "other key": sign(b"x" * 32, "survey_answer", {"invitation": sent.invitation_id}, None),
-        "not an id": sign(KEY, "survey_answer", {"invitation": True}, row_exp(sent)),
+        "not an id": sign(KEY, "survey_answer", {"invitation": True}, sent.expires_at),
         "expired token": past.token,
         "pending": pending.token,
         "expired invitation": expired.token,
         "used": used.token,
         "garbage": "x" * 600,
     }
-
-
-def row_exp(row: object) -> object:
-    return row.expires_at  # type: ignore[attr-defined]
 
 
 def test_every_bad_link_gets_one_identical_answer(engine: Engine, client: TestClient) -> None:
