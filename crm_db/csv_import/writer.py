@@ -306,6 +306,15 @@ def write_contacts(
 TARGET_KEY = ("period", "scope", "scope_id", "metric")
 
 
+def write_responses(conn: Connection, records: Sequence[Any], now: datetime) -> WriteCounts:
+    """Survey answers go through the answer page's own recording
+    (``tasks.surveys.importing``); rows their invitation refuses raise ``RowsRejected``."""
+    from tasks.surveys.importing import write_response_records
+
+    counts = write_response_records(conn, records, now)
+    return WriteCounts(counts.inserted, counts.updated, counts.unchanged)
+
+
 def write_targets(conn: Connection, records: Sequence[TargetRecord], now: datetime) -> WriteCounts:
     table = Target.__table__
     assert isinstance(table, Table)
@@ -326,4 +335,5 @@ WRITERS: dict[str, Writer] = {
     "complaints": write_complaints,
     "contacts": write_contacts,
     "targets": write_targets,
+    "responses": write_responses,
 }
