@@ -12,7 +12,7 @@ recorded: a repeat of the same answer is ``REPEATED`` (shown the same thanks), a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -66,6 +66,7 @@ class Recording:
 
 
 def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
+    """One query: the invitation, its campaign's kind, its customer's language, its answer."""
     row = session.execute(
         select(
             SurveyInvitation.id,
@@ -77,23 +78,22 @@ def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
             Customer.id,
             Customer.locale,
             Customer.timezone,
+            SurveyResponse.id,
+            SurveyResponse.score,
+            SurveyResponse.product_rating,
+            SurveyResponse.service_rating,
+            SurveyResponse.comment,
+            SurveyResponse.responded_at,
+            SurveyResponse.source,
         )
         .join(SurveyCampaign, SurveyCampaign.id == SurveyInvitation.campaign_id)
         .join(Customer, Customer.id == SurveyInvitation.customer_id)
+        .outerjoin(SurveyResponse, SurveyResponse.invitation_id == SurveyInvitation.id)
         .where(SurveyInvitation.id == invitation_id)
     ).one_or_none()
     if row is None:
         return None
-    response = session.execute(
-        select(SurveyResponse).where(SurveyResponse.invitation_id == invitation_id)
-    ).scalar_one_or_none()
-    answer = (
-        None
-        if response is None
-        else Answer(
-            response.score, response.product_rating, response.service_rating, response.comment
-        )
-    )
+    answered = row[9] is not None
     return Invitation(
         invitation_id=row[0],
         kind=row[1],
@@ -104,9 +104,9 @@ def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
         customer_id=row[6],
         locale=row[7],
         timezone=row[8],
-        answer=answer,
-        responded_at=None if response is None else response.responded_at,
-        source=None if response is None else response.source,
+        answer=Answer(row[10], row[11], row[12], row[13]) if answered else None,
+        responded_at=row[14] if answered else None,
+        source=row[15] if answered else None,
     )
 
 
@@ -181,7 +181,13 @@ def record_answer(
         .execution_options(synchronize_session=False)
     )
     session.flush()
-    after = load_invitation(session, invitation_id)
+    after = replace(
+        invitation,
+        status=InvitationStatus.RESPONDED,
+        answer=answer,
+        responded_at=at,
+        source=source,
+    )
     return Recording(Outcome.RECORDED, after)
 
 
