@@ -3,7 +3,7 @@
 GET and HEAD show the question - the score a one-click link names (``?score=N``) preselected,
 two optional 1-5 ratings and a suggestion box - and write nothing: mail scanners and link
 previews fetch links nobody clicked. POST records the answer through
-``tasks.surveys.answers.record_link_answer``, once per invitation; a repeat of the recorded
+``tasks.surveys.answers.record_link_form``, once per invitation; a repeat of the recorded
 answer shows the same thanks, anything else posted to a used link is refused.
 
 As for ``/u/``, ``/r/`` and ``/f/``: the signed token (``tasks.mail.links.survey_answer_token``,
@@ -31,7 +31,13 @@ from crm_web.rate_limit import ClientLimiter
 from crm_web.revisit_outcome import parse_form_body, read_form_body
 from crm_web.unsubscribe import invalid_link, local_date
 from tasks.mail.links import SURVEY_ANSWER_PURPOSE
-from tasks.surveys.answers import Invitation, Outcome, read_invitation, record_link_answer
+from tasks.surveys.answers import (
+    FormRejected,
+    Invitation,
+    Outcome,
+    read_invitation,
+    record_link_form,
+)
 from tasks.surveys.rules.answers import (
     MAX_SUGGESTION,
     Answer,
@@ -194,16 +200,18 @@ async def post_survey(token: str, request: Request, web: Web) -> HTMLResponse:
     invitation_id = claimed_id(web.signing_key, SURVEY_ANSWER_PURPOSE, token, now, "invitation")
     if invitation_id is None:
         return _refused(request, web)
-    body = await read_form_body(request)
-    invitation = await run_in_threadpool(read_invitation, web.engine, invitation_id)
-    if invitation is None:
-        return _refused(request, web)
-    fields = parse_form_body(body)
-    posted = _posted(fields, invitation)
-    if isinstance(posted, list):
+    fields = parse_form_body(await read_form_body(request))
+    # One transaction in one thread hop: lock and read the invitation, check the form against
+    # its campaign, record.
+    result = await run_in_threadpool(
+        lambda: record_link_form(
+            web.engine, invitation_id, lambda invitation: _posted(fields, invitation), now=now
+        )
+    )
+    if isinstance(result, FormRejected):
+        invitation = result.invitation
         if not link_answerable(invitation.status, invitation.expires_at, now):
             return _refused(request, web)
-        errors = {problem.field: problem.code for problem in posted}
         return _page(
             request,
             web,
@@ -211,14 +219,11 @@ async def post_survey(token: str, request: Request, web: Web) -> HTMLResponse:
             "survey/show.html",
             status_code=400,
             form=_echo(fields, invitation),
-            errors=errors,
+            errors={problem.field: problem.code for problem in result.problems},
         )
-    recorded = await run_in_threadpool(
-        lambda: record_link_answer(web.engine, invitation_id, posted, now=now)
-    )
-    if recorded.outcome is Outcome.REFUSED or recorded.invitation is None:
+    if result.outcome is Outcome.REFUSED or result.invitation is None:
         return _refused(request, web)
-    return _thanks(request, web, recorded.invitation)
+    return _thanks(request, web, result.invitation)
 
 
 __all__ = ["router"]

@@ -12,6 +12,7 @@ recorded: a repeat of the same answer is ``REPEATED`` (shown the same thanks), a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -132,10 +133,37 @@ def record_answer(
     at ``now``. Phone, paper and import: at ``responded_at`` (required: the customer's moment,
     never the import's), within the invitation's life (``import_problem``). Locks the
     invitation first: on SQLite this must be the transaction's first statement."""
-    lock_rows(session, select(SurveyInvitation.id).where(SurveyInvitation.id == invitation_id))
-    invitation = load_invitation(session, invitation_id)
+    invitation = _lock_and_load(session, invitation_id)
     if invitation is None:
         return Recording(Outcome.REFUSED, None)
+    return _record_loaded(
+        session,
+        invitation,
+        answer,
+        now=now,
+        source=source,
+        responded_at=responded_at,
+        recorded_by_id=recorded_by_id,
+    )
+
+
+def _lock_and_load(session: Session, invitation_id: int) -> Invitation | None:
+    lock_rows(session, select(SurveyInvitation.id).where(SurveyInvitation.id == invitation_id))
+    return load_invitation(session, invitation_id)
+
+
+def _record_loaded(
+    session: Session,
+    invitation: Invitation,
+    answer: Answer,
+    *,
+    now: datetime,
+    source: ResponseSource,
+    responded_at: datetime | None,
+    recorded_by_id: int | None,
+) -> Recording:
+    """``record_answer`` once the invitation is locked and read."""
+    invitation_id = invitation.invitation_id
     if invitation.answer is not None:
         if same_answer(invitation.answer, answer):
             return Recording(Outcome.REPEATED, invitation)
@@ -194,12 +222,47 @@ def record_answer(
 def record_link_answer(
     engine: Engine, invitation_id: int, answer: Answer, *, now: datetime
 ) -> Recording:
-    """The answer page's POST: ``record_answer`` in its own transaction, source ``web``."""
+    """``record_answer`` in its own transaction, source ``web``."""
+    recorded = record_link_form(engine, invitation_id, lambda _invitation: answer, now=now)
+    assert isinstance(recorded, Recording)  # the answer is given, so never a form problem
+    return recorded
+
+
+@dataclass(frozen=True)
+class FormRejected:
+    """The posted form is not a valid answer for this invitation (the page shows it again)."""
+
+    invitation: Invitation
+    problems: list[FieldProblem]
+
+
+def record_link_form(
+    engine: Engine,
+    invitation_id: int,
+    parse: Callable[[Invitation], Answer | list[FieldProblem]],
+    *,
+    now: datetime,
+) -> Recording | FormRejected:
+    """The answer page's POST in one transaction: lock and read the invitation, ``parse`` the
+    form against it (its campaign's kind decides the score range), record (source ``web``).
+    A form that does not parse writes nothing and comes back as ``FormRejected``."""
     for attempt in range(2):
         try:
             with session_scope(engine) as session:
-                return record_answer(
-                    session, invitation_id, answer, now=now, source=ResponseSource.WEB
+                invitation = _lock_and_load(session, invitation_id)
+                if invitation is None:
+                    return Recording(Outcome.REFUSED, None)
+                answer = parse(invitation)
+                if not isinstance(answer, Answer):
+                    return FormRejected(invitation, answer)
+                return _record_loaded(
+                    session,
+                    invitation,
+                    answer,
+                    now=now,
+                    source=ResponseSource.WEB,
+                    responded_at=None,
+                    recorded_by_id=None,
                 )
         except IntegrityError:
             # Two first answers at once got past the lock (it cannot on either backend, but
@@ -210,6 +273,7 @@ def record_link_answer(
 
 
 __all__ = [
+    "FormRejected",
     "Invitation",
     "Outcome",
     "Recording",
@@ -217,4 +281,5 @@ __all__ = [
     "read_invitation",
     "record_answer",
     "record_link_answer",
+    "record_link_form",
 ]
