@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from crm_db.enums import InvitationStatus, ResponseSource, SurveyKind
 from crm_db.models import Customer, SurveyCampaign, SurveyInvitation, SurveyResponse
 from crm_db.session import session_scope
-from tasks.common.write_lock import lock_rows
+from tasks.common.write_lock import begin_write
 from tasks.surveys.rules.answers import (
     Answer,
     FieldProblem,
@@ -66,9 +66,13 @@ class Recording:
     problem: FieldProblem | None = None  # why an import row was refused
 
 
-def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
-    """One query: the invitation, its campaign's kind, its customer's language, its answer."""
-    row = session.execute(
+def load_invitation(
+    session: Session, invitation_id: int, *, for_update: bool = False
+) -> Invitation | None:
+    """One query: the invitation, its campaign's kind, its customer's language, its answer.
+    ``for_update``: the invitation's row locked with it (PostgreSQL; SQLite renders no FOR
+    UPDATE, its caller holds the write lock)."""
+    statement = (
         select(
             SurveyInvitation.id,
             SurveyCampaign.kind,
@@ -91,7 +95,10 @@ def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
         .join(Customer, Customer.id == SurveyInvitation.customer_id)
         .outerjoin(SurveyResponse, SurveyResponse.invitation_id == SurveyInvitation.id)
         .where(SurveyInvitation.id == invitation_id)
-    ).one_or_none()
+    )
+    if for_update:
+        statement = statement.with_for_update(of=SurveyInvitation)
+    row = session.execute(statement).one_or_none()
     if row is None:
         return None
     answered = row[9] is not None
@@ -148,8 +155,10 @@ def record_answer(
 
 
 def _lock_and_load(session: Session, invitation_id: int) -> Invitation | None:
-    lock_rows(session, select(SurveyInvitation.id).where(SurveyInvitation.id == invitation_id))
-    return load_invitation(session, invitation_id)
+    """Lock the invitation and read it, in one statement: the first of the transaction (on
+    SQLite it takes the write lock, ``begin_write``)."""
+    begin_write(session.connection())
+    return load_invitation(session, invitation_id, for_update=True)
 
 
 def _record_loaded(
