@@ -160,6 +160,9 @@ def _single(fields: dict[str, list[str]], name: str) -> str | None:
 
 
 def _posted(fields: dict[str, list[str]], invitation: Invitation) -> Answer | list[FieldProblem]:
+    repeated = [name for name in FIELDS if len(fields.get(name, [])) > 1]
+    if repeated:  # no browser sends a field twice: refuse rather than pick one
+        return [FieldProblem(name, "invalid", "sent more than once") for name in repeated]
     return validate_answer(
         invitation.kind,
         score=_single(fields, "score"),

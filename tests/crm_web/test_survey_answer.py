@@ -120,6 +120,10 @@ def test_bad_form_shows_the_form_again_and_records_nothing(
     long = post(client, row.token, {"score": "10", "suggestion": "a" * 2001})
     assert long.status_code == 400 and "建议最多 2000 个字符。" in long.text
     assert checked(long.text, "score") == ["10"]  # the valid choice is kept
+    twice = client.post(
+        f"/s/{row.token}", content="score=10&suggestion=a&suggestion=b", headers=FORM
+    )
+    assert twice.status_code == 400 and responses(engine) == 0
     assert post(client, row.token, {"score": "10", "score_": "x"}).status_code == 200
     assert responses(engine) == 1
 
