@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from crm_db.enums import InvitationStatus, ResponseSource, SurveyKind
 from crm_db.models import Customer, SurveyCampaign, SurveyInvitation, SurveyResponse
 from crm_db.session import session_scope
-from tasks.common.write_lock import begin_write
+from tasks.common.write_lock import lock_rows
 from tasks.surveys.rules.answers import (
     Answer,
     FieldProblem,
@@ -66,12 +66,8 @@ class Recording:
     problem: FieldProblem | None = None  # why an import row was refused
 
 
-def load_invitation(
-    session: Session, invitation_id: int, *, for_update: bool = False
-) -> Invitation | None:
-    """One query: the invitation, its campaign's kind, its customer's language, its answer.
-    ``for_update``: the invitation's row locked with it (PostgreSQL; SQLite renders no FOR
-    UPDATE, its caller holds the write lock)."""
+def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
+    """One query: the invitation, its campaign's kind, its customer's language, its answer."""
     statement = (
         select(
             SurveyInvitation.id,
@@ -96,8 +92,6 @@ def load_invitation(
         .outerjoin(SurveyResponse, SurveyResponse.invitation_id == SurveyInvitation.id)
         .where(SurveyInvitation.id == invitation_id)
     )
-    if for_update:
-        statement = statement.with_for_update(of=SurveyInvitation)
     row = session.execute(statement).one_or_none()
     if row is None:
         return None
@@ -155,10 +149,13 @@ def record_answer(
 
 
 def _lock_and_load(session: Session, invitation_id: int) -> Invitation | None:
-    """Lock the invitation and read it, in one statement: the first of the transaction (on
-    SQLite it takes the write lock, ``begin_write``)."""
-    begin_write(session.connection())
-    return load_invitation(session, invitation_id, for_update=True)
+    """Lock the invitation, then read it with its answer. Two statements on purpose: on
+    PostgreSQL a ``SELECT ... FOR UPDATE`` that waited for a concurrent answer re-reads only
+    the locked row, not the rows joined to it (it would see the invitation ``responded`` but
+    no answer, and refuse a repeat of that very answer); the read after the lock takes a fresh
+    snapshot (READ COMMITTED) and sees both. On SQLite the lock is the write lock, taken first."""
+    lock_rows(session, select(SurveyInvitation.id).where(SurveyInvitation.id == invitation_id))
+    return load_invitation(session, invitation_id)
 
 
 def _record_loaded(
