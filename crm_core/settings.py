@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="base of links in emails (unsubscribe, surveys)"
     )
     secret_key: SecretStr | None = Field(None, description="signs links; required in production")
+    web_answer_requests_per_minute: int = Field(
+        60,
+        ge=1,
+        le=1_000_000,
+        description="requests one client may make to the survey answer page per minute",
+    )
 
     timezone: str = "Asia/Shanghai"
     locale: Literal["zh-CN", "en"] = "zh-CN"

@@ -99,6 +99,15 @@ class InvitationStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class ResponseSource(StrEnum):
+    """How a survey answer reached us: the answer page, or typed in from a call or a form."""
+
+    WEB = "web"
+    PHONE = "phone"
+    PAPER = "paper"
+    IMPORT = "import"
+
+
 class ComplaintStatus(StrEnum):
     NEW = "new"
     ACKNOWLEDGED = "acknowledged"

@@ -1,8 +1,9 @@
 """Keep link tokens out of the web server's access log.
 
 A token is a bearer credential (anyone holding it can unsubscribe that customer, record a revisit's
-outcome or answer a care email) and its payload names a customer, revisit or email id, so the
-access log shows ``/u/<token>`` (``/r/``, ``/f/``) instead of the token itself.
+outcome, answer a care email or a survey) and its payload names a customer, revisit, email or
+invitation id, so the access log shows ``/u/<token>`` (``/r/``, ``/f/``, ``/m/``, ``/s/``)
+instead of the token itself.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import logging
 import re
 
 # Every path whose segment after the prefix is a link token: /u/ unsubscribe (and
-# /u/<token>/resubscribe), /r/ revisit outcome, /f/ care feedback, /m/ a manager's revisit list.
-# Later features (survey answers) add their prefixes here.
-TOKEN_PATH = re.compile(r"^(/(?:u|r|f|m)/)[^/?#]+")
+# /u/<token>/resubscribe), /r/ revisit outcome, /f/ care feedback, /m/ a manager's revisit list,
+# /s/ a survey answer page. Later features add their prefixes here.
+TOKEN_PATH = re.compile(r"^(/(?:u|r|f|m|s)/)[^/?#]+")
 
 
 def redact_path(path: str) -> str:

@@ -13,10 +13,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse
 from crm_core.settings import Settings, get_settings
 from crm_db.session import make_engine
 from crm_db.types import utcnow
-from crm_web import care_feedback, revisit_list, revisit_outcome, unsubscribe
+from crm_web import care_feedback, revisit_list, revisit_outcome, survey_answer, unsubscribe
 from crm_web.context import Clock, WebContext
 from crm_web.i18n import negotiate_locale
 from crm_web.pages import Pages
+from crm_web.rate_limit import ClientLimiter
 from crm_web.security import SecurityHeadersMiddleware
 
 
@@ -52,6 +53,11 @@ def create_app(
     app.include_router(revisit_outcome.router)
     app.include_router(care_feedback.router)
     app.include_router(revisit_list.router)
+    app.include_router(survey_answer.router)
+    # One brake per app: crm web is one process (see crm_web.rate_limit).
+    app.state.survey_answer_limiter = ClientLimiter(
+        requests=settings.web_answer_requests_per_minute
+    )
 
     @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:

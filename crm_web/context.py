@@ -28,7 +28,9 @@ class WebContext:
         return self.settings.locale
 
 
-def web_context(request: Request) -> WebContext:
+async def web_context(request: Request) -> WebContext:
+    # async although it awaits nothing: FastAPI runs a sync dependency in its thread pool, a
+    # thread hop per request for one attribute read.
     context: WebContext = request.app.state.web
     return context
 

@@ -335,6 +335,15 @@ class TargetWriter:
         return WriteCounts(inserted, len(changed) - inserted, len(records) - len(changed))
 
 
+def write_responses(conn: Connection, records: Sequence[Any], now: datetime) -> WriteCounts:
+    """Survey answers go through the answer page's own recording
+    (``tasks.surveys.importing``); rows their invitation refuses raise ``RowsRejected``."""
+    from tasks.surveys.importing import write_response_records
+
+    counts = write_response_records(conn, records, now)
+    return WriteCounts(counts.inserted, counts.updated, counts.unchanged)
+
+
 def _to_write(chunk: _Sorted) -> list[Values]:
     return [*chunk.inserted, *(new for new, _old in chunk.updated)]
 
@@ -346,6 +355,7 @@ WRITERS: dict[str, Writer] = {
     "transactions": write_transactions,
     "complaints": write_complaints,
     "contacts": write_contacts,
+    "responses": write_responses,
 }
 
 # Kinds whose writer keeps state over the chunks of one import (a new one per import).

@@ -36,7 +36,15 @@ INVITATION_COLUMNS = (
     "reminded_at",
     "expires_at",
 )
-RESPONSE_COLUMNS = ("id", "invitation_id", "score", "comment", "source", "responded_at")
+RESPONSE_COLUMNS = (
+    "id",
+    "invitation_id",
+    "score",
+    "comment",
+    "source",
+    "responded_at",
+    "recorded_at",
+)
 
 WAVES: Final = 4  # the as-of quarter and the three before
 WAVE_SHARE: Final = 0.04  # of reachable customers, per wave
@@ -133,7 +141,15 @@ class _Builder:
             comment = vocab.SURVEY_COMMENTS[int(self.rng.integers(len(vocab.SURVEY_COMMENTS)))]
             source = "import" if self.rng.random() < 0.1 else "web"
             self.responses.append(
-                (len(self.responses) + 1, invitation_id, score, comment, source, ts_text(answered))
+                (
+                    len(self.responses) + 1,
+                    invitation_id,
+                    score,
+                    comment,
+                    source,
+                    ts_text(answered),
+                    ts_text(answered),
+                )
             )
 
 

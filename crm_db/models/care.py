@@ -27,6 +27,7 @@ from crm_db.enums import (
     CareAlertKind,
     ContactChannel,
     InvitationStatus,
+    ResponseSource,
     RevisitStatus,
     SurveyKind,
     SurveyPeriod,
@@ -234,15 +235,34 @@ class SurveyInvitation(Base):
 
 
 class SurveyResponse(Base):
+    """A customer's answer to a survey invitation, one per invitation: the score (NPS 0-10,
+    CSAT 1-5, by the campaign's kind), two optional 1-5 ratings, the suggestion (``comment``).
+    Written by the answer page (``web``) or ``crm import responses`` (phone, paper, import);
+    ``tasks/surveys/answers``. ``responded_at`` is the customer's moment, ``recorded_at`` when
+    the row was written (an import's answers are older than the import)."""
+
     __tablename__ = "survey_responses"
-    __table_args__ = (CheckConstraint("score >= 0 AND score <= 10", name="score_range"),)
+    __table_args__ = (
+        CheckConstraint("score >= 0 AND score <= 10", name="score_range"),
+        CheckConstraint("product_rating >= 1 AND product_rating <= 5", name="product_rating_range"),
+        CheckConstraint("service_rating >= 1 AND service_rating <= 5", name="service_rating_range"),
+        Index("ix_survey_responses_recorded_at", "recorded_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     invitation_id: Mapped[int] = mapped_column(ForeignKey("survey_invitations.id"), unique=True)
     score: Mapped[int] = mapped_column(Integer)
+    product_rating: Mapped[int | None] = mapped_column(Integer)
+    service_rating: Mapped[int | None] = mapped_column(Integer)
+    # The suggestion box (您对我们产品的体验和改进建议), as the customer typed it, normalised.
     comment: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(20), default="web")
+    source: Mapped[ResponseSource] = mapped_column(
+        str_enum(ResponseSource, "source", length=20), default=ResponseSource.WEB
+    )
+    # Who typed in a phone or paper answer (None for the page and anonymous imports).
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     responded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CareFeedback(Base):

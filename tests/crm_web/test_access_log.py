@@ -11,6 +11,7 @@ def test_redact_path() -> None:
     assert redact_path("/u/eyJjdXN0b21lciI6NDJ9.abc") == "/u/<token>"
     assert redact_path("/u/eyJj.abc?utm_source=mail") == "/u/<token>?utm_source=mail"
     assert redact_path("/f/eyJt.abc?answer=solved") == "/f/<token>?answer=solved"
+    assert redact_path("/s/eyJpbnZpdGF0aW9uIjo5fQ.abc?score=9") == "/s/<token>?score=9"
     assert redact_path("/healthz") == "/healthz"
     assert redact_path("/x/u/abc") == "/x/u/abc"
 

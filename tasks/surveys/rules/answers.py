@@ -1,0 +1,191 @@
+"""Survey answer rules: what a valid answer is, and when an invitation may still be answered.
+
+An answer is the score (NPS 0-10, CSAT 1-5: the campaign's kind decides), two optional 1-5
+ratings (product, service) and an optional suggestion. The page and ``crm import responses``
+both validate through ``validate_answer``, so the same input gets the same verdict whichever way
+it arrives. Pure: values in, decisions out; ``tasks/surveys/answers.py`` reads and writes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from crm_db.enums import InvitationStatus, SurveyKind
+
+SCORE_RANGES: dict[SurveyKind, tuple[int, int]] = {
+    SurveyKind.NPS: (0, 10),
+    SurveyKind.CSAT: (1, 5),
+}
+RATING_RANGE = (1, 5)
+RATING_FIELDS = ("product_rating", "service_rating")
+# A suggestion box, not a letter: long enough for a paragraph of Chinese or English.
+MAX_SUGGESTION = 2000
+# The statuses in which the link still answers: the email went out and nobody answered yet.
+ANSWERABLE = frozenset({InvitationStatus.SENT, InvitationStatus.REMINDED})
+# A phone or paper answer may be typed in after the flow expired the invitation (the call
+# was within the window); never once it was answered, and never before it was created.
+IMPORTABLE = frozenset(
+    {
+        InvitationStatus.PENDING,
+        InvitationStatus.SENT,
+        InvitationStatus.REMINDED,
+        InvitationStatus.EXPIRED,
+    }
+)
+
+_SMALL_NUMBER = re.compile(r"\d{1,2}", re.ASCII)  # no sign, no spaces, no full-width digits
+# Bidi overrides/isolates (spoofing) and the Unicode line separators; other controls are Cc.
+_DROPPED_FORMAT = frozenset(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\ufeff\u200b"
+)
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    score: int
+    product_rating: int | None = None
+    service_rating: int | None = None
+    suggestion: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One field's problem: ``code`` is what the page translates (``missing``, ``range``,
+    ``too_long``, ``invalid``); ``message`` is the English text the import prints. Neither
+    repeats what was typed."""
+
+    field: str
+    code: str
+    message: str
+
+
+def score_range(kind: SurveyKind) -> tuple[int, int]:
+    return SCORE_RANGES[kind]
+
+
+def score_choices(kind: SurveyKind) -> tuple[int, ...]:
+    low, high = SCORE_RANGES[kind]
+    return tuple(range(low, high + 1))
+
+
+def rating_choices() -> tuple[int, ...]:
+    return tuple(range(RATING_RANGE[0], RATING_RANGE[1] + 1))
+
+
+def preselected_score(kind: SurveyKind, raw: str | None) -> int | None:
+    """The score a one-click link (``?score=N``) preselects, or None when it is not one the
+    kind offers (a hand-edited link just opens the page without a choice)."""
+    if raw is None or not _SMALL_NUMBER.fullmatch(raw):
+        return None
+    value = int(raw)
+    low, high = SCORE_RANGES[kind]
+    return value if low <= value <= high else None
+
+
+def normalise_text(value: str) -> str | None:
+    """A suggestion as stored: NFC, line endings as LF, control and bidi-format characters
+    dropped (tabs become spaces), trailing spaces and runs of blank lines trimmed; empty ->
+    None. The page escapes it when it shows it again; this only makes it tidy and safe to
+    print in a log-free report."""
+    text = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isprintable():
+        text = "".join(
+            " " if char == "\t" else char
+            for char in text
+            if char == "\n"
+            or char == "\t"
+            or (unicodedata.category(char) != "Cc" and char not in _DROPPED_FORMAT)
+        )
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    text = _BLANK_LINES.sub("\n\n", text).strip()
+    return text or None
+
+
+def _number(
+    field: str, raw: str | int | None, low: int, high: int, *, required: bool
+) -> tuple[int | None, FieldProblem | None]:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if required:
+            return None, FieldProblem(field, "missing", "missing (a whole number is required)")
+        return None, None
+    if isinstance(raw, bool):
+        return None, FieldProblem(field, "invalid", "not a whole number")
+    if isinstance(raw, int):
+        value = raw
+    else:
+        text = raw.strip()
+        if not _SMALL_NUMBER.fullmatch(text):
+            return None, FieldProblem(field, "invalid", f"not a whole number from {low} to {high}")
+        value = int(text)
+    if not low <= value <= high:
+        return None, FieldProblem(field, "range", f"must be from {low} to {high}")
+    return value, None
+
+
+def validate_answer(
+    kind: SurveyKind,
+    *,
+    score: str | int | None,
+    product_rating: str | int | None = None,
+    service_rating: str | int | None = None,
+    suggestion: str | None = None,
+) -> Answer | list[FieldProblem]:
+    """The answer, or every field's problem: ``score`` required within the kind's range; the
+    ratings optional, 1-5; the suggestion optional, at most ``MAX_SUGGESTION`` characters once
+    normalised."""
+    problems: list[FieldProblem] = []
+    low, high = SCORE_RANGES[kind]
+    value, problem = _number("score", score, low, high, required=True)
+    if problem:
+        problems.append(problem)
+    ratings: dict[str, int | None] = {}
+    for field, raw in zip(RATING_FIELDS, (product_rating, service_rating), strict=True):
+        ratings[field], problem = _number(field, raw, *RATING_RANGE, required=False)
+        if problem:
+            problems.append(problem)
+    text = None if suggestion is None else normalise_text(suggestion)
+    if text is not None and len(text) > MAX_SUGGESTION:
+        problems.append(
+            FieldProblem("suggestion", "too_long", f"longer than {MAX_SUGGESTION} characters")
+        )
+    if problems:
+        return problems
+    assert value is not None
+    return Answer(value, ratings["product_rating"], ratings["service_rating"], text)
+
+
+def link_answerable(status: InvitationStatus, expires_at: datetime, now: datetime) -> bool:
+    """Whether the invitation's link takes an answer at ``now``: sent or reminded, and not
+    expired (the flow's expiry may lag; the time decides)."""
+    return status in ANSWERABLE and now < expires_at
+
+
+def import_problem(
+    status: InvitationStatus,
+    *,
+    created_at: datetime,
+    expires_at: datetime,
+    responded_at: datetime,
+    now: datetime,
+) -> FieldProblem | None:
+    """Why a phone or paper answer cannot be recorded for this invitation, or None. The
+    answer's own time decides: within the invitation's life, not in the future."""
+    if status not in IMPORTABLE:
+        return FieldProblem("invitation", "answered", "the invitation was answered already")
+    if responded_at > now:
+        return FieldProblem("responded_at", "future", "in the future")
+    if responded_at < created_at:
+        return FieldProblem("responded_at", "early", "before the invitation was created")
+    if responded_at >= expires_at:
+        return FieldProblem("responded_at", "late", "after the invitation expired")
+    return None
+
+
+def same_answer(recorded: Answer, posted: Answer) -> bool:
+    """A repeat of the recorded answer (a double click, a refresh that re-posts): shown the
+    same thanks. Anything else posted to a used link is refused."""
+    return recorded == posted
