@@ -1,5 +1,5 @@
-"""``crm import KIND FILE.csv`` (customers, transactions, complaints, contacts, targets) and
-``crm import columns``.
+"""``crm import KIND FILE.csv`` (customers, transactions, complaints, contacts, targets; targets
+also from FILE.xlsx) and ``crm import columns``.
 
 Exit codes: 0 imported (or header only: nothing to import), 1 the file has errors (each printed
 as ``FILE:LINE: field: problem``; nothing written), 2 usage error, 3 the database failed
@@ -36,7 +36,9 @@ import_app = typer.Typer(
 
 FileArgument = Annotated[
     Path,
-    typer.Argument(exists=True, dir_okay=False, readable=True, help="the CSV file"),
+    typer.Argument(
+        exists=True, dir_okay=False, readable=True, help="the CSV file (targets: CSV or .xlsx)"
+    ),
 ]
 DryRunOption = Annotated[
     bool,

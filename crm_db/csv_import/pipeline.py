@@ -25,6 +25,10 @@ from crm_db.csv_import.lookups import Lookups
 from crm_db.csv_import.reader import CsvFile
 from crm_db.csv_import.validation import InputChanged, iter_records, validate_file
 from crm_db.csv_import.writer import WRITER_FACTORIES, WRITERS, WriteCounts, begin_write
+from crm_db.csv_import.xlsx_reader import XLSX_SUFFIXES, XlsxFile
+
+# The kinds read from XLSX as well as CSV (by the file's suffix).
+XLSX_KINDS = frozenset({"targets"})
 
 DEFAULT_CHUNK_SIZE = 2_000
 
@@ -83,7 +87,14 @@ def import_csv(
             allow_test_email_domain=options.allow_test_email_domain,
             now=options.now,
         )
-    source = CsvFile(path)
+    source: CsvFile | XlsxFile
+    if path.suffix.lower() in XLSX_SUFFIXES:
+        if kind not in XLSX_KINDS:
+            on_error(FieldError(1, "file", f"{kind} are imported from CSV only (save as CSV)"))
+            return ImportResult(kind, 0, 1, WriteCounts(), written=False)
+        source = XlsxFile(path)
+    else:
+        source = CsvFile(path)
     summary = validate_file(source, spec, lookups, on_error)
     if summary.errors or summary.rows == 0:
         return ImportResult(kind, summary.rows, summary.errors, WriteCounts(), written=False)
@@ -114,7 +125,7 @@ def import_csv(
 def _write(
     engine: Engine,
     kind: str,
-    source: CsvFile,
+    source: CsvFile | XlsxFile,
     lookups: Lookups,
     options: ImportOptions,
     validated_digest: str | None,

@@ -6,11 +6,11 @@ first kept as written) and emails again only with resend; a dry run writes nothi
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import Engine, func, select
 
 from crm_core.settings import reset_settings_cache
@@ -54,9 +54,11 @@ def crm_db(
 
 def _sheets_text(data: bytes) -> list[str]:
     """The text of each sheet of an XLSX attachment."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = sorted(n for n in archive.namelist() if n.startswith("xl/worksheets/sheet"))
-        return [archive.read(name).decode("utf-8") for name in names]
+    book = load_workbook(io.BytesIO(data), read_only=True)
+    return [
+        "\n".join(str(v) for row in ws.iter_rows(values_only=True) for v in row if v is not None)
+        for ws in book.worksheets
+    ]
 
 
 def _count(engine: Engine, model: type) -> int:

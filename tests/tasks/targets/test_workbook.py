@@ -1,17 +1,17 @@
-"""The XLSX writer: a valid package, numbers stored as numbers with money/litres/percent
-formats, text as inline strings, formula-looking text neutralised, sheet names made valid."""
+"""The report workbook, read back with openpyxl: one sheet per view, numbers stored as numbers
+with money/litres/count/percent formats, text as text, formula-looking text neutralised, sheet
+names made valid."""
 
 from __future__ import annotations
 
 import io
-import zipfile
-from xml.etree import ElementTree
 
 from hypothesis import given
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 
 from tasks.targets.workbook import (
-    STYLES,
+    NUMBER_FORMATS,
     Sheet,
     column_letter,
     neutralise,
@@ -19,52 +19,51 @@ from tasks.targets.workbook import (
     workbook,
 )
 
-NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
-
-
-def _cells(data: bytes, sheet: int = 1) -> dict[str, ElementTree.Element]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        root = ElementTree.fromstring(archive.read(f"xl/worksheets/sheet{sheet}.xml"))
-    return {c.attrib["r"]: c for c in root.iterfind(".//m:c", NS)}
-
-
-def _text(cell: ElementTree.Element) -> str:
-    return "".join(t.text or "" for t in cell.iterfind(".//m:t", NS))
-
 
 def test_numbers_stay_numbers_with_their_formats() -> None:
     data = workbook(
         [
             Sheet(
                 "东区片区",
-                ["名称", "营业额", "完成率", "客户"],
-                [["一号站", 1250000.5, 0.833, 12], ['=HYPERLINK("x")', None, None, 3]],
-                [["text", "money", "percent", "count"], ["text", "money", "percent", "count"]],
+                ["名称", "营业额", "完成率", "客户", "油量"],
+                [
+                    ["一号站", 1250000.5, 0.833, 12, 3500.25],
+                    ['=HYPERLINK("x")', None, None, 3, None],
+                    ["@SUM(A1)", None, None, None, None],
+                ],
+                [["text", "money", "percent", "count", "litres"]] * 3,
             ),
-            Sheet("Second", ["a"], [["-1+2"]]),
+            Sheet("Second", ["a"], [["-1+2"], ["+1"], ["\tx"]]),
         ]
     )
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert archive.testzip() is None
-        names = set(archive.namelist())
-        assert {"[Content_Types].xml", "xl/workbook.xml", "xl/styles.xml"} <= names
-        book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
-        assert [s.attrib["name"] for s in book.iterfind(".//m:sheet", NS)] == ["东区片区", "Second"]
-        styles = archive.read("xl/styles.xml").decode()
-        assert 'formatCode="#,##0.00"' in styles and 'formatCode="0.0%"' in styles
-    cells = _cells(data)
-    assert cells["A1"].attrib["s"] == str(STYLES["header"]) and _text(cells["A1"]) == "名称"
-    money = cells["B2"]
-    assert "t" not in money.attrib and money.findtext("m:v", namespaces=NS) == "1250000.5"
-    assert money.attrib["s"] == str(STYLES["money"])
-    assert cells["C2"].attrib["s"] == str(STYLES["percent"])
-    assert cells["D2"].findtext("m:v", namespaces=NS) == "12"
-    assert "B3" not in cells  # an empty value is an empty cell
-    formula = cells["A3"]
-    assert formula.attrib["t"] == "inlineStr" and _text(formula) == '\'=HYPERLINK("x")'
-    assert formula.find("m:f", NS) is None
-    assert _text(_cells(data, 2)["A2"]) == "'-1+2"
-    assert workbook([Sheet("x", ["a"], [[1]])]) == workbook([Sheet("x", ["a"], [[1]])])
+    book = load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["东区片区", "Second"]
+    ws = book["东区片区"]
+    assert ws["A1"].value == "名称" and ws["A1"].font.b and ws.freeze_panes == "A2"
+    money, percent, count, litres = ws["B2"], ws["C2"], ws["D2"], ws["E2"]
+    assert money.data_type == "n" and money.value == 1250000.5
+    assert money.number_format == NUMBER_FORMATS["money"] == "#,##0.00"
+    assert percent.value == 0.833 and percent.number_format == "0.0%"
+    assert count.value == 12 and isinstance(count.value, int) and count.number_format == "#,##0"
+    assert litres.value == 3500.25 and litres.number_format == "#,##0.000"
+    assert ws["A2"].data_type == "s" and ws["A2"].value == "一号站"
+    assert ws["B3"].value is None  # an empty value is an empty cell
+    formula = ws["A3"]
+    assert formula.data_type == "s" and formula.value == '\'=HYPERLINK("x")'
+    assert ws["A4"].data_type == "s" and ws["A4"].value == "'@SUM(A1)"
+    second = book["Second"]
+    assert [second.cell(row=r, column=1).value for r in (2, 3, 4)] == ["'-1+2", "'+1", "'\tx"]
+    assert all(second.cell(row=r, column=1).data_type == "s" for r in (2, 3, 4))
+    # No cell anywhere is a formula.
+    for sheet in book.worksheets:
+        assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+
+
+def test_formula_looking_header_and_bad_characters() -> None:
+    data = workbook([Sheet("x", ["=1+1", "a\x00b"], [[1, "c\x07d"]])])
+    ws = load_workbook(io.BytesIO(data))["x"]
+    assert ws["A1"].value == "'=1+1" and ws["B1"].value == "ab" and ws["B2"].value == "cd"
+    assert ws["A2"].number_format == "General"  # no style given: a plain number
 
 
 @given(st.text(max_size=20))
@@ -89,3 +88,5 @@ def test_column_letters_and_sheet_names() -> None:
     names = sheet_names(["a/b", "A/B", "x" * 40, "", "[q]"])
     assert names[0] == "a_b" and names[1] == "A_B (2)"
     assert len(names[2]) == 31 and names[3] == "Sheet" and names[4] == "_q_"
+    data = workbook([Sheet(n, ["a"], []) for n in ["a/b", "A/B"]])
+    assert load_workbook(io.BytesIO(data)).sheetnames == ["a_b", "A_B (2)"]
