@@ -29,7 +29,9 @@ from tasks.surveys.prefect_tasks import (
     load_inputs,
     survey_alerts,
     survey_follow_ups,
+    survey_scores,
 )
+from tasks.surveys.scores import scores_markdown
 from tasks.surveys.summary import artifact_rows, ledger_counts
 
 FLOW_NAME = "surveys"
@@ -79,10 +81,13 @@ def surveys(
             counts.merge(future.result())
         # The detractor loop, same run: answers since the last run -> care alerts.
         loop = survey_alerts(run_date, instant, run.run_id, dry_run)
+        # Then the scores, the loop's answers included.
+        score_lines = survey_scores(run_date, instant, run.run_id, dry_run)
         if not inputs.context.waves:
             run.warn("every class's periodic survey is switched off (survey_policies.enabled)")
         return run.finish(
             {**ledger_counts(counts), **loop.totals()},
             artifact_rows(counts),
-            description=f"Surveys for {run_date.isoformat()}\n\n{loop.description()}",
+            description=f"Surveys for {run_date.isoformat()}\n\n{loop.description()}\n\n"
+            f"{scores_markdown(score_lines)}",
         )

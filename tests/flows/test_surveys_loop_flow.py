@@ -7,7 +7,7 @@ a re-run adds nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import ColumnElement, Engine, func, select
@@ -33,6 +33,7 @@ from crm_db.models import (
     SurveyInvitation,
     SurveyPolicy,
     SurveyResponse,
+    SurveyScore,
 )
 from crm_db.session import dispose_shared_engines, session_scope
 from crm_db.types import utcnow
@@ -42,6 +43,7 @@ from tests.support.outbox_data import TEST_SECRET
 
 AS_OF = date(2026, 11, 23)  # a Monday
 URGENT = date(2026, 11, 25)  # two working days later
+SENT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # in 2026Q4, the quarter of AS_OF
 
 
 @pytest.fixture
@@ -68,6 +70,7 @@ def _answer(
         kind=SurveyKind.NPS,
         status=InvitationStatus.RESPONDED,
         created_at=responded - timedelta(days=1),
+        sent_at=SENT,
         expires_at=responded + timedelta(days=13),
     )
     session.add(invitation)
@@ -135,8 +138,29 @@ def test_detractor_loop_alerts_once_promoter_nothing_old_reported(crm: Engine) -
         emails = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "care_alert"))
         assert sorted(e.staff_id or 0 for e in emails) == sorted([am, rm])
 
+    with session_scope(engine) as session:
+        stored = {
+            (s.level, s.scope, s.kind): s
+            for s in session.scalars(select(SurveyScore).where(SurveyScore.period == "2026Q4"))
+        }
+        company = stored[("company", "", SurveyKind.NPS)]
+        # Answers 3, 10 and 0: one promoter, two detractors of three; all three answered.
+        assert (company.sent, company.responses, company.promoters, company.detractors) == (
+            3,
+            3,
+            1,
+            2,
+        )
+        assert company.score == -33.3 and company.response_rate == 100.0
+        assert stored[("region", str(org.region.id), SurveyKind.NPS)].score == -33.3
+        assert stored[("class", "A", SurveyKind.NPS)].score == 0.0  # 10 and 3: a real 0
+        assert stored[("class", "B", SurveyKind.NPS)].score == -100.0
+        assert ("company", "", SurveyKind.CSAT) not in stored  # no CSAT sent: no row, no 0
+        scores_before = len(stored)
+
     again = surveys(as_of=AS_OF)["counts"]  # re-run: the overlap is skipped by key
     assert again["loop_alerts"] == 0 and again["loop_emails"] == 0
     assert _count(engine, CareAlert) == 1
     assert _count(engine, Revisit) == 1
     assert _count(engine, OutboxMessage, OutboxMessage.kind == "care_alert") == 2
+    assert _count(engine, SurveyScore) == scores_before  # replaced, not added
