@@ -2,8 +2,10 @@
 B half-yearly, C yearly, each wave spread over its period's working days) and those whose
 complaint was resolved N working days ago (CSAT), through the shared contact policy (consent,
 addresses, contact cap, 90-day fatigue, post-complaint first); remind non-responders once and
-close expired invitations. Invitations and their emails commit together (outbox); the
-``deliver_outbox`` flow sends them. Re-running for the same date creates nothing twice.
+close expired invitations; turn the answers recorded since the last run into care alerts
+(detractors, low CSAT, low ratings: ``tasks/surveys/loop.py``). Invitations and their emails
+commit together (outbox); the ``deliver_outbox`` flow sends them. Re-running for the same date
+creates nothing twice.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.common.flow_run import flow_run
 from tasks.common.run_context import RunCounts
 from tasks.surveys.invitations import SurveyContext
-from tasks.surveys.prefect_tasks import invite_survey_range, load_inputs, survey_follow_ups
+from tasks.surveys.prefect_tasks import (
+    invite_survey_range,
+    load_inputs,
+    survey_alerts,
+    survey_follow_ups,
+    survey_scores,
+)
+from tasks.surveys.scores import scores_markdown
 from tasks.surveys.summary import artifact_rows, ledger_counts
 
 FLOW_NAME = "surveys"
@@ -35,7 +44,8 @@ _TASK_RUNNER: Any = ThreadPoolTaskRunner(max_workers=CONCURRENCY)
 @flow(
     name=FLOW_NAME,
     description="Invite customers to satisfaction surveys (periodic NPS by class, CSAT after "
-    "a resolved complaint), remind non-responders once, close expired invitations.",
+    "a resolved complaint), remind non-responders once, close expired invitations, alert on "
+    "detractors and low scores.",
     timeout_seconds=3600,
     task_runner=_TASK_RUNNER,
 )
@@ -69,10 +79,15 @@ def surveys(
         counts = RunCounts()
         for future in steps:
             counts.merge(future.result())
+        # The detractor loop, same run: answers since the last run -> care alerts.
+        loop = survey_alerts(run_date, instant, run.run_id, dry_run)
+        # Then the scores, the loop's answers included.
+        score_lines = survey_scores(run_date, instant, run.run_id, dry_run)
         if not inputs.context.waves:
             run.warn("every class's periodic survey is switched off (survey_policies.enabled)")
         return run.finish(
-            ledger_counts(counts),
+            {**ledger_counts(counts), **loop.totals()},
             artifact_rows(counts),
-            description=f"Surveys for {run_date.isoformat()}",
+            description=f"Surveys for {run_date.isoformat()}\n\n{loop.description()}\n\n"
+            f"{scores_markdown(score_lines)}",
         )

@@ -10,6 +10,7 @@ from crm_db.models.care import (
     SurveyInvitation,
     SurveyPolicy,
     SurveyResponse,
+    SurveyScore,
 )
 from crm_db.models.complaints import (
     Complaint,
@@ -73,6 +74,7 @@ __all__ = [
     "SurveyInvitation",
     "SurveyPolicy",
     "SurveyResponse",
+    "SurveyScore",
     "Target",
     "TargetVersion",
     "Transaction",

@@ -10,6 +10,7 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -263,6 +264,35 @@ class SurveyResponse(Base):
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     responded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyScore(Base):
+    """A survey score of one group for one period (``tasks/surveys/scores.py``): ``level``
+    ``company`` (``scope`` ``""``), ``region``/``branch``/``account_manager`` (their id) or
+    ``class`` (A/B/C, ``-`` unclassified); ``kind`` ``nps`` or ``csat``. The counts behind it are
+    kept; ``score`` and ``response_rate`` are NULL when the group had no answers (invitations),
+    never 0. A run replaces the rows of the periods it computes."""
+
+    __tablename__ = "survey_scores"
+    __table_args__ = (
+        UniqueConstraint("period", "level", "scope", "kind", name="uq_survey_scores_group"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))  # 2026Q4
+    level: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[SurveyKind] = mapped_column(str_enum(SurveyKind, "kind"))
+    sent: Mapped[int] = mapped_column(Integer)
+    responses: Mapped[int] = mapped_column(Integer)
+    promoters: Mapped[int] = mapped_column(Integer)
+    passives: Mapped[int] = mapped_column(Integer)
+    detractors: Mapped[int] = mapped_column(Integer)
+    satisfied: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    response_rate: Mapped[float | None] = mapped_column(Float)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CareFeedback(Base):

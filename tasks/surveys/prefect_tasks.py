@@ -21,7 +21,9 @@ from tasks.common.run_context import RunCounts
 from tasks.revisits.planning import customer_id_ranges
 from tasks.surveys.followups import expire_invitations, send_reminders
 from tasks.surveys.invitations import SurveyContext, invite_range, load_context
+from tasks.surveys.loop import LoopCounts, raise_survey_alerts
 from tasks.surveys.policies import survey_rules
+from tasks.surveys.scores import ScoreLine, store_scores
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,31 @@ def survey_follow_ups(ctx: SurveyContext, run_id: int | None, dry_run: bool) -> 
     counts = expire_invitations(engine, ctx, dry_run=dry_run)
     counts.merge(send_reminders(engine, ctx, run_id=run_id, dry_run=dry_run))
     return counts
+
+
+@task(name="survey-alerts", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def survey_alerts(as_of: date, now: datetime, run_id: int | None, dry_run: bool) -> LoopCounts:
+    """The detractor loop: the answers recorded since the last run become care alerts, urgent
+    revisits and their emails. Safe to retry: chunks commit as they go and the alerts' unique
+    keys skip what a previous attempt wrote."""
+    return raise_survey_alerts(
+        shared_engine(),
+        as_of=as_of,
+        now=now,
+        timezone=get_settings().tz,
+        run_id=run_id,
+        dry_run=dry_run,
+    )
+
+
+@task(name="survey-scores", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def survey_scores(as_of: date, now: datetime, run_id: int | None, dry_run: bool) -> list[ScoreLine]:
+    """This quarter's and the previous quarter's scores, stored (replaced) in one transaction."""
+    return store_scores(
+        shared_engine(),
+        as_of=as_of,
+        now=now,
+        timezone=get_settings().tz,
+        run_id=run_id,
+        dry_run=dry_run,
+    )
