@@ -33,7 +33,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.masking import mask_phone
@@ -45,6 +45,7 @@ from crm_db.policy_defaults import (
     CHURN_DROP_RATIO,
     CHURN_WINDOW_DAYS,
 )
+from crm_db.session import session_scope
 from tasks.care_alerts.rules import (
     URGENT_REASON,
     AlertPolicy,
@@ -61,7 +62,7 @@ from tasks.common.calendars import load_branch_work_calendar
 from tasks.common.customer_context import CustomerContext, load_customer_context
 from tasks.common.directory import Directory
 from tasks.common.policies import setting
-from tasks.common.write_lock import for_update
+from tasks.common.write_lock import begin_write, for_update
 from tasks.mail.outbox import NewMessage, enqueue
 from tasks.revisits.care import CARE_QUEUED
 from tasks.revisits.rules.planning import combined_notes
@@ -570,6 +571,38 @@ def _emails(
     return messages
 
 
+def raise_batch(
+    engine: Engine,
+    triggers: Sequence[Trigger],
+    *,
+    as_of: date,
+    now: datetime,
+    timezone: ZoneInfo,
+    directory: Directory,
+    policy: AlertPolicy,
+    run_id: int | None = None,
+    dry_run: bool = False,
+) -> AlertCounts:
+    """``raise_alerts`` for one batch of a run (a churn id range, a chunk of survey answers) in
+    its own write transaction, the emails left to the end of the run (``notify_pending``: one
+    email per recipient for the whole run). A dry run only reads: no write lock."""
+    with session_scope(engine) as session:
+        if not dry_run:
+            begin_write(session.connection())
+        return raise_alerts(
+            session,
+            triggers,
+            as_of=as_of,
+            now=now,
+            timezone=timezone,
+            directory=directory,
+            policy=policy,
+            run_id=run_id,
+            dry_run=dry_run,
+            notify=False,
+        )
+
+
 __all__ = [
     "ALERT_KIND",
     "URGENT_REASON",
@@ -577,4 +610,5 @@ __all__ = [
     "load_policy",
     "queue_pending_emails",
     "raise_alerts",
+    "raise_batch",
 ]

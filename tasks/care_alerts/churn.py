@@ -20,7 +20,7 @@ from sqlalchemy import Date, Engine, Float, bindparam, text
 
 from crm_db.enums import AbcClass, CareAlertKind
 from crm_db.session import session_scope
-from tasks.care_alerts.alerts import AlertCounts, queue_pending_emails, raise_alerts
+from tasks.care_alerts.alerts import AlertCounts, queue_pending_emails, raise_batch
 from tasks.care_alerts.rules import AlertPolicy, Trigger, churn_triggered, churn_windows
 from tasks.common.customer_context import OPEN_COMPLAINT_STATES
 from tasks.common.directory import Directory
@@ -121,23 +121,19 @@ def check_churn_range(
         counts.skipped["complaint_open"] += complaint_open
     if not triggers:
         return counts
-    with session_scope(engine) as session:
-        if not dry_run:  # a dry run only reads: no write lock
-            begin_write(session.connection())
-        counts.merge(
-            raise_alerts(
-                session,
-                triggers,
-                as_of=as_of,
-                now=now,
-                timezone=timezone,
-                directory=directory,
-                policy=policy,
-                run_id=run_id,
-                dry_run=dry_run,
-                notify=False,  # one email per recipient for the whole run: notify_pending
-            )
+    counts.merge(
+        raise_batch(
+            engine,
+            triggers,
+            as_of=as_of,
+            now=now,
+            timezone=timezone,
+            directory=directory,
+            policy=policy,
+            run_id=run_id,
+            dry_run=dry_run,
         )
+    )
     return counts
 
 

@@ -26,11 +26,10 @@ from sqlalchemy.engine import Connection
 from crm_db.enums import RunStatus, SurveyKind
 from crm_db.models import Customer, FlowRun, SurveyInvitation, SurveyResponse
 from crm_db.session import session_scope
-from tasks.care_alerts.alerts import AlertCounts, load_policy, raise_alerts
+from tasks.care_alerts.alerts import AlertCounts, load_policy, raise_batch
 from tasks.care_alerts.churn import notify_pending
 from tasks.care_alerts.rules import Trigger, survey_trigger
 from tasks.common.directory import load_directory
-from tasks.common.write_lock import begin_write
 
 FLOW_NAME = "surveys"
 CHUNK = 1_000  # answers per read and per alert transaction
@@ -161,23 +160,19 @@ def raise_survey_alerts(
         counts.answers += read
         counts.old_answers += old
         if triggers:
-            with session_scope(engine) as session:
-                if not dry_run:
-                    begin_write(session.connection())
-                counts.alerts.merge(
-                    raise_alerts(
-                        session,
-                        triggers,
-                        as_of=as_of,
-                        now=now,
-                        timezone=timezone,
-                        directory=directory,
-                        policy=policy,
-                        run_id=run_id,
-                        dry_run=dry_run,
-                        notify=False,
-                    )
+            counts.alerts.merge(
+                raise_batch(
+                    engine,
+                    triggers,
+                    as_of=as_of,
+                    now=now,
+                    timezone=timezone,
+                    directory=directory,
+                    policy=policy,
+                    run_id=run_id,
+                    dry_run=dry_run,
                 )
+            )
         if read < CHUNK:
             break
     if not dry_run:
