@@ -171,7 +171,8 @@ class _Hours:
     def __init__(self, session: Session) -> None:
         self._session = session
         loaded = load_all_business_hours(session)
-        self._by_id: dict[int | None, BusinessHours] = dict(loaded)
+        self._by_id: dict[int | None, BusinessHours] = {}
+        self._by_id.update(loaded.items())
         self.calendar_ids: list[int] = sorted(loaded)
         company = [h for h in loaded.values() if h.code == COMPANY_CALENDAR]
         if company:
