@@ -88,6 +88,30 @@ def load_business_hours_by_id(session: Session, calendar_id: int | None) -> Busi
     return _hours(session, calendar)
 
 
+def load_all_business_hours(session: Session) -> dict[int, BusinessHours]:
+    """Every calendar's hours by id, in two statements whatever their number (the calendars,
+    then all their days): for a run that measures complaints on several calendars."""
+    calendars = list(session.scalars(select(BusinessCalendar).order_by(BusinessCalendar.id)))
+    days: dict[int, dict[date, bool]] = {c.id: {} for c in calendars}
+    for calendar_id, day, is_working in session.execute(
+        select(CalendarDay.calendar_id, CalendarDay.day, CalendarDay.is_working)
+    ).tuples():
+        if calendar_id in days:
+            days[calendar_id][day] = is_working
+    return {
+        c.id: BusinessHours(
+            days=WorkCalendar.from_pattern(c.working_weekdays, days[c.id]),
+            zone=ZoneInfo(c.timezone),
+            work_start=c.work_start,
+            work_end=c.work_end,
+            break_start=c.break_start,
+            break_end=c.break_end,
+            code=c.code,
+        )
+        for c in calendars
+    }
+
+
 def last_covered_days(session: Session) -> dict[str, date | None]:
     """Per calendar code, the last day whose public holidays are known (``covered_through``),
     for every calendar that has public holidays at all (fed by a package, or given a coverage

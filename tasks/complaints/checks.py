@@ -40,19 +40,19 @@ from crm_db.bulk import driver_timestamp, insert_rows_returning, update_rows
 from crm_db.enums import ComplaintEventKind, ComplaintStatus, EventSource
 from crm_db.models import (
     Branch,
-    BusinessCalendar,
     Complaint,
     ComplaintEscalation,
     Customer,
     Region,
 )
 from crm_db.policy_defaults import COMPLAINT_EMAIL_MAX_ITEMS, COMPLAINT_VERIFY_REMINDER_DAYS
+from tasks.common.calendars import load_all_business_hours
 from tasks.common.directory import Directory, load_directory
 from tasks.common.policies import setting
 from tasks.common.write_lock import begin_write, get_for_update
 from tasks.complaints import lifecycle
 from tasks.complaints.clock import clock_of
-from tasks.complaints.policies import complaint_hours
+from tasks.complaints.policies import COMPANY_CALENDAR, complaint_hours
 from tasks.complaints.rules.escalation import TIER_NAMES, plan
 from tasks.complaints.rules.notices import (
     Claimed,
@@ -165,11 +165,18 @@ class CheckOutcome:
 
 
 class _Hours:
-    """Business hours by calendar id, loaded once per check."""
+    """Business hours by calendar id, every calendar loaded once per check (two statements);
+    ``None`` is the company calendar, as ``complaint_hours`` reads it."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        loaded = load_all_business_hours(session)
         self._by_id: dict[int | None, BusinessHours] = {}
+        self._by_id.update(loaded.items())
+        self.calendar_ids: list[int] = sorted(loaded)
+        company = [h for h in loaded.values() if h.code == COMPANY_CALENDAR]
+        if company:
+            self._by_id[None] = company[0]
 
     def __call__(self, calendar_id: int | None) -> BusinessHours:
         if calendar_id not in self._by_id:
@@ -373,18 +380,11 @@ def _sweep_key(kind: str, now: datetime, recipient_id: int, first_complaint: int
 # -- 2. escalation -------------------------------------------------------------------------------
 
 
-def _due_ids(session: Session, now: datetime) -> list[int]:
-    ids = session.scalars(select(Complaint.id).where(Complaint.next_check_at <= now))
-    return sorted(ids)
-
-
-def _due_rows(
-    session: Session, now: datetime, part: Sequence[int], *, whole: bool
-) -> list[Row[Any]]:
-    """The due complaints of one chunk with the tiers they reached so far (``reached``:
-    ``target:tier`` joined by commas, one correlated lookup on the unique key): a slice of the
-    sorted due ids read as an id range, in one statement (no list of thousands of ids for the
-    driver to parse, no second round trip)."""
+def _due_rows(session: Session, now: datetime, after: int, limit: int) -> list[Row[Any]]:
+    """The next ``limit`` due complaints by id after ``after`` (keyset pages: the first page is
+    the whole due set when it is small, and an empty due set costs this one statement), each
+    with the tiers it reached so far (``reached``: ``target:tier`` joined by commas, one
+    correlated lookup on the unique key)."""
     reached = (
         select(
             func.aggregate_strings(
@@ -398,10 +398,13 @@ def _due_rows(
         .correlate(Complaint)
         .scalar_subquery()
     )
-    query = _rows_query().add_columns(reached.label("reached"))
-    query = query.where(Complaint.next_check_at <= now)
-    if not whole:  # one chunk of several: its id range
-        query = query.where(Complaint.id.between(part[0], part[-1]))
+    query = (
+        _rows_query()
+        .add_columns(reached.label("reached"))
+        .where(Complaint.next_check_at <= now, Complaint.id > after)
+        .order_by(Complaint.id)
+        .limit(limit)
+    )
     return list(session.execute(query))
 
 
@@ -431,10 +434,10 @@ def _escalate(
     org = directory.org()
     claimed_all: list[tuple[int, Claimed]] = []  # (escalation row id, claim)
     rows_by_id: dict[int, Row[Any]] = {}
-    ids = _due_ids(session, now)
-    outcome.checked = len(ids)
-    for part in _chunks(ids, chunk):
-        rows = _due_rows(session, now, part, whole=len(part) == len(ids))
+    after = 0
+    while rows := _due_rows(session, now, after, chunk):
+        after = rows[-1].id
+        outcome.checked += len(rows)
         wanted: list[Claimed] = []
         moves: list[tuple[int, datetime, datetime | None]] = []  # (id, old, new)
         for row in rows:
@@ -455,6 +458,8 @@ def _escalate(
             claimed_all.extend(_claim(session, now, wanted, rows_by_id, run_id))
             _move_next_checks(session, moves)
         outcome.next_check_moved += len(moves)
+        if len(rows) < chunk:
+            break  # the last page: no statement to find it empty
     for _, claim in claimed_all:
         row = rows_by_id[claim.complaint_id]
         outcome.escalations[(claim.due.target, claim.due.tier)] += 1
@@ -715,7 +720,7 @@ def _remind_unverified(
     days = setting(session, COMPLAINT_VERIFY_REMINDER_DAYS)
     # Each calendar's cutoff; the latest bounds the read (the partial index of the resolved
     # complaints not yet reminded), each complaint is then held to its own calendar's.
-    calendar_ids: list[int | None] = [None, *session.scalars(select(BusinessCalendar.id))]
+    calendar_ids: list[int | None] = [None, *hours.calendar_ids]
     cutoffs: dict[int | None, datetime] = {}
     for calendar_id in calendar_ids:
         h = hours(calendar_id)

@@ -23,7 +23,7 @@ NULL is not on the complaint's ladder.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -120,26 +120,30 @@ def tier_instants(clock: ClockInput, target: str) -> dict[str, datetime]:
     tiers on the ladder (empty: the clock is stopped or paused). Business time is added once,
     tier after tier in threshold order (adding in steps equals adding at once), so a complaint
     costs one walk over the days of its longest tier, not one per tier."""
+    return dict(_walk(clock, target))
+
+
+def _walk(clock: ClockInput, target: str) -> Iterator[tuple[str, datetime]]:
+    """``tier_instants`` lazily, in threshold order (the instants never decrease): a caller
+    that stops early does not pay for the business time of the later tiers."""
     if not running(clock, target):
-        return {}
+        return
     minutes_by_tier = sorted(
         (tier_minutes(_target_minutes(clock, target), pct), tier)
         for tier in TIER_NAMES
         if (pct := clock.thresholds.pct(tier)) is not None
     )
-    instants: dict[str, datetime] = {}
     if target == FIRST_RESPONSE:
         start = clock.received_at.astimezone(UTC)
         for minutes, tier in minutes_by_tier:
-            instants[tier] = start + timedelta(minutes=minutes)
-        return instants
+            yield tier, start + timedelta(minutes=minutes)
+        return
     at = clock.received_at.astimezone(UTC)
     done = -clock.paused_business_minutes  # paused minutes are added to the first step
     for minutes, tier in minutes_by_tier:
         at = add_business_minutes(at, minutes - done, clock.hours).astimezone(UTC)
         done = minutes
-        instants[tier] = at
-    return instants
+        yield tier, at
 
 
 def _target_minutes(clock: ClockInput, target: str) -> int:
@@ -201,12 +205,14 @@ def plan(
     due: list[DueTier] = []
     upcoming: list[datetime] = []
     for target in TARGETS:
-        instants = tier_instants(clock, target)
-        if not instants:
-            continue
-        pending = {tier: at for tier, at in instants.items() if (target, tier) not in reached}
-        upcoming.extend(at for at in pending.values() if at > now)
-        passed = {tier: at for tier, at in pending.items() if at <= now}
+        passed: dict[str, datetime] = {}
+        for tier, at in _walk(clock, target):
+            if (target, tier) in reached:
+                continue
+            if at > now:  # the target's next tier; the later ones cannot be sooner
+                upcoming.append(at)
+                break
+            passed[tier] = at
         if not passed:
             continue
         pcts = {tier: clock.thresholds.pct(tier) for tier in passed}
