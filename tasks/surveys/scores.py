@@ -154,10 +154,13 @@ def store_scores(
             if rows:
                 session.execute(insert(SurveyScore), rows)
     with engine.connect() as conn:
-        regions = dict(conn.execute(select(Region.id, Region.code)).tuples().all())
+        regions = conn.execute(select(Region.id, Region.code, Region.name)).tuples().all()
     lines = [_line("company", "", "company", found, current, before)]
-    for region_id, code in sorted(regions.items(), key=lambda r: r[1]):
-        lines.append(_line("region", str(region_id), f"region {code}", found, current, before))
+    # In code order (how the company numbers its regions), by name (片区), as the other
+    # flows' artifacts show them.
+    for region_id, code, name in sorted(regions, key=lambda r: r[1]):
+        label = f"region {name or code}"
+        lines.append(_line("region", str(region_id), label, found, current, before))
     return lines
 
 
