@@ -141,6 +141,11 @@ TARGETS_CREDIT: Final = Setting(
     "home",
     "Actuals credit the customer's home branch (home) or the selling station (station)",
 )
+TARGETS_AWARD_TOP_PCT: Final = Setting(
+    "targets.award_top_pct",
+    10,
+    "Quarterly award: the top N % of the customer development leaderboard (rounded up, ties kept)",
+)
 
 SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[str], ...]] = (
     ABC_A_REVENUE_SHARE,
@@ -169,6 +174,7 @@ SETTINGS: Final[tuple[Setting[bool] | Setting[int] | Setting[float] | Setting[st
     TARGETS_PERIOD_RULE,
     TARGETS_CUTOFF_SHIFT,
     TARGETS_CREDIT,
+    TARGETS_AWARD_TOP_PCT,
 )
 
 # Keys that earlier versions wrote and nothing reads any more: ``ensure_default_policies``

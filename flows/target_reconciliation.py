@@ -2,7 +2,9 @@
 against actuals per company, region, branch and account manager - completion, pace against the
 working-day pro-rated target, MoM, YoY, flags and ranks - stored as an immutable snapshot
 (target version, period, parameters, run id). A re-run writes a new revision superseding the
-previous one.
+previous one. The report files (every view's XLSX and chart, under ``var/reports/``) are
+listed in the ``target-reconciliation-reports`` artifact, beside the company table
+(``target-reconciliation-summary``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.run_contract import FlowSummary, resolve_as_of
+from tasks.common.artifacts import artifact_key, publish_summary
 from tasks.common.flow_run import flow_run
 from tasks.common.run_ledger import ledger_parameters
 from tasks.targets.prefect_tasks import reconcile_targets
@@ -68,4 +71,10 @@ def target_reconciliation(
         )
         for text in outcome.warnings:
             run.warn(text)
+        if outcome.report_files:
+            publish_summary(
+                artifact_key(FLOW_NAME, "reports"),
+                outcome.report_files,
+                description=f"{outcome.description}: report files (XLSX and charts) per view",
+            )
         return run.finish(outcome.counts, outcome.rows, description=outcome.description)

@@ -1,10 +1,16 @@
 """``crm preview KIND [--locale L]`` / ``crm preview --all``: render email kinds with their
 sample context to ``var/preview/KIND.<locale>.html`` and ``.txt``, to check templates in a browser.
+A kind with inline images (``EmailKind.preview_images``, e.g. the target report's chart) gets
+them written beside the HTML as ``KIND.<locale>.<n>.png``, its ``cid:`` references pointed at
+those files (a browser cannot resolve ``cid:`` outside an email).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -15,13 +21,25 @@ from tasks.mail.render import available_locales, render_email, resolve_locale
 
 def write_preview(kind: str, locale: str, out_dir: Path) -> tuple[str, Path, Path]:
     """Render ``kind`` in ``locale`` with its sample context; returns (subject, html, txt paths)."""
-    rendered = render_email(kind, locale, get_kind(kind).sample_context)
+    email_kind = get_kind(kind)
+    rendered = render_email(kind, locale, email_kind.sample_context)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / f"{kind}.{locale}.html"
     txt_path = out_dir / f"{kind}.{locale}.txt"
-    html_path.write_text(rendered.html, encoding="utf-8")
+    html = rendered.html
+    if email_kind.preview_images:
+        for n, (cid, png) in enumerate(sorted(_images(email_kind.preview_images)(locale).items())):
+            image = out_dir / f"{kind}.{locale}.{n}.png"
+            image.write_bytes(png)
+            html = html.replace(f'src="cid:{cid}"', f'src="{image.name}"')
+    html_path.write_text(html, encoding="utf-8")
     txt_path.write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
     return rendered.subject, html_path, txt_path
+
+
+def _images(target: str) -> Callable[[str], dict[str, bytes]]:
+    module, _, name = target.partition(":")
+    return cast(Callable[[str], dict[str, bytes]], getattr(importlib.import_module(module), name))
 
 
 def preview(

@@ -34,6 +34,9 @@ class EmailKind:
     # Delivery signs the survey's one-click ``score_links`` (``/s/{token}?score=N``, from the
     # context's ``invitation_id``, ``expires_at`` and ``survey``: 0-10 for NPS, 1-5 for CSAT).
     survey_links: bool = False
+    # ``module:function`` giving, for a locale, the inline images (content id -> PNG) of the
+    # sample context: ``crm preview`` writes them beside the HTML and points ``cid:`` at them.
+    preview_images: str | None = None
 
     @property
     def delivery_keys(self) -> frozenset[str]:
@@ -47,6 +50,14 @@ class EmailKind:
 
 
 _SAMPLE_OUTCOME = "https://crm.example.test/r/"
+
+_TARGET_LEADER: dict[str, Any] = {
+    "rank": 1,
+    "name": "张伟",
+    "region": "东区片区",
+    "new_customers": 12,
+    "first_recharge": 36000.0,
+}
 
 _TARGET_MEMBER: dict[str, Any] = {
     "name": "东区片区",
@@ -546,10 +557,10 @@ KINDS: dict[str, EmailKind] = {
             sample_context={
                 "recipient_name": "东区片区 王经理",
                 "kind": "monthly",
-                "period": "2026-11",
-                "month": "2026-11",
-                "start": "2026-11-01",
-                "through": "2026-11-30",
+                "period": "2026-12",
+                "month": "2026-12",
+                "start": "2026-12-01",
+                "through": "2026-12-31",
                 "target_version": 3,
                 "revision": 1,
                 "scope_kind": "region",
@@ -565,7 +576,33 @@ KINDS: dict[str, EmailKind] = {
                     "no_target": 2,
                     "target_mismatch": 0,
                 },
+                "chart": {
+                    "cid": "targets-chart-EAST@crm-flows",
+                    "alt": "东区片区 2026-12 目标完成率",
+                },
+                "leaderboard": {
+                    "entries": [
+                        {**_TARGET_LEADER, "rank": 1},
+                        {**_TARGET_LEADER, "rank": 2, "name": "李娜", "new_customers": 9},
+                        {**_TARGET_LEADER, "rank": 2, "name": "王强", "new_customers": 9},
+                    ],
+                    "total": 25,
+                },
+                "award": {
+                    "quarter": "2026Q4",
+                    "start": "2026-10-01",
+                    "end": "2026-12-31",
+                    "top_pct": 10,
+                    "ranked": 180,
+                    "places": 18,
+                    "entries": [
+                        {**_TARGET_LEADER, "rank": 3, "active": True},
+                        {**_TARGET_LEADER, "rank": 17, "name": "赵磊", "active": False},
+                    ],
+                    "total": 2,
+                },
             },
+            preview_images="tasks.targets.reports:sample_images",
         ),
     )
 }

@@ -220,7 +220,21 @@ def load_actuals(
         for (branch, staff, metric), value in totals.items()
         if value
     ]
+    return groups + load_development(conn, window, owners, policy)
 
+
+def load_development(
+    conn: Connection, window: Window, owners: OwnerSpans, policy: CreditPolicy
+) -> list[GroupActual]:
+    """The new cards issued in the window per card type and the first recharge of each (made
+    by the window's end), per credited branch and owner: two of ``load_actuals``' statements,
+    alone for a quarter's award list."""
+    spans = owners.table
+    groups: list[GroupActual] = []
+    credited = (Customer.branch_id if policy is CreditPolicy.HOME else Transaction.branch_id).label(
+        "credited"
+    )
+    recharge = Transaction.kind == TransactionKind.RECHARGE
     new_owner = _owner(spans).label("owner")
     for branch, staff, card_type, count in conn.execute(
         select(Customer.branch_id, new_owner, Customer.card_type, func.count())

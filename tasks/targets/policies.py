@@ -8,6 +8,7 @@ from fractions import Fraction
 from sqlalchemy.orm import Session
 
 from crm_db.policy_defaults import (
+    TARGETS_AWARD_TOP_PCT,
     TARGETS_CREDIT,
     TARGETS_CUTOFF_SHIFT,
     TARGETS_FLAG_HIGH_PCT,
@@ -30,6 +31,7 @@ class TargetPolicies:
     periods: PeriodPolicy
     flags: FlagPolicy
     credit: CreditPolicy
+    award_top_pct: int = 10  # the quarterly award's share of the leaderboard
 
 
 def load_target_policies(session: Session) -> TargetPolicies:
@@ -52,4 +54,7 @@ def load_target_policies(session: Session) -> TargetPolicies:
         Fraction(setting(session, TARGETS_FLAG_LOW_PCT), 100),
         Fraction(setting(session, TARGETS_FLAG_HIGH_PCT), 100),
     )
-    return TargetPolicies(periods, flags, credit_policy)
+    award = setting(session, TARGETS_AWARD_TOP_PCT)
+    if not 0 <= award <= 100:
+        raise TargetPolicyError(f"policy {TARGETS_AWARD_TOP_PCT.key}={award}: must be 0 to 100")
+    return TargetPolicies(periods, flags, credit_policy, award)

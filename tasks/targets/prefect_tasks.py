@@ -1,12 +1,15 @@
 """The Prefect task of the target reconciliation: a thin wrapper opening the shared engine.
-One task per run (three GROUP BYs per period run in the database); it returns counts, ids and
-the per-region artifact table, never the rows (Prefect keeps task results in memory)."""
+One task per run (three GROUP BYs per period run in the database); it returns counts, ids,
+the per-region artifact table and the report files' paths, never the rows (Prefect keeps task
+results in memory). The report files are written once the snapshot is committed: a run that
+failed to write its snapshot leaves no files claiming a revision it does not have."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -23,7 +26,13 @@ from tasks.targets.reconciliation import (
     latest_snapshot,
     write_snapshot,
 )
-from tasks.targets.reports import compose_reports
+from tasks.targets.reports import (
+    BuiltReports,
+    ReportFile,
+    build_reports,
+    reports_folder,
+    write_report_files,
+)
 from tasks.targets.rules.plan import RunKind
 from tasks.targets.summary import Row, artifact_rows, ledger_counts
 
@@ -36,6 +45,7 @@ class RunOutcome:
     target_version_id: int | None
     snapshot: WrittenSnapshot | None
     warnings: list[str] = field(default_factory=list)
+    report_files: list[dict[str, str]] = field(default_factory=list)  # view, file, path
 
 
 # No retries: the write is one transaction (a failure rolls it back), but a retry after a lost
@@ -54,15 +64,20 @@ def reconcile_targets(
     settings = get_settings()
     result = compute(engine, kind, as_of, settings.tz, month)
 
+    built: list[BuiltReports] = []
+
     def compose(conn: Connection, revision: int) -> list[NewMessage]:
-        return compose_reports(
+        reports = build_reports(
             conn,
             result,
             revision=revision,
             resend=resend,
             company_name=settings.company_name,
             run_id=run_id,
+            with_files=not dry_run,
         )
+        built.append(reports)
+        return reports.messages
 
     snapshot = None
     if not dry_run:
@@ -96,6 +111,10 @@ def reconcile_targets(
         )
         if snapshot.supersedes_id is not None:
             counts["superseded_snapshot_id"] = snapshot.supersedes_id
+    files: list[dict[str, str]] = []
+    if snapshot is not None and built:
+        files = _write_files(built[-1].files, reports_folder(result, snapshot.revision))
+        counts["report_files"] = len(files)
     if dry_run:
         counts["reports_would_queue"] = len(drafts) - len(known)
     description = (
@@ -110,4 +129,13 @@ def reconcile_targets(
         result.target_version_id,
         snapshot,
         warnings,
+        files,
     )
+
+
+def _write_files(files: list[ReportFile], folder: Path) -> list[dict[str, str]]:
+    paths = write_report_files(files, folder)
+    return [
+        {"view": item.view, "file": path.name, "path": str(path)}
+        for item, path in zip(files, paths, strict=True)
+    ]

@@ -23,7 +23,7 @@ from crm_db.types import utcnow
 from tasks.common.calendars import load_work_calendar
 from tasks.common.write_lock import write_transaction
 from tasks.mail.outbox import EnqueueResult, NewMessage, prepare
-from tasks.targets.actuals import OwnerSpans, Window, load_actuals
+from tasks.targets.actuals import OwnerSpans, Window, load_actuals, load_development
 from tasks.targets.policies import TargetPolicies, load_target_policies
 from tasks.targets.rules.plan import RunKind, RunPlan, Span, plan_run
 from tasks.targets.rules.reconcile import Key, Organisation, ResultRow, reconcile, roll_up
@@ -39,6 +39,14 @@ class Reconciliation:
     target_version_id: int | None
     organisation: Organisation
     rows: list[ResultRow]
+    # A monthly run that closes a quarter: the quarter's new customers and first recharges,
+    # rolled up (the award list's figures); None otherwise.
+    quarter_totals: dict[Key, int] | None = None
+
+    @property
+    def current_totals(self) -> dict[Key, int]:
+        """The period's actuals by key, from the rows (the leaderboard's figures)."""
+        return {(r.scope, r.scope_id, r.metric): r.actual for r in self.rows}
 
 
 def load_organisation(conn: Connection) -> Organisation:
@@ -85,6 +93,13 @@ def compute(
                 _actuals(conn, span, plan, spans, policies, organisation)
                 for span in (plan.current, plan.previous_month, plan.previous_year)
             )
+            quarter_totals = None
+            if plan.quarter is not None:
+                quarter = plan.quarter
+                window = Window(quarter.start, quarter.end, plan.current.year_start)
+                quarter_totals = roll_up(
+                    load_development(conn, window, spans, policies.credit), organisation
+                )
         conn.rollback()  # nothing to keep: the spans table was temporary
     rows = reconcile(
         organisation,
@@ -96,7 +111,7 @@ def compute(
         plan.total_working_days,
         policies.flags,
     )
-    return Reconciliation(plan, policies, version, organisation, rows)
+    return Reconciliation(plan, policies, version, organisation, rows, quarter_totals)
 
 
 @dataclass(frozen=True)

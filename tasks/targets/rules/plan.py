@@ -6,6 +6,9 @@
   yesterday (today is not over), against the target pro-rated by the working days elapsed;
   MoM and YoY compare the same number of days from the start of those months. The snapshot is
   labelled with the ISO week of ``as_of``.
+- A monthly run of the third month of a quarter (March, June, September, December by the
+  policy's rule) also closes that quarter (``quarter``): its award list is judged on the
+  quarter's figures.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tasks.targets.rules.periods import (
     month_period,
     parse_month,
     previous_month,
+    quarter_containing,
     same_month_last_year,
     week_containing,
 )
@@ -56,6 +60,7 @@ class RunPlan:
     previous_year: Span
     elapsed_working_days: int
     total_working_days: int
+    quarter: Period | None = None  # the quarter a monthly run closes, else None
 
 
 def _whole(period: Period) -> Span:
@@ -83,6 +88,7 @@ def plan_run(
         before = previous_month(target, policy, days)
         last_year = same_month_last_year(target, policy, days)
         elapsed, total = elapsed_share(target, target.end, days)
+        closes = parse_month(target.label)[1] % 3 == 0
         return RunPlan(
             kind,
             target.label,
@@ -93,6 +99,7 @@ def plan_run(
             _whole(last_year),
             elapsed,
             total,
+            quarter_containing(target.end, policy, days) if closes else None,
         )
     through = as_of - timedelta(days=1)
     target = month_containing(through, policy, days)
