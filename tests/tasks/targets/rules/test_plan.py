@@ -45,3 +45,21 @@ def test_weekly_covers_the_month_through_yesterday() -> None:
     # February is shorter than January: the previous-month span is clipped to its end.
     march = plan_run(RunKind.WEEKLY, date(2026, 3, 31), PeriodPolicy(), DAYS)
     assert march.previous_month == Span(date(2026, 2, 1), date(2026, 2, 28), "2026-02")
+
+
+def test_a_monthly_run_of_a_quarters_third_month_closes_the_quarter() -> None:
+    december = plan_run(RunKind.MONTHLY, date(2027, 1, 1), PeriodPolicy(), DAYS)
+    assert december.quarter is not None
+    assert (december.quarter.label, december.quarter.start, december.quarter.end) == (
+        "2026Q4",
+        date(2026, 10, 1),
+        date(2026, 12, 31),
+    )
+    assert plan_run(RunKind.MONTHLY, date(2026, 12, 1), PeriodPolicy(), DAYS).quarter is None
+    assert plan_run(RunKind.WEEKLY, date(2027, 1, 3), PeriodPolicy(), DAYS).quarter is None
+    # Settlement months: the quarter runs from October's start (after the September cut-off)
+    # to the December cut-off.
+    settled = plan_run(RunKind.MONTHLY, date(2026, 12, 28), SETTLEMENT, DAYS)
+    assert settled.label == "2026-12" and settled.quarter is not None
+    assert settled.quarter.end == settled.current.end
+    assert settled.quarter.months == ("2026-10", "2026-11", "2026-12")
