@@ -6,13 +6,19 @@ first kept as written) and emails again only with resend; a dry run writes nothi
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from sqlalchemy import Engine, func, select
 
+from crm_core.paths import var_dir
 from crm_core.settings import reset_settings_cache
 from crm_db.enums import (
     CardType,
@@ -43,8 +49,9 @@ REV = TargetMetric.REVENUE_FEN
 
 @pytest.fixture
 def crm_db(
-    engine: Engine, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, prefect_harness: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Engine]:
+    monkeypatch.setenv("CRM_VAR_DIR", str(tmp_path))  # this run's var/reports/ only
     monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key-0123456789abcdef0123")
     reset_settings_cache()
@@ -118,14 +125,19 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
                 f"target_report:monthly:calendar:2026-11:staff:{message.staff_id}"
             )
             rendered = render_email(message.kind, message.locale, message.context)
-            (attachment,) = session.scalars(
-                select(OutboxAttachment).where(OutboxAttachment.outbox_id == message.id)
+            chart, attachment = session.scalars(
+                select(OutboxAttachment)
+                .where(OutboxAttachment.outbox_id == message.id)
+                .order_by(OutboxAttachment.position)
             ).all()
+            assert chart.content_type == "image/png" and chart.content_id
+            assert f'src="cid:{chart.content_id}"' in rendered.html
             sheets = _sheets_text(attachment.data)
             if message.staff_id == admin_id:  # the company view: regions, no stations
                 assert message.context["scope_kind"] == "company"
                 assert attachment.filename == "targets-2026-11-company.xlsx"
-                assert len(sheets) == 3  # the company, then each region with its stations
+                # The company, each region with its stations, then the leaderboard.
+                assert len(sheets) == 4
                 assert all(names[m][0] in "".join(sheets) for m in managers)
                 assert all(names[m][1] in rendered.html for m in managers)
                 assert not any(names[m][0] in rendered.html for m in managers)
@@ -134,7 +146,8 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
             own_branch, own_region = names[message.staff_id]
             other_branch, other_region = next(v for k, v in names.items() if k != message.staff_id)
             assert [m["name"] for m in message.context["members"]] == [own_region, own_branch]
-            assert len(sheets) == 1 and own_branch in sheets[0]
+            assert len(sheets) == 2 and own_branch in sheets[0]  # and the leaderboard
+            assert message.context["award"] is None  # November closes no quarter
             for part in (rendered.html, rendered.text, rendered.subject, sheets[0]):
                 assert other_branch not in part and other_region not in part
             assert own_branch in rendered.html and own_branch in rendered.text
@@ -167,6 +180,21 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
         new = rows[(TargetScope.COMPANY, 0, TargetMetric.NEW_CUSTOMERS_COMPANY)]
         assert new.actual == 2 and new.flags == "no_target"
         first_id, first_rows = snapshot.id, len(rows)
+    # Every view's XLSX and chart under var/reports/, in the revision's folder.
+    folder = var_dir() / "reports" / "targets" / "monthly-calendar-2026-11-rev1"
+    assert counts["report_files"] == 6 and len(list(folder.glob("*.png"))) == 3
+    assert (folder / "targets-2026-11-company.xlsx").is_file()
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["target-reconciliation-reports"])
+            ),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    table = artifact.data if isinstance(artifact.data, list) else json.loads(str(artifact.data))
+    assert {row["path"] for row in table} == {str(p) for p in folder.iterdir()}
+    assert {row["view"] for row in table} >= {"company"}
 
     again = target_reconciliation(as_of=date(2026, 12, 1))
     assert again["counts"]["revision"] == 2
@@ -178,6 +206,8 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
     assert _count(crm_db, ReconciliationSnapshot) == 2 and _count(crm_db, OutboxMessage) == 3
     resent = target_reconciliation(as_of=date(2026, 12, 1), resend=True)
     assert (resent["counts"]["revision"], resent["counts"]["reports_queued"]) == (3, 3)
+    assert not (var_dir() / "reports" / "targets" / "monthly-calendar-2026-11-rev4").exists()
+    assert (var_dir() / "reports" / "targets" / "monthly-calendar-2026-11-rev3").is_dir()
     with session_scope(crm_db) as session:
         keys = session.scalars(select(OutboxMessage.idempotency_key)).all()
     assert sum(key.endswith(":rev3") for key in keys) == 3 and len(keys) == 6

@@ -441,6 +441,13 @@ def test_crm_preview_writes_html_and_text_for_every_kind(
     assert runner.invoke(app, ["preview"]).exit_code == 2
     assert runner.invoke(app, ["preview", "revisit_care", "--all"]).exit_code == 2
 
+    # The target report's chart: written beside the HTML, which shows it instead of cid:.
+    for locale in ("zh-CN", "en"):
+        html = (tmp_path / "preview" / f"target_report.{locale}.html").read_text(encoding="utf-8")
+        image = tmp_path / "preview" / f"target_report.{locale}.0.png"
+        assert image.read_bytes().startswith(b"\x89PNG")
+        assert f'src="{image.name}"' in html and "cid:" not in html
+
 
 @pytest.mark.parametrize(
     ("locale", "listed_all", "partly"),
