@@ -19,7 +19,8 @@ Timed, alternating for ``--rounds`` rounds (each side first in turn):
 
 Both must agree on every branch's and the company's actuals (branch credit does not depend on
 the owner). Then, once, the reports are timed: every region manager's and the company's report
-composed (the XLSX built) and rendered. ``ratio`` = the slowest round's reconcile / baseline
+composed (each view's chart and XLSX built), rendered, and every view's files written under
+var/reports/. ``ratio`` = the slowest round's reconcile / baseline
 (target <= 1.5). The last line is
 ``RESULT ratio=… reconcile_s=… baseline_s=… reports_s=… peak_rss_mb=…``.
 """
@@ -330,18 +331,21 @@ def _compare(result: Any, expected: dict[tuple[int, int, str], int]) -> None:
         raise SystemExit(f"reconcile and baseline disagree on {len(diff)} figures")
 
 
-def reports(engine: Any, result: Any) -> tuple[float, int]:
+def reports(engine: Any, result: Any) -> tuple[float, int, int]:
+    """Every report composed (a chart and an XLSX per view and locale), rendered, and every
+    view's files written under var/reports/ (as a run does after its snapshot)."""
     from tasks.mail.render import render_email
-    from tasks.targets.reports import compose_reports
+    from tasks.targets.reports import build_reports, reports_folder, write_report_files
 
     t0 = time.perf_counter()
     with engine.connect() as conn:
-        messages = compose_reports(
+        built = build_reports(
             conn, result, revision=1, resend=False, company_name="CRM", run_id=None
         )
-    for message in messages:
+    for message in built.messages:
         render_email(message.kind, message.locale, message.context)
-    return time.perf_counter() - t0, len(messages)
+    write_report_files(built.files, reports_folder(result, 1))
+    return time.perf_counter() - t0, len(built.messages), len(built.files)
 
 
 def main() -> None:
@@ -381,8 +385,11 @@ def main() -> None:
             f"round {round_no + 1}: baseline {base_s:.3f} s, reconcile {rec_s:.3f} s "
             f"(ratio {ratio:.2f}); {len(result.rows):,} rows, same branch and company actuals"
         )
-    reports_s, count = reports(engine, result)
-    say(f"reports: {count} composed (XLSX built) and rendered in {reports_s:.3f} s")
+    reports_s, count, files = reports(engine, result)
+    say(
+        f"reports: {count} composed (charts and XLSX built) and rendered, {files} files "
+        f"written, in {reports_s:.3f} s"
+    )
     ratio, rec_s, base_s = worst
     say(f"slowest reconcile {rec_s:.3f} s, its round's baseline {base_s:.3f} s (target <= 1.5x)")
     print_result(
