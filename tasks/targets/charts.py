@@ -27,9 +27,9 @@ import pylopdf_fonts_zh_cn
 from matplotlib import font_manager, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
-from matplotlib.patches import Patch
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
+from matplotlib.patches import Patch
 
 FONT_PATH = Path(pylopdf_fonts_zh_cn.sans_path())
 FALLBACK_FAMILY = "DejaVu Sans"

@@ -112,9 +112,12 @@ def reconcile_targets(
         if snapshot.supersedes_id is not None:
             counts["superseded_snapshot_id"] = snapshot.supersedes_id
     files: list[dict[str, str]] = []
+    where = ""
     if snapshot is not None and built:
-        files = _write_files(built[-1].files, reports_folder(result, snapshot.revision))
+        folder = reports_folder(result, snapshot.revision)
+        files = _write_files(built[-1].files, folder)
         counts["report_files"] = len(files)
+        where = f"; report files in {folder}"
     if dry_run:
         counts["reports_would_queue"] = len(drafts) - len(known)
     description = (
@@ -122,8 +125,10 @@ def reconcile_targets(
         f"{plan.month.label}, {plan.current.start.isoformat()} to {plan.through.isoformat()}), "
         f"target version {result.target_version_id or 'none'}"
     )
+    if plan.quarter is not None:
+        description += f"; closes {plan.quarter.label} (award list)"
     return RunOutcome(
-        description,
+        description + where,
         counts,
         artifact_rows(result, codes),
         result.target_version_id,
