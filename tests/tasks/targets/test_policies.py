@@ -20,6 +20,7 @@ def test_defaults_then_settings_then_a_bad_value(sqlite_engine: Engine) -> None:
         assert policies.periods.rule is PeriodRule.CALENDAR
         assert policies.credit is CreditPolicy.HOME
         assert policies.flags.behind_below == Fraction(4, 5)
+        assert policies.award_top_pct == 10
         for key, value in (
             ("targets.period_rule", "settlement"),
             ("targets.cutoff_shift", "later"),
@@ -40,4 +41,15 @@ def test_defaults_then_settings_then_a_bad_value(sqlite_engine: Engine) -> None:
         session.get(PolicySetting, "targets.period_rule").value = "fortnight"  # type: ignore[union-attr]
         session.flush()
         with pytest.raises(TargetPolicyError, match="targets.period_rule='fortnight'"):
+            load_target_policies(session)
+
+
+def test_an_award_share_outside_0_to_100_is_named(sqlite_engine: Engine) -> None:
+    with Session(sqlite_engine) as session:
+        session.add(PolicySetting(key="targets.award_top_pct", value=25))
+        session.flush()
+        assert load_target_policies(session).award_top_pct == 25
+        session.get(PolicySetting, "targets.award_top_pct").value = 150  # type: ignore[union-attr]
+        session.flush()
+        with pytest.raises(TargetPolicyError, match="targets.award_top_pct=150"):
             load_target_policies(session)
