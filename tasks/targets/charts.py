@@ -1,11 +1,13 @@
 """The target report's chart: one PNG per view, drawn headless with matplotlib.
 
 No pyplot: a bare ``Figure`` on the Agg canvas (``FigureCanvasAgg``), so nothing depends on a
-display, a backend setting or pyplot's global figure registry, and no figure outlives its call.
+display, a backend setting or pyplot's global figure registry; no figure outlives its call.
 The font is set with ``rc_context``, which is process-wide: the reports of a run are composed
-by its one task, one chart after another. Text is drawn in Noto Sans SC, shipped by the ``pylopdf-fonts-zh-cn`` wheel (a
-runtime dependency): Chinese names and labels render as Chinese on any machine that installed
-the project, with no system font. It holds Latin letters and digits too; DejaVu Sans
+by its one task, one chart after another.
+
+Text is drawn in Noto Sans SC, shipped by the ``pylopdf-fonts-zh-cn`` wheel (a runtime
+dependency): Chinese names and labels render as Chinese on any machine that installed the
+project, with no system font. It holds Latin letters and digits too; DejaVu Sans
 (matplotlib's own) is the fallback for anything it lacks.
 
 One horizontal grouped bar chart per view - its members (a region's stations, or the company's
