@@ -26,6 +26,7 @@ from tasks.targets.reconciliation import (
 from tasks.targets.reports import compose_reports
 from tasks.targets.rules.plan import RunKind
 from tasks.targets.summary import Row, artifact_rows, ledger_counts
+from tasks.targets.weekly_forms import compose_form_invitations
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,20 @@ def reconcile_targets(
     result = compute(engine, kind, as_of, settings.tz, month)
 
     def compose(conn: Connection, revision: int) -> list[NewMessage]:
+        # Weekly runs add each region manager's 周反馈表 link (once per week: its own key).
         return compose_reports(
             conn,
             result,
             revision=revision,
             resend=resend,
             company_name=settings.company_name,
+            run_id=run_id,
+        ) + compose_form_invitations(
+            conn,
+            result,
+            key=settings.signing_key(),
+            base_url=settings.public_base_url,
+            zone=settings.tz,
             run_id=run_id,
         )
 

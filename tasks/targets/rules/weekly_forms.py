@@ -104,3 +104,15 @@ def validate_form(
 def missing_regions(region_ids: list[int], submitted: set[int]) -> list[int]:
     """The regions (in the given order) whose form was not submitted: named in the roll-up."""
     return [region for region in region_ids if region not in submitted]
+
+
+def form_key(week: str, region_id: int, staff_id: int) -> str:
+    """The outbox key of a region manager's form email: once per week, region and manager. A
+    re-run (even with ``resend``) sends no second link: the form shows the week's latest
+    snapshot whichever run sent it."""
+    return f"weekly_form:{week}:region:{region_id}:staff:{staff_id}"
+
+
+def rollup_key(week: str, staff_id: int) -> str:
+    """The outbox key of a marketing admin's roll-up: once per week."""
+    return f"weekly_rollup:{week}:staff:{staff_id}"
