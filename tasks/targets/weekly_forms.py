@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from crm_db.enums import StaffRole, TargetScope
 from crm_db.models import ReconciliationRow, ReconciliationSnapshot, Region, Staff, WeeklyForm
@@ -137,20 +138,37 @@ def _result_row(row: ReconciliationRow) -> ResultRow:
     )
 
 
-def week_snapshot(conn: Connection, week: str) -> ReconciliationSnapshot | None:
+@dataclass(frozen=True)
+class WeekSnapshot:
+    id: int
+    revision: int
+    target_version_id: int | None
+    start: date
+    through: date
+
+
+def week_snapshot(conn: Connection, week: str) -> WeekSnapshot | None:
     """The week's current weekly snapshot: its latest revision (a re-run supersedes)."""
-    return conn.execute(
-        select(ReconciliationSnapshot)
+    found = conn.execute(
+        select(
+            ReconciliationSnapshot.id,
+            ReconciliationSnapshot.revision,
+            ReconciliationSnapshot.target_version_id,
+            ReconciliationSnapshot.period_start,
+            ReconciliationSnapshot.period_end,
+        )
         .where(ReconciliationSnapshot.kind == RunKind.WEEKLY.value)
         .where(ReconciliationSnapshot.period == week)
         .order_by(ReconciliationSnapshot.id.desc())
         .limit(1)
-    ).scalar_one_or_none()
+    ).first()
+    return None if found is None else WeekSnapshot(*found)
 
 
 def region_rows(conn: Connection, snapshot_id: int, region_id: int) -> list[ResultRow]:
     """The region's own rows and its stations' rows of a snapshot (nothing of another region)."""
-    found = conn.execute(
+    session = Session(bind=conn)  # ORM rows on the caller's connection and transaction
+    found = session.scalars(
         select(ReconciliationRow).where(
             ReconciliationRow.snapshot_id == snapshot_id,
             or_(
@@ -160,7 +178,7 @@ def region_rows(conn: Connection, snapshot_id: int, region_id: int) -> list[Resu
                 & (ReconciliationRow.parent_id == region_id),
             ),
         )
-    ).scalars()
+    )
     return [_result_row(row) for row in found]
 
 
@@ -213,8 +231,8 @@ def _view(
         snapshot_id=snapshot.id,
         revision=snapshot.revision,
         target_version_id=snapshot.target_version_id,
-        start=snapshot.period_start,
-        through=snapshot.period_end,
+        start=snapshot.start,
+        through=snapshot.through,
         deadline=deadline,
         members=members(rows, member_names(conn, company_name)),
         form=stored_form(conn, week, region_id),
