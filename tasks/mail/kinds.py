@@ -610,7 +610,7 @@ KINDS: dict[str, EmailKind] = {
                         "manager_name": "王经理",
                         "submitted": True,
                         "submitted_by": "王经理",
-                        "submitted_at": "2026-12-06 18:20 (UTC+08:00)",
+                        "submitted_at": "2026-12-06 18:20",
                         "prospects_contacted": 12,
                         "obstacles": "两家车队客户比价，\n希望争取单位卡优惠。",
                         "next_week_plan": "拜访物流园区三家车队。",

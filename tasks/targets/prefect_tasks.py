@@ -27,6 +27,7 @@ from tasks.targets.reports import compose_reports
 from tasks.targets.rules.plan import RunKind
 from tasks.targets.summary import Row, artifact_rows, ledger_counts
 from tasks.targets.weekly_forms import compose_form_invitations
+from tasks.targets.weekly_rollup import RollupRun, queue_weekly_rollup
 
 
 @dataclass(frozen=True)
@@ -119,4 +120,12 @@ def reconcile_targets(
         result.target_version_id,
         snapshot,
         warnings,
+    )
+
+
+# Safe to retry: the roll-up reads a closed week and queues by outbox key, once.
+@task(name="queue-weekly-rollup", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def queue_weekly_rollup_task(as_of: date, run_id: int | None, dry_run: bool) -> RollupRun:
+    return queue_weekly_rollup(
+        shared_engine(), as_of, zone=get_settings().tz, run_id=run_id, dry_run=dry_run
     )

@@ -182,6 +182,18 @@ def region_rows(conn: Connection, snapshot_id: int, region_id: int) -> list[Resu
     return [_result_row(row) for row in found]
 
 
+def region_scope_rows(conn: Connection, snapshot_id: int) -> list[ResultRow]:
+    """Every region's own rows of a snapshot (the roll-up's figures)."""
+    session = Session(bind=conn)
+    found = session.scalars(
+        select(ReconciliationRow).where(
+            ReconciliationRow.snapshot_id == snapshot_id,
+            ReconciliationRow.scope == TargetScope.REGION,
+        )
+    )
+    return [_result_row(row) for row in found]
+
+
 def _manager(conn: Connection, region_id: int, staff_id: int) -> tuple[str, str] | None:
     """(region name, manager's locale) while ``staff_id`` is the region's active manager."""
     found = conn.execute(

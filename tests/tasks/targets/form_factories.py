@@ -44,7 +44,7 @@ class Week:
     snapshot_id: int
 
 
-def make_week(engine: Engine, *, as_of: date = SUNDAY, locale: str = "zh-CN") -> Week:
+def make_regions(engine: Engine, *, locale: str = "zh-CN") -> tuple[Region, Region]:
     """North: a 2.3M-fen December target, 900,000 done by Saturday (4 of 23 working days:
     pro-rated 400,000, pace 225 %); south: no target, 50,000 done."""
     regions = []
@@ -80,9 +80,15 @@ def make_week(engine: Engine, *, as_of: date = SUNDAY, locale: str = "zh-CN") ->
                     org.branch.name,
                 )
             )
+    return regions[0], regions[1]
+
+
+def make_week(engine: Engine, *, as_of: date = SUNDAY, locale: str = "zh-CN") -> Week:
+    """``make_regions`` and Sunday's weekly snapshot of them."""
+    north, south = make_regions(engine, locale=locale)
     result = compute(engine, RunKind.WEEKLY, as_of, SHANGHAI)
     snapshot = write_snapshot(engine, result, as_of, None, {"kind": "weekly"})
-    return Week(regions[0], regions[1], snapshot.id)
+    return Week(north, south, snapshot.id)
 
 
 def form_token(region: Region, key: bytes, *, week: str = WEEK) -> str:
