@@ -45,7 +45,7 @@ def weekly_form_rollup(as_of: date | None = None, dry_run: bool = False) -> Flow
             run.warn("no reachable marketing admin: the roll-up went to nobody")
         if result.closed and result.snapshot_id is None:
             run.warn(f"no weekly snapshot for {result.week}: the roll-up shows no figures")
-        counts = {
+        counts: dict[str, int] = {
             "regions": result.regions,
             "forms_submitted": result.submitted,
             "forms_missing": result.missing,
@@ -55,5 +55,7 @@ def weekly_form_rollup(as_of: date | None = None, dry_run: bool = False) -> Flow
         }
         if dry_run:
             counts["rollups_would_queue"] = counts.pop("rollups_queued")
-        rows = [{"week": result.week, "item": k, "count": v} for k, v in counts.items()]
+        rows: list[dict[str, str | int]] = [
+            {"week": result.week, "item": k, "count": v} for k, v in counts.items()
+        ]
         return run.finish(counts, rows, description=f"Weekly forms roll-up {result.week}")
