@@ -45,8 +45,9 @@ class Week:
 
 
 def make_regions(engine: Engine, *, locale: str = "zh-CN") -> tuple[Region, Region]:
-    """North: a 2.3M-fen December target, 900,000 done by Saturday (4 of 23 working days:
-    pro-rated 400,000, pace 225 %); south: no target, 50,000 done."""
+    """North: a 2.3M-fen December target (its station's and its own), 900,000 done by
+    Saturday (4 of 23 working days: pro-rated 400,000, pace 225 %); south: no target, 50,000
+    done."""
     regions = []
     with session_scope(engine) as session:
         for fen, target in ((900_000, 2_300_000), (50_000, None)):
@@ -69,7 +70,10 @@ def make_regions(engine: Engine, *, locale: str = "zh-CN") -> tuple[Region, Regi
                 write_values(
                     conn,
                     version,
-                    [TargetValue(("2026-12", TargetScope.BRANCH, org.branch.id, REV), target)],
+                    [
+                        TargetValue(("2026-12", TargetScope.BRANCH, org.branch.id, REV), target),
+                        TargetValue(("2026-12", TargetScope.REGION, org.region.id, REV), target),
+                    ],
                 )
             regions.append(
                 Region(
