@@ -123,6 +123,15 @@ def parse_form_body(body: bytes) -> dict[str, list[str]]:
         return {}
 
 
+def single_value(fields: dict[str, list[str]], name: str) -> str | None:
+    """The one value of a parsed form field; None when absent; a repeated field reads as
+    invalid (NUL, which no validator accepts): no browser sends a field twice."""
+    values = fields.get(name)
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else "\x00"
+
+
 async def read_form_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body, refused with 415 unless it is a URL-encoded form and with 413 past
     ``limit`` bytes (checked while streaming, so a lying Content-Length cannot get past)."""

@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse
 from crm_web.context import Web, WebContext
 from crm_web.i18n import page_locale
 from crm_web.link_tokens import positive_id, token_claims
-from crm_web.revisit_outcome import parse_form_body, read_form_body
+from crm_web.revisit_outcome import parse_form_body, read_form_body, single_value
 from crm_web.unsubscribe import invalid_link
 from tasks.mail.links import WEEKLY_FORM_PURPOSE
 from tasks.targets.rules.weekly_forms import (
@@ -142,15 +142,6 @@ async def show_form(token: str, request: Request, web: Web) -> HTMLResponse:
     return _page(request, web, view, values=_stored_values(view), errors={})
 
 
-def _single(fields: dict[str, list[str]], name: str) -> str | None:
-    """The one value of a field; None when absent; a repeated field reads as invalid (no
-    browser sends one twice)."""
-    values = fields.get(name)
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else "\x00"
-
-
 @router.post("/w/{token}", response_class=HTMLResponse)
 async def post_form(token: str, request: Request, web: Web) -> HTMLResponse:
     """Store the region's form for the week (insert, or update the earlier submission)."""
@@ -158,7 +149,7 @@ async def post_form(token: str, request: Request, web: Web) -> HTMLResponse:
     if link is None:
         return invalid_link(request, web)
     fields = parse_form_body(await read_form_body(request, MAX_BODY_BYTES))
-    raw = {name: _single(fields, name) for name in FIELDS}
+    raw = {name: single_value(fields, name) for name in FIELDS}
     checked = validate_form(
         prospects_contacted=raw["prospects_contacted"],
         obstacles=raw["obstacles"],

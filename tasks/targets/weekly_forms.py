@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -165,33 +165,33 @@ def week_snapshot(conn: Connection, week: str) -> WeekSnapshot | None:
     return None if found is None else WeekSnapshot(*found)
 
 
+def _snapshot_rows(
+    conn: Connection, snapshot_id: int, *where: ColumnElement[bool]
+) -> list[ResultRow]:
+    with Session(bind=conn) as session:  # ORM rows on the caller's connection and transaction
+        found = session.scalars(
+            select(ReconciliationRow).where(ReconciliationRow.snapshot_id == snapshot_id, *where)
+        )
+        return [_result_row(row) for row in found]
+
+
 def region_rows(conn: Connection, snapshot_id: int, region_id: int) -> list[ResultRow]:
     """The region's own rows and its stations' rows of a snapshot (nothing of another region)."""
-    session = Session(bind=conn)  # ORM rows on the caller's connection and transaction
-    found = session.scalars(
-        select(ReconciliationRow).where(
-            ReconciliationRow.snapshot_id == snapshot_id,
-            or_(
-                (ReconciliationRow.scope == TargetScope.REGION)
-                & (ReconciliationRow.scope_id == region_id),
-                (ReconciliationRow.scope == TargetScope.BRANCH)
-                & (ReconciliationRow.parent_id == region_id),
-            ),
-        )
+    return _snapshot_rows(
+        conn,
+        snapshot_id,
+        or_(
+            (ReconciliationRow.scope == TargetScope.REGION)
+            & (ReconciliationRow.scope_id == region_id),
+            (ReconciliationRow.scope == TargetScope.BRANCH)
+            & (ReconciliationRow.parent_id == region_id),
+        ),
     )
-    return [_result_row(row) for row in found]
 
 
 def region_scope_rows(conn: Connection, snapshot_id: int) -> list[ResultRow]:
     """Every region's own rows of a snapshot (the roll-up's figures)."""
-    session = Session(bind=conn)
-    found = session.scalars(
-        select(ReconciliationRow).where(
-            ReconciliationRow.snapshot_id == snapshot_id,
-            ReconciliationRow.scope == TargetScope.REGION,
-        )
-    )
-    return [_result_row(row) for row in found]
+    return _snapshot_rows(conn, snapshot_id, ReconciliationRow.scope == TargetScope.REGION)
 
 
 def _manager(conn: Connection, region_id: int, staff_id: int) -> tuple[str, str] | None:
