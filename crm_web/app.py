@@ -13,7 +13,14 @@ from starlette.responses import HTMLResponse, PlainTextResponse
 from crm_core.settings import Settings, get_settings
 from crm_db.session import make_engine
 from crm_db.types import utcnow
-from crm_web import care_feedback, revisit_list, revisit_outcome, survey_answer, unsubscribe
+from crm_web import (
+    care_feedback,
+    revisit_list,
+    revisit_outcome,
+    survey_answer,
+    unsubscribe,
+    weekly_form,
+)
 from crm_web.context import Clock, WebContext
 from crm_web.i18n import negotiate_locale
 from crm_web.pages import Pages
@@ -54,6 +61,7 @@ def create_app(
     app.include_router(care_feedback.router)
     app.include_router(revisit_list.router)
     app.include_router(survey_answer.router)
+    app.include_router(weekly_form.router)
     # One brake per app: crm web is one process (see crm_web.rate_limit).
     app.state.survey_answer_limiter = ClientLimiter(
         requests=settings.web_answer_requests_per_minute

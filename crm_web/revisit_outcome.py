@@ -123,19 +123,28 @@ def parse_form_body(body: bytes) -> dict[str, list[str]]:
         return {}
 
 
-async def read_form_body(request: Request) -> bytes:
+def single_value(fields: dict[str, list[str]], name: str) -> str | None:
+    """The one value of a parsed form field; None when absent; a repeated field reads as
+    invalid (NUL, which no validator accepts): no browser sends a field twice."""
+    values = fields.get(name)
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else "\x00"
+
+
+async def read_form_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body, refused with 415 unless it is a URL-encoded form and with 413 past
-    ``MAX_BODY_BYTES`` (checked while streaming, so a lying Content-Length cannot get past)."""
+    ``limit`` bytes (checked while streaming, so a lying Content-Length cannot get past)."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != FORM_CONTENT_TYPE:
         raise HTTPException(status_code=415)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise HTTPException(status_code=413)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > limit:
             raise HTTPException(status_code=413)
     return bytes(body)
 

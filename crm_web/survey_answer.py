@@ -28,7 +28,7 @@ from crm_web.context import Web, WebContext
 from crm_web.i18n import negotiate_locale, page_locale
 from crm_web.link_tokens import claimed_id
 from crm_web.rate_limit import ClientLimiter
-from crm_web.revisit_outcome import parse_form_body, read_form_body
+from crm_web.revisit_outcome import parse_form_body, read_form_body, single_value
 from crm_web.unsubscribe import invalid_link, local_date
 from tasks.mail.links import SURVEY_ANSWER_PURPOSE
 from tasks.surveys.answers import (
@@ -151,24 +151,16 @@ def show_survey(token: str, request: Request, web: Web) -> HTMLResponse:
     )
 
 
-def _single(fields: dict[str, list[str]], name: str) -> str | None:
-    """The one value of a field; None when absent; a repeated field reads as invalid."""
-    values = fields.get(name)
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else "\x00"
-
-
 def _posted(fields: dict[str, list[str]], invitation: Invitation) -> Answer | list[FieldProblem]:
     repeated = [name for name in FIELDS if len(fields.get(name, [])) > 1]
     if repeated:  # no browser sends a field twice: refuse rather than pick one
         return [FieldProblem(name, "invalid", "sent more than once") for name in repeated]
     return validate_answer(
         invitation.kind,
-        score=_single(fields, "score"),
-        product_rating=_single(fields, "product_rating"),
-        service_rating=_single(fields, "service_rating"),
-        suggestion=_single(fields, "suggestion"),
+        score=single_value(fields, "score"),
+        product_rating=single_value(fields, "product_rating"),
+        service_rating=single_value(fields, "service_rating"),
+        suggestion=single_value(fields, "suggestion"),
     )
 
 
@@ -176,7 +168,7 @@ def _echo(fields: dict[str, list[str]], invitation: Invitation) -> FormValues:
     """The posted choices that are valid, to show again beside the errors."""
 
     def number(name: str, low: int, high: int) -> int | None:
-        raw = _single(fields, name)
+        raw = single_value(fields, name)
         return (
             int(raw)
             if raw and raw.isascii() and raw.isdigit() and low <= int(raw) <= high
@@ -184,7 +176,7 @@ def _echo(fields: dict[str, list[str]], invitation: Invitation) -> FormValues:
         )
 
     low, high = score_range(invitation.kind)
-    suggestion = _single(fields, "suggestion") or ""
+    suggestion = single_value(fields, "suggestion") or ""
     return FormValues(
         score=number("score", low, high),
         product_rating=number("product_rating", 1, 5),

@@ -18,6 +18,7 @@ from flows.revisits import revisits
 from flows.run_contract import FlowSummary
 from flows.surveys import surveys
 from flows.target_reconciliation import target_reconciliation
+from flows.weekly_form_rollup import weekly_form_rollup
 
 # Keyed by the Prefect flow name, so `crm run NAME` and the Prefect UI use the same names.
 FLOWS: dict[str, Flow[..., FlowSummary]] = {
@@ -32,6 +33,7 @@ FLOWS: dict[str, Flow[..., FlowSummary]] = {
         revisits,
         surveys,
         target_reconciliation,
+        weekly_form_rollup,
     )
 }
 

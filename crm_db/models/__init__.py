@@ -40,6 +40,7 @@ from crm_db.models.targets import (
     ReconciliationSnapshot,
     Target,
     TargetVersion,
+    WeeklyForm,
 )
 
 __all__ = [
@@ -78,4 +79,5 @@ __all__ = [
     "Target",
     "TargetVersion",
     "Transaction",
+    "WeeklyForm",
 ]

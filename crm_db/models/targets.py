@@ -15,12 +15,14 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Date,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -121,3 +123,30 @@ class ReconciliationRow(Base):
     rank: Mapped[int | None] = mapped_column(Integer)
     branch_target_sum: Mapped[int | None] = mapped_column(BigInteger)  # region rows
     flags: Mapped[str] = mapped_column(String(200), default="")
+
+
+class WeeklyForm(Base):
+    """A region's weekly progress form (周反馈表) for one ISO week: what the figures cannot say,
+    filed by the region manager from the signed link of Sunday's email. One row per region and
+    week: a re-submission before the week closes updates it (``submitted_by_id`` and
+    ``submitted_at`` are the latest post's; ``first_submitted_at`` and ``submissions`` keep
+    that there were earlier ones). ``snapshot_id`` is the weekly snapshot whose figures the
+    form showed when it was last posted."""
+
+    __tablename__ = "weekly_forms"
+    __table_args__ = (
+        UniqueConstraint("week", "region_id"),
+        CheckConstraint("prospects_contacted >= 0", name="prospects_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[str] = mapped_column(String(10))  # ISO week, 2026-W49
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_snapshots.id"))
+    prospects_contacted: Mapped[int] = mapped_column(Integer)
+    obstacles: Mapped[str | None] = mapped_column(Text)
+    next_week_plan: Mapped[str | None] = mapped_column(Text)
+    submitted_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    first_submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submissions: Mapped[int] = mapped_column(Integer, default=1)

@@ -67,6 +67,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "revenue": {
             "actual": 1250000.5,
             "target": 1500000.0,
+            "expected": 1500000.0,
             "branch_targets": 1400000.0,
             "completion_pct": 83.3,
             "pace_pct": 83.3,
@@ -75,6 +76,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "volume": {
             "actual": 152000.25,
             "target": 200000.0,
+            "expected": 200000.0,
             "branch_targets": 200000.0,
             "completion_pct": 76.0,
             "pace_pct": 76.0,
@@ -83,6 +85,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "new_customers": {
             "actual": 12,
             "target": None,
+            "expected": None,
             "branch_targets": None,
             "completion_pct": None,
             "pace_pct": None,
@@ -91,6 +94,7 @@ _TARGET_MEMBER: dict[str, Any] = {
         "first_recharge": {
             "actual": 36000.0,
             "target": 25000.0,
+            "expected": 25000.0,
             "branch_targets": None,
             "completion_pct": 144.0,
             "pace_pct": 144.0,
@@ -603,6 +607,69 @@ KINDS: dict[str, EmailKind] = {
                 },
             },
             preview_images="tasks.targets.reports:sample_images",
+        ),
+        EmailKind(
+            name="weekly_form",
+            audience="staff",
+            consent=None,
+            description="Sunday's weekly progress form (周反馈表) link to each region manager: "
+            "their region's form on crm web, pre-filled with each station's progress against "
+            "the pro-rated target, open until the end of Sunday.",
+            sample_context={
+                "recipient_name": "东区片区 王经理",
+                "region_name": "东区片区",
+                "week": "2026-W49",
+                "start": "2026-12-01",
+                "through": "2026-12-05",
+                "deadline": "2026-12-06",
+                "form_url": "https://crm.example.test/w/sample-token",
+            },
+        ),
+        EmailKind(
+            name="weekly_rollup",
+            audience="staff",
+            consent=None,
+            description="Monday's roll-up of every region's weekly progress form to the "
+            "marketing admin: each region's pace and what its manager filed, naming the "
+            "regions whose form was not submitted.",
+            sample_context={
+                "recipient_name": "营销管理岗 李敏",
+                "week": "2026-W49",
+                "start": "2026-12-01",
+                "through": "2026-12-05",
+                "region_count": 2,
+                "submitted_count": 1,
+                "total_prospects": 12,
+                "missing": [{"region_name": "西区片区", "manager_name": "赵经理"}],
+                "regions": [
+                    {
+                        "region_name": "东区片区",
+                        "manager_name": "王经理",
+                        "submitted": True,
+                        "submitted_by": "王经理",
+                        "submitted_at": "2026-12-06 18:20",
+                        "prospects_contacted": 12,
+                        "obstacles": "两家车队客户比价，\n希望争取单位卡优惠。",
+                        "next_week_plan": "拜访物流园区三家车队。",
+                        "revenue_pace_pct": 83.3,
+                        "volume_pace_pct": 76.0,
+                        "new_customers": 5,
+                    },
+                    {
+                        "region_name": "西区片区",
+                        "manager_name": "赵经理",
+                        "submitted": False,
+                        "submitted_by": None,
+                        "submitted_at": None,
+                        "prospects_contacted": None,
+                        "obstacles": None,
+                        "next_week_plan": None,
+                        "revenue_pace_pct": None,
+                        "volume_pace_pct": 104.2,
+                        "new_customers": 0,
+                    },
+                ],
+            },
         ),
     )
 }

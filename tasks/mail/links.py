@@ -18,6 +18,7 @@ REVISIT_OUTCOME_PURPOSE = "revisit_outcome"
 CARE_FEEDBACK_PURPOSE = "care_feedback"
 REVISIT_LIST_PURPOSE = "revisit_list"
 SURVEY_ANSWER_PURPOSE = "survey_answer"
+WEEKLY_FORM_PURPOSE = "weekly_form"
 REVISIT_OUTCOME_TTL = timedelta(days=30)
 # A care email is answered within days or not at all; after a month the answer would be stale.
 CARE_FEEDBACK_TTL = timedelta(days=30)
@@ -177,3 +178,32 @@ def survey_answer_url(
         base_url, "s", survey_answer_token(invitation_id, key=key, expires_at=expires_at)
     )
     return url if score is None else f"{url}?score={int(score)}"
+
+
+def weekly_form_token(
+    region_id: int, *, staff_id: int, week: str, key: bytes, expires_at: datetime
+) -> str:
+    """The token of a region's weekly progress form (周反馈表): it names the region, the region
+    manager it was sent to and the ISO week, and expires when the week closes."""
+    return sign(
+        key,
+        WEEKLY_FORM_PURPOSE,
+        {"region": region_id, "staff": staff_id, "week": week},
+        expires_at=expires_at,
+    )
+
+
+def weekly_form_url(
+    region_id: int,
+    *,
+    staff_id: int,
+    week: str,
+    key: bytes,
+    base_url: str,
+    expires_at: datetime,
+) -> str:
+    """``{base_url}/w/{token}``: the region manager's form for the week, on ``crm web``."""
+    token = weekly_form_token(
+        region_id, staff_id=staff_id, week=week, key=key, expires_at=expires_at
+    )
+    return signed_url(base_url, "w", token)

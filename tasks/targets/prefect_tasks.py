@@ -35,6 +35,8 @@ from tasks.targets.reports import (
 )
 from tasks.targets.rules.plan import RunKind
 from tasks.targets.summary import Row, artifact_rows, ledger_counts
+from tasks.targets.weekly_forms import compose_form_invitations
+from tasks.targets.weekly_rollup import RollupRun, queue_weekly_rollup
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,15 @@ def reconcile_targets(
             with_files=not dry_run,
         )
         built.append(reports)
-        return reports.messages
+        # Weekly runs add each region manager's 周反馈表 link (once per week: its own key).
+        return reports.messages + compose_form_invitations(
+            conn,
+            result,
+            key=settings.signing_key(),
+            base_url=settings.public_base_url,
+            zone=settings.tz,
+            run_id=run_id,
+        )
 
     snapshot = None
     if not dry_run:
@@ -144,3 +154,11 @@ def _write_files(files: list[ReportFile], folder: Path) -> list[dict[str, str]]:
         {"view": item.view, "file": path.name, "path": str(path)}
         for item, path in zip(files, paths, strict=True)
     ]
+
+
+# Safe to retry: the roll-up reads a closed week and queues by outbox key, once.
+@task(name="queue-weekly-rollup", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def queue_weekly_rollup_task(as_of: date, run_id: int | None, dry_run: bool) -> RollupRun:
+    return queue_weekly_rollup(
+        shared_engine(), as_of, zone=get_settings().tz, run_id=run_id, dry_run=dry_run
+    )

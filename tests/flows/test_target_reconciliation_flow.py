@@ -216,7 +216,8 @@ def test_monthly_snapshot_rerun_supersedes_and_weekly(crm_db: Engine) -> None:
         assert kept == first_rows  # the superseded snapshot stays as it was written
 
     weekly = target_reconciliation(as_of=date(2026, 12, 6), kind="weekly")
-    assert weekly["counts"]["revision"] == 1 and weekly["counts"]["reports_queued"] == 3
+    # The three reports and each region manager's 周反馈表 link.
+    assert weekly["counts"]["revision"] == 1 and weekly["counts"]["reports_queued"] == 3 + 2
     with session_scope(crm_db) as session:
         week = session.scalars(
             select(ReconciliationSnapshot).where(ReconciliationSnapshot.kind == "weekly")

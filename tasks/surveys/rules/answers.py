@@ -9,11 +9,14 @@ it arrives. Pure: values in, decisions out; ``tasks/surveys/answers.py`` reads a
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
 from crm_db.enums import InvitationStatus, SurveyKind
+
+# Shared with every form (tasks/rules/forms.py); named here too for the survey modules.
+from tasks.rules.forms import FieldProblem as FieldProblem
+from tasks.rules.forms import normalise_text as normalise_text
 
 SCORE_RANGES: dict[SurveyKind, tuple[int, int]] = {
     SurveyKind.NPS: (0, 10),
@@ -37,11 +40,6 @@ IMPORTABLE = frozenset(
 )
 
 _SMALL_NUMBER = re.compile(r"\d{1,2}", re.ASCII)  # no sign, no spaces, no full-width digits
-# Bidi overrides/isolates (spoofing) and the Unicode line separators; other controls are Cc.
-_DROPPED_FORMAT = frozenset(
-    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\ufeff\u200b"
-)
-_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 @dataclass(frozen=True)
@@ -50,17 +48,6 @@ class Answer:
     product_rating: int | None = None
     service_rating: int | None = None
     suggestion: str | None = None
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    """One field's problem: ``code`` is what the page translates (``missing``, ``range``,
-    ``too_long``, ``invalid``); ``message`` is the English text the import prints. Neither
-    repeats what was typed."""
-
-    field: str
-    code: str
-    message: str
 
 
 def score_range(kind: SurveyKind) -> tuple[int, int]:
@@ -84,25 +71,6 @@ def preselected_score(kind: SurveyKind, raw: str | None) -> int | None:
     value = int(raw)
     low, high = SCORE_RANGES[kind]
     return value if low <= value <= high else None
-
-
-def normalise_text(value: str) -> str | None:
-    """A suggestion as stored: NFC, line endings as LF, control and bidi-format characters
-    dropped (tabs become spaces), trailing spaces and runs of blank lines trimmed; empty ->
-    None. The page escapes it when it shows it again; this only makes it tidy and safe to
-    print in a log-free report."""
-    text = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
-    if not text.isprintable():
-        text = "".join(
-            " " if char == "\t" else char
-            for char in text
-            if char == "\n"
-            or char == "\t"
-            or (unicodedata.category(char) != "Cc" and char not in _DROPPED_FORMAT)
-        )
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    text = _BLANK_LINES.sub("\n\n", text).strip()
-    return text or None
 
 
 def _number(

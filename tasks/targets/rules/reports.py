@@ -72,6 +72,10 @@ def _cell(rows: Sequence[ResultRow], divisor: int) -> dict[str, Any]:
     return {
         "actual": actual / divisor if divisor > 1 else actual,
         "target": None if target is None else (target / divisor if divisor > 1 else target),
+        # The target pro-rated by working days (the whole target once the period is over).
+        "expected": None
+        if pace_base is None
+        else (pace_base / divisor if divisor > 1 else pace_base),
         # Regions: the sum of their branches' targets, shown beside the region's own.
         "branch_targets": None
         if branch_sum is None

@@ -79,6 +79,7 @@ def with_customer_text(kind: str, value: str) -> dict[str, Any]:
         "last_issue",
         "manager_name",
         "recipient_name",
+        "region_name",
         "scope_name",
         "summary",
     ):
@@ -92,6 +93,13 @@ def with_customer_text(kind: str, value: str) -> dict[str, Any]:
             item["last_contact_outcome"] = value
         if item.get("comment"):  # a survey answer's words (care alerts)
             item["comment"] = value
+    for item in ctx.get("missing", []):  # regions whose weekly form is missing
+        item["region_name"] = value
+    for item in ctx.get("regions", []):  # the weekly forms' roll-up: what managers typed
+        item["region_name"] = value
+        for key in ("obstacles", "next_week_plan"):
+            if item[key] is not None:
+                item[key] = value
     return ctx
 
 
