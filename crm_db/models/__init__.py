@@ -10,6 +10,7 @@ from crm_db.models.care import (
     SurveyInvitation,
     SurveyPolicy,
     SurveyResponse,
+    SurveyLoopScore,
     SurveyScore,
 )
 from crm_db.models.complaints import (
@@ -74,6 +75,7 @@ __all__ = [
     "SurveyInvitation",
     "SurveyPolicy",
     "SurveyResponse",
+    "SurveyLoopScore",
     "SurveyScore",
     "Target",
     "TargetVersion",
