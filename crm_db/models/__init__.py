@@ -8,9 +8,9 @@ from crm_db.models.care import (
     RevisitPolicy,
     SurveyCampaign,
     SurveyInvitation,
+    SurveyLoopScore,
     SurveyPolicy,
     SurveyResponse,
-    SurveyLoopScore,
     SurveyScore,
 )
 from crm_db.models.complaints import (

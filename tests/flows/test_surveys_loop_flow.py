@@ -33,9 +33,9 @@ from crm_db.models import (
     Revisit,
     SurveyCampaign,
     SurveyInvitation,
+    SurveyLoopScore,
     SurveyPolicy,
     SurveyResponse,
-    SurveyLoopScore,
     SurveyScore,
 )
 from crm_db.session import dispose_shared_engines, session_scope
