@@ -13,12 +13,12 @@ alert of its last days is followed up, told and answered again after it ends.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Integer, Select, case, cast, delete, func, insert, select
+from sqlalchemy import Engine, Integer, Select, case, cast, func, select
 from sqlalchemy.orm import aliased
 
 from crm_db.enums import SurveyKind, SurveyPeriod
@@ -26,20 +26,17 @@ from crm_db.models import (
     Branch,
     CareAlert,
     Customer,
-    Region,
     Revisit,
     SurveyInvitation,
     SurveyLoopScore,
     SurveyResponse,
 )
-from crm_db.session import session_scope
 from crm_db.types import raw_utc_datetime
 from tasks.care_alerts.rules import SURVEY_KINDS
-from tasks.common.write_lock import begin_write
 from tasks.surveys.rules.loop import LoopCase, LoopTally, NextAnswer, case_tally, loop_scores
 from tasks.surveys.rules.periods import Period, period_of
 from tasks.surveys.rules.scores import show
-from tasks.surveys.scores import previous_quarter
+from tasks.surveys.scores import artifact_groups, previous_quarter, replace_periods
 
 LEVELS = ("company", "region")
 SOURCE_PREFIX = "response:"  # a survey alert's source names the answer that raised it
@@ -165,16 +162,7 @@ def _row(
         "period": period,
         "level": group[0],
         "scope": group[1],
-        "alerts": t.alerts,
-        "followed_up": t.followed_up,
-        "told": t.told,
-        "next_answers": t.next_answers,
-        "next_recovered": t.next_recovered,
-        "next_promoters": t.next_promoters,
-        "next_passives": t.next_passives,
-        "next_detractors": t.next_detractors,
-        "next_csat_answers": t.next_csat_answers,
-        "next_csat_satisfied": t.next_csat_satisfied,
+        **asdict(t),  # the counts, one column each
         "followed_up_pct": found.followed_up_pct,
         "told_pct": found.told_pct,
         "next_nps": found.next_nps,
@@ -204,23 +192,9 @@ def store_loop_scores(
             for code, groups in found.items()
             for group, t in sorted(groups.items())
         ]
-        with session_scope(engine) as session:
-            begin_write(session.connection())
-            session.execute(
-                delete(SurveyLoopScore).where(
-                    SurveyLoopScore.period.in_([current.code, before.code])
-                )
-            )
-            if rows:
-                session.execute(insert(SurveyLoopScore), rows)
-    with engine.connect() as conn:
-        regions = conn.execute(select(Region.id, Region.code, Region.name)).tuples().all()
-    groups = [("company", "", "company")] + [
-        ("region", str(region_id), f"region {name or code}")
-        for region_id, code, name in sorted(regions, key=lambda r: r[1])
-    ]
+        replace_periods(engine, SurveyLoopScore, [current.code, before.code], rows)
     lines = []
-    for level, scope, label in groups:
+    for level, scope, label in artifact_groups(engine):
         now_t = found[current.code].get((level, scope), LoopTally())
         now_s = loop_scores(now_t)
         was = loop_scores(found[before.code].get((level, scope), LoopTally()))

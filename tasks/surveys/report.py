@@ -13,7 +13,7 @@ Key ``survey_report:<YYYY-MM>:staff:<id>``: a re-run queues nothing twice.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from crm_db.models import (
     SurveyResponse,
     SurveyScore,
 )
+from crm_db.types import raw_utc_datetime
 from tasks.common.directory import Directory, StaffRecord, load_directory
 from tasks.complaints.rules.feedback_report import Month, month_bounds, month_to_report
 from tasks.mail.outbox import NewMessage, enqueue, queued_keys
@@ -133,7 +134,7 @@ def load_figures(conn: Connection, month: str) -> Figures:
             row.score, row.sent, row.responses
         )
     loop: dict[Key, LoopTally] = {}
-    counts = [c for c in LoopTally.__dataclass_fields__]
+    counts = [f.name for f in fields(LoopTally)]
     for row in conn.execute(
         select(
             SurveyLoopScore.period,
@@ -270,7 +271,8 @@ def department_section(
 
 
 def _local_day(moment: datetime, zone: ZoneInfo) -> date:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("UTC"))
+    aware = raw_utc_datetime(moment)  # SQLite hands back naive UTC
+    assert aware is not None
     return aware.astimezone(zone).date()
 
 
