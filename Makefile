@@ -100,7 +100,7 @@ lock: ## re-pin both locks from pyproject.toml with hashes (LOCK_ARGS=--upgrade-
 	$(UV) pip compile --quiet pyproject.toml --universal --generate-hashes \
 		-c requirements-dev.lock -o requirements.lock
 
-demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits, surveys and delivery
+demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits, surveys, demo answers, surveys again, the survey report and delivery
 	$(CRM) db upgrade
 	@state=$$($(PY) scripts/crm_db_state.py) || exit 1; \
 	if [ "$$state" = empty ]; then \
@@ -113,6 +113,12 @@ demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits
 	$(DEMO_ENV) $(CRM) run classify_customers --as-of $(DEMO_AS_OF)
 	$(DEMO_ENV) $(CRM) run revisits --as-of $(DEMO_AS_OF)
 	$(DEMO_ENV) $(CRM) run surveys --as-of $(DEMO_AS_OF)
+	$(DEMO_ENV) $(CRM) run deliver_outbox --as-of $(DEMO_AS_OF)
+	@# Customers answer a share of the invitations just sent (through the answer page's code);
+	@# the second surveys run scores them and raises the detractor loop's alerts and revisits.
+	$(CRM) demo answers
+	$(DEMO_ENV) $(CRM) run surveys --as-of $(DEMO_AS_OF)
+	$(DEMO_ENV) $(CRM) run survey_report --as-of $(DEMO_AS_OF)
 	$(DEMO_ENV) $(CRM) run deliver_outbox --as-of $(DEMO_AS_OF)
 	@echo
 	@echo "Demo done (as of $(DEMO_AS_OF)):"

@@ -16,6 +16,7 @@ from flows.deliver_outbox import deliver_outbox
 from flows.healthcheck import healthcheck
 from flows.revisits import revisits
 from flows.run_contract import FlowSummary
+from flows.survey_report import survey_report
 from flows.surveys import surveys
 from flows.target_reconciliation import target_reconciliation
 from flows.weekly_form_rollup import weekly_form_rollup
@@ -31,6 +32,7 @@ FLOWS: dict[str, Flow[..., FlowSummary]] = {
         deliver_outbox,
         healthcheck,
         revisits,
+        survey_report,
         surveys,
         target_reconciliation,
         weekly_form_rollup,

@@ -3,7 +3,8 @@ B half-yearly, C yearly, each wave spread over its period's working days) and th
 complaint was resolved N working days ago (CSAT), through the shared contact policy (consent,
 addresses, contact cap, 90-day fatigue, post-complaint first); remind non-responders once and
 close expired invitations; turn the answers recorded since the last run into care alerts
-(detractors, low CSAT, low ratings: ``tasks/surveys/loop.py``). Invitations and their emails
+(detractors, low CSAT, low ratings: ``tasks/surveys/loop.py``); store the quarter's scores and
+the loop's figures (``survey_scores``, ``survey_loop_scores``). Invitations and their emails
 commit together (outbox); the ``deliver_outbox`` flow sends them. Re-running for the same date
 creates nothing twice.
 """
@@ -24,11 +25,13 @@ from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.common.flow_run import flow_run
 from tasks.common.run_context import RunCounts
 from tasks.surveys.invitations import SurveyContext
+from tasks.surveys.loop_scores import loop_markdown
 from tasks.surveys.prefect_tasks import (
     invite_survey_range,
     load_inputs,
     survey_alerts,
     survey_follow_ups,
+    survey_loop_scores,
     survey_scores,
 )
 from tasks.surveys.scores import scores_markdown
@@ -83,11 +86,13 @@ def surveys(
         loop = survey_alerts(run_date, instant, run.run_id, dry_run)
         # Then the scores, the loop's answers included.
         score_lines = survey_scores(run_date, instant, run.run_id, dry_run)
+        # And the loop measured: followed up in time, told the result, the next score.
+        loop_lines = survey_loop_scores(run_date, instant, run.run_id, dry_run)
         if not inputs.context.waves:
             run.warn("every class's periodic survey is switched off (survey_policies.enabled)")
         return run.finish(
             {**ledger_counts(counts), **loop.totals()},
             artifact_rows(counts),
             description=f"Surveys for {run_date.isoformat()}\n\n{loop.description()}\n\n"
-            f"{scores_markdown(score_lines)}",
+            f"{scores_markdown(score_lines)}\n\n{loop_markdown(loop_lines)}",
         )

@@ -13,12 +13,15 @@ from sqlalchemy import func, select
 
 from crm_core.paths import var_dir
 from crm_db.models import (
+    CareAlert,
     Customer,
     FlowRun,
     OutboxMessage,
     Revisit,
     SurveyCampaign,
     SurveyInvitation,
+    SurveyLoopScore,
+    SurveyScore,
 )
 from crm_db.session import make_engine
 
@@ -49,10 +52,42 @@ def main() -> int:
             .where(SurveyInvitation.run_id.is_not(None))
             .group_by(SurveyCampaign.code)
         ).tuples()
+        alerts = conn.execute(
+            select(CareAlert.kind, func.count()).group_by(CareAlert.kind)
+        ).tuples()
+        # The company's stored scores and loop of the latest quarter (after demo answers).
+        scores = conn.execute(
+            select(SurveyScore.period, SurveyScore.kind, SurveyScore.score, SurveyScore.responses)
+            .where(SurveyScore.level == "company")
+            .order_by(SurveyScore.period.desc(), SurveyScore.kind)
+            .limit(2)
+        ).all()
+        loop = conn.execute(
+            select(
+                SurveyLoopScore.period,
+                SurveyLoopScore.alerts,
+                SurveyLoopScore.followed_up,
+                SurveyLoopScore.told,
+                SurveyLoopScore.next_answers,
+            )
+            .where(SurveyLoopScore.level == "company")
+            .order_by(SurveyLoopScore.period.desc())
+            .limit(1)
+        ).one_or_none()
         runs = conn.execute(select(FlowRun.flow_name, FlowRun.status).order_by(FlowRun.id)).tuples()
         print(f"  customers by class   {_pairs(classes)}")
         print(f"  revisits by status   {_pairs(revisits)}")
         print(f"  survey invitations   {_pairs(waves) or '-'} (this demo's runs, by wave)")
+        print(f"  care alerts by kind  {_pairs(alerts) or '-'}")
+        for period, kind, score, responses in scores:
+            shown = "no answers" if score is None else f"{score:.1f}"
+            print(f"  company {kind.upper():<4} {period} {shown} ({responses} answers)")
+        if loop is not None:
+            print(
+                f"  detractor loop {loop.period} {loop.alerts} alerts, followed up in time "
+                f"{loop.followed_up}, told the result {loop.told}, answered again "
+                f"{loop.next_answers}"
+            )
         print(f"  emails by kind       {_pairs(kinds)}")
         print(f"  emails by status     {_pairs(outbox)}")
         print(f"  flow runs (ledger)   {', '.join(f'{n}:{s}' for n, s in runs)}")

@@ -1,4 +1,5 @@
-"""``crm demo seed|fingerprint``: the deterministic demo company in the configured database."""
+"""``crm demo seed|answers|fingerprint``: the deterministic demo company in the configured
+database."""
 
 from __future__ import annotations
 
@@ -97,6 +98,26 @@ def seed(
         f"({report.total_rows / max(report.total_seconds, 1e-9):,.0f} rows/s; indexes "
         f"{report.index_seconds:.1f} s); default policy rows added: {added}"
     )
+
+
+@demo_app.command("answers")
+def answers(
+    share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of the open invitations to answer")
+    ] = 0.35,
+    seed: Annotated[int, typer.Option(min=0, help="random seed: same seed, same answers")] = 42,
+) -> None:
+    """Answer a share of the open survey invitations with seeded random scores, ratings and
+    suggestions, through the answer page's recording code (run surveys next to score them)."""
+    from crm_db.types import utcnow
+    from tasks.surveys.demo_answers import answer_open_invitations
+
+    engine = make_engine(create=False)
+    try:
+        result = answer_open_invitations(engine, share=share, seed=seed, now=utcnow())
+    finally:
+        engine.dispose()
+    typer.echo(result.line())
 
 
 @demo_app.command("fingerprint")

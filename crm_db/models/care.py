@@ -295,6 +295,42 @@ class SurveyScore(Base):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SurveyLoopScore(Base):
+    """The detractor loop of one period and group (``tasks/surveys/loop_scores.py``): of the
+    survey alerts raised in the period (by ``care_alerts.as_of``), how many were followed up
+    within the deadline, told the result, answered a later survey (``next_*``: their next
+    score) and no longer scored low (``next_recovered``). ``level`` ``company`` (``scope``
+    ``""``) or ``region`` (its id, ``-`` without a branch). The shares are NULL when there was
+    nothing to count, never 0. A surveys run replaces the rows of the periods it computes
+    (migration 0020)."""
+
+    __tablename__ = "survey_loop_scores"
+    __table_args__ = (
+        UniqueConstraint("period", "level", "scope", name="uq_survey_loop_scores_group"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))  # 2026Q4
+    level: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(20))
+    alerts: Mapped[int] = mapped_column(Integer)
+    followed_up: Mapped[int] = mapped_column(Integer)  # revisit completed by follow_up_due
+    told: Mapped[int] = mapped_column(Integer)  # the "here is what we did" email queued
+    next_answers: Mapped[int] = mapped_column(Integer)
+    next_recovered: Mapped[int] = mapped_column(Integer)
+    next_promoters: Mapped[int] = mapped_column(Integer)
+    next_passives: Mapped[int] = mapped_column(Integer)
+    next_detractors: Mapped[int] = mapped_column(Integer)
+    next_csat_answers: Mapped[int] = mapped_column(Integer)
+    next_csat_satisfied: Mapped[int] = mapped_column(Integer)
+    followed_up_pct: Mapped[float | None] = mapped_column(Float)
+    told_pct: Mapped[float | None] = mapped_column(Float)
+    next_nps: Mapped[float | None] = mapped_column(Float)
+    next_csat: Mapped[float | None] = mapped_column(Float)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class CareFeedback(Base):
     """A customer's answer to a care email ("was the issue you raised last time solved?"),
     given on the page its link opens. One answer per email: the link names the outbox row.

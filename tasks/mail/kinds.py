@@ -295,6 +295,71 @@ _CARE_ALERT_ITEMS: list[dict[str, Any]] = [
     },
 ]
 
+
+def _score_line(name: str, nps: float | None, before: float | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "nps": nps,
+        "nps_previous": before,
+        "nps_change": None if nps is None or before is None else round(nps - before, 1),
+        "csat": 80.0,
+        "csat_previous": 75.0,
+        "csat_change": 5.0,
+        "response_rate": 34.5,
+        "response_rate_previous": 31.0,
+        "responses": 120,
+    }
+
+
+_SURVEY_REPORT_SAMPLE: dict[str, Any] = {
+    "recipient_name": "市场部 周主管",
+    "month": "2026-11",
+    "view": "company",
+    "scope_name": "",
+    "period": "2026Q4",
+    "previous_period": "2026Q3",
+    "company": _score_line("", 32.5, 28.0),
+    "regions": [_score_line("东区片区", 35.0, 30.0), _score_line("西区片区", None, 12.5)],
+    "branches": [_score_line("西湖一号加油站", 40.0, 38.0)],
+    "account_managers": [_score_line("王小明", 22.2, None)],
+    "classes": [_score_line("A", 45.0, 41.0)],
+    "loop": [
+        {
+            "name": "",
+            "alerts": 18,
+            "followed_up_pct": 83.3,
+            "followed_up_pct_previous": 70.0,
+            "told_pct": 61.1,
+            "told_pct_previous": 50.0,
+            "next_answers": 5,
+            "next_nps": 20.0,
+            "next_csat": None,
+            "recovered_pct": 60.0,
+        }
+    ],
+    "ratings": {
+        "product": {"answers": 96, "average": 4.12, "satisfied_pct": 78.1, "average_previous": 4.0},
+        "service": {
+            "answers": 90,
+            "average": 3.87,
+            "satisfied_pct": 70.0,
+            "average_previous": None,
+        },
+    },
+    "suggestions": [
+        {
+            "on": "2026-11-20",
+            "survey": "nps",
+            "score": 4,
+            "product_rating": 3,
+            "service_rating": 2,
+            "region": "东区片区",
+            "text": "高峰时段排队太久，希望增加收银台。",
+        }
+    ],
+    "suggestion_count": 37,
+}
+
 KINDS: dict[str, EmailKind] = {
     kind.name: kind
     for kind in (
@@ -549,6 +614,19 @@ KINDS: dict[str, EmailKind] = {
                     }
                 ],
             },
+        ),
+        EmailKind(
+            name="survey_report",
+            audience="staff",
+            consent=None,
+            description="The monthly survey report (满意度调查): NPS, CSAT and response rate of "
+            "the quarter holding the month against the quarter before, and the detractor loop "
+            "(followed up in 2 working days, told the result, next score); each region manager "
+            "their region only, the marketing admin and executives the company (per region, "
+            "branch, account manager, class), the product and operations departments the "
+            "month's product and service ratings and suggestions. The sample holds every "
+            "section; each recipient's email holds only their view's.",
+            sample_context=_SURVEY_REPORT_SAMPLE,
         ),
         EmailKind(
             name="target_report",

@@ -187,7 +187,7 @@ def load_context(
         csat_campaign=csat_code,
         csat_due=tuple(due),
         pending_from=midnight(window.first),
-        expires_at=expires_at(as_of, rules, timezone),
+        expires_at=expires_at(as_of, rules, timezone, now),
     )
 
 
@@ -439,7 +439,8 @@ def _messages(
     run_id: int | None,
 ) -> list[NewMessage]:
     references = {d.complaint_id: d.reference for d in csat}
-    expires_on = ctx.as_of + timedelta(days=ctx.rules.expiry_days)
+    # The last day the links work (they expire at the following local midnight).
+    expires_on = (ctx.expires_at.astimezone(ctx.timezone) - timedelta(microseconds=1)).date()
     messages = []
     for invitation_id, c in sorted(created.items()):
         row = rows[c.customer_id]

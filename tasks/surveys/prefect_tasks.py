@@ -22,6 +22,7 @@ from tasks.revisits.planning import customer_id_ranges
 from tasks.surveys.followups import expire_invitations, send_reminders
 from tasks.surveys.invitations import SurveyContext, invite_range, load_context
 from tasks.surveys.loop import LoopCounts, raise_survey_alerts
+from tasks.surveys.loop_scores import LoopLine, store_loop_scores
 from tasks.surveys.policies import survey_rules
 from tasks.surveys.scores import ScoreLine, store_scores
 
@@ -92,6 +93,22 @@ def survey_alerts(as_of: date, now: datetime, run_id: int | None, dry_run: bool)
 def survey_scores(as_of: date, now: datetime, run_id: int | None, dry_run: bool) -> list[ScoreLine]:
     """This quarter's and the previous quarter's scores, stored (replaced) in one transaction."""
     return store_scores(
+        shared_engine(),
+        as_of=as_of,
+        now=now,
+        timezone=get_settings().tz,
+        run_id=run_id,
+        dry_run=dry_run,
+    )
+
+
+@task(name="survey-loop-scores", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def survey_loop_scores(
+    as_of: date, now: datetime, run_id: int | None, dry_run: bool
+) -> list[LoopLine]:
+    """The detractor loop of this quarter and the previous one, stored (replaced) in one
+    transaction."""
+    return store_loop_scores(
         shared_engine(),
         as_of=as_of,
         now=now,

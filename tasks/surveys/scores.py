@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, bindparam, delete, insert, select, text
 
 from crm_db.enums import SurveyKind, SurveyPeriod
-from crm_db.models import Branch, Region, SurveyScore
+from crm_db.models import Branch, Region, SurveyLoopScore, SurveyScore
 from crm_db.session import session_scope
 from crm_db.types import UTCDateTime
 from tasks.common.write_lock import begin_write
@@ -146,22 +146,38 @@ def store_scores(
             for code, groups in found.items()
             for group, tally in sorted(groups.items())
         ]
-        with session_scope(engine) as session:
-            begin_write(session.connection())
-            session.execute(
-                delete(SurveyScore).where(SurveyScore.period.in_([current.code, before.code]))
-            )
-            if rows:
-                session.execute(insert(SurveyScore), rows)
+        replace_periods(engine, SurveyScore, [current.code, before.code], rows)
+    return [
+        _line(level, scope, label, found, current, before)
+        for level, scope, label in artifact_groups(engine)
+    ]
+
+
+def replace_periods(
+    engine: Engine,
+    model: type[SurveyScore] | type[SurveyLoopScore],
+    periods: list[str],
+    rows: list[dict[str, object]],
+) -> None:
+    """Replace every row of ``periods`` in a per-period table (``survey_scores``,
+    ``survey_loop_scores``) with ``rows``, in one transaction: a re-run writes the same rows."""
+    with session_scope(engine) as session:
+        begin_write(session.connection())
+        session.execute(delete(model).where(model.period.in_(periods)))
+        if rows:
+            session.execute(insert(model), rows)
+
+
+def artifact_groups(engine: Engine) -> list[tuple[str, str, str]]:
+    """(level, scope, label) of the artifact's lines: the company, then each region in code
+    order (how the company numbers its regions), by name (片区), as the other flows'
+    artifacts show them."""
     with engine.connect() as conn:
         regions = conn.execute(select(Region.id, Region.code, Region.name)).tuples().all()
-    lines = [_line("company", "", "company", found, current, before)]
-    # In code order (how the company numbers its regions), by name (片区), as the other
-    # flows' artifacts show them.
-    for region_id, code, name in sorted(regions, key=lambda r: r[1]):
-        label = f"region {name or code}"
-        lines.append(_line("region", str(region_id), label, found, current, before))
-    return lines
+    return [("company", "", "company")] + [
+        ("region", str(region_id), f"region {name or code}")
+        for region_id, code, name in sorted(regions, key=lambda r: r[1])
+    ]
 
 
 def _row(
@@ -215,6 +231,8 @@ def _line(
 __all__ = [
     "LEVELS",
     "ScoreLine",
+    "artifact_groups",
+    "replace_periods",
     "scores_markdown",
     "period_tallies",
     "previous_quarter",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import ColumnElement, Engine, func, select
@@ -17,6 +18,7 @@ from crm_core.settings import reset_settings_cache
 from crm_db.enums import (
     AbcClass,
     CareAlertKind,
+    ContactOutcome,
     InvitationStatus,
     ResponseSource,
     RevisitStatus,
@@ -31,6 +33,7 @@ from crm_db.models import (
     Revisit,
     SurveyCampaign,
     SurveyInvitation,
+    SurveyLoopScore,
     SurveyPolicy,
     SurveyResponse,
     SurveyScore,
@@ -38,9 +41,12 @@ from crm_db.models import (
 from crm_db.session import dispose_shared_engines, session_scope
 from crm_db.types import utcnow
 from flows.surveys import surveys
+from tasks.revisits.completion import record_outcome
+from tasks.surveys.loop_scores import loop_markdown, store_loop_scores
 from tests.factories import make_customer, make_org
 from tests.support.outbox_data import TEST_SECRET
 
+SH = ZoneInfo("Asia/Shanghai")
 AS_OF = date(2026, 11, 23)  # a Monday
 URGENT = date(2026, 11, 25)  # two working days later
 SENT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # in 2026Q4, the quarter of AS_OF
@@ -164,3 +170,76 @@ def test_detractor_loop_alerts_once_promoter_nothing_old_reported(crm: Engine) -
     assert _count(engine, Revisit) == 1
     assert _count(engine, OutboxMessage, OutboxMessage.kind == "care_alert") == 2
     assert _count(engine, SurveyScore) == scores_before  # replaced, not added
+
+
+def test_the_loop_is_measured_and_stored_per_quarter_and_region(crm: Engine) -> None:
+    """East's detractor is followed up within the 2 working days (its revisit completed with a
+    summary: told the result) and answers 9 to a later survey; West's is never followed up.
+    Company: 2 alerts, 50 % in time, 50 % told, next NPS 100 (one promoter) - per region too."""
+    engine = crm
+    with session_scope(engine) as session:
+        east, west = make_org(session, "EAST"), make_org(session, "WEST")
+        session.add_all(
+            SurveyPolicy(abc_class=abc, period=SurveyPeriod.YEAR, enabled=False) for abc in AbcClass
+        )
+        a = make_customer(session, east, abc_class=AbcClass.B)
+        b = make_customer(session, west, abc_class=AbcClass.B)
+        east_id, west_id = str(east.region.id), str(west.region.id)
+    surveys(as_of=AS_OF)  # the first run: the loop starts here
+    with session_scope(engine) as session:
+        first = SurveyCampaign(
+            code="nps:2026Q4:B", kind=SurveyKind.NPS, trigger=SurveyTrigger.PERIODIC,
+            period="2026Q4", abc_class=AbcClass.B,
+        )  # fmt: skip
+        later = SurveyCampaign(
+            code="nps:2026Q4:X", kind=SurveyKind.NPS, trigger=SurveyTrigger.PERIODIC,
+            period="2026Q4", abc_class=AbcClass.B,
+        )  # fmt: skip
+        session.add_all([first, later])
+        session.flush()
+        customers = {c.id: c for c in session.scalars(select(Customer))}
+        _answer(session, first, customers[a.id], 2, utcnow())
+        _answer(session, first, customers[b.id], 4, utcnow())
+    assert surveys(as_of=AS_OF)["counts"]["loop_alerts"] == 2
+    with session_scope(engine) as session:
+        alert = session.scalars(select(CareAlert).where(CareAlert.customer_id == a.id)).one()
+        assert alert.follow_up_due == URGENT and alert.revisit_id is not None
+        # Completed the day after (local 24 November): in time; the summary tells the customer.
+        record_outcome(
+            session,
+            alert.revisit_id,
+            ContactOutcome.COMPLETED,
+            now=datetime(2026, 11, 24, 3, 0, tzinfo=UTC),
+            customer_summary="已增加高峰时段收银员。",
+        )
+        _answer(session, later, session.get(Customer, a.id), 9, utcnow())  # type: ignore[arg-type]
+
+    surveys(as_of=AS_OF)
+    with session_scope(engine) as session:
+        rows = {
+            (r.level, r.scope): r
+            for r in session.scalars(
+                select(SurveyLoopScore).where(SurveyLoopScore.period == "2026Q4")
+            )
+        }
+        assert set(rows) == {("company", ""), ("region", east_id), ("region", west_id)}
+        company = rows[("company", "")]
+        assert (company.alerts, company.followed_up, company.told) == (2, 1, 1)
+        assert (company.next_answers, company.next_promoters, company.next_recovered) == (1, 1, 1)
+        assert (company.followed_up_pct, company.told_pct, company.next_nps) == (50.0, 50.0, 100.0)
+        assert company.next_csat is None  # no CSAT next answer: no score, not 0
+        e, w = rows[("region", east_id)], rows[("region", west_id)]
+        assert (e.alerts, e.followed_up_pct, e.told_pct, e.next_nps) == (1, 100.0, 100.0, 100.0)
+        assert (w.alerts, w.followed_up_pct, w.told_pct, w.next_nps) == (1, 0.0, 0.0, None)
+        stored = len(rows)
+    # The artifact's lines (what the run's description shows), the region by its 片区 name.
+    lines = store_loop_scores(
+        engine, as_of=AS_OF, now=utcnow(), timezone=SH, run_id=None, dry_run=True
+    )
+    table = loop_markdown(lines)
+    assert "| company 2026Q4 vs 2026Q3 | 2 | 50.0 | no answers | 50.0 | no answers | 100.0 |" in (
+        table
+    )
+    assert "| region WEST 片区 2026Q4 vs 2026Q3 | 1 | 0.0 |" in table
+    surveys(as_of=AS_OF)  # a re-run replaces the rows
+    assert _count(engine, SurveyLoopScore, SurveyLoopScore.period == "2026Q4") == stored

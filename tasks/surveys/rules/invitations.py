@@ -293,10 +293,22 @@ def reminder_cutoff(now: datetime, rules: SurveyRules) -> datetime:
     return now - timedelta(days=rules.reminder_days)
 
 
-def expires_at(as_of: date, rules: SurveyRules, timezone: ZoneInfo) -> datetime:
-    """An invitation written on ``as_of`` is open through the whole ``expiry_days``-th day
-    after it (local time): it expires at the following local midnight."""
-    last = as_of + timedelta(days=rules.expiry_days)
+def expiry_base(as_of: date, now: datetime, timezone: ZoneInfo) -> date:
+    """The day an invitation's life counts from: the later of the business date and the local
+    day of the run's instant. A missed day re-run later (``as_of`` in the past, ``now`` today)
+    still gives the customer the whole ``expiry_days`` from the day the email goes out - the
+    demo runs its fixed date today, and its links must work too."""
+    return max(as_of, now.astimezone(timezone).date())
+
+
+def expires_at(
+    as_of: date, rules: SurveyRules, timezone: ZoneInfo, now: datetime | None = None
+) -> datetime:
+    """An invitation written on ``as_of`` (at ``now``) is open through the whole
+    ``expiry_days``-th day after the later of the two (local time): it expires at the
+    following local midnight."""
+    base = as_of if now is None else expiry_base(as_of, now, timezone)
+    last = base + timedelta(days=rules.expiry_days)
     return datetime.combine(last + timedelta(days=1), time(0), tzinfo=timezone)
 
 
@@ -316,6 +328,7 @@ __all__ = [
     "choose",
     "csat_due_on",
     "expires_at",
+    "expiry_base",
     "is_expired",
     "reminder_cutoff",
     "reminder_skip",

@@ -22,6 +22,7 @@ from tasks.surveys.rules.invitations import (
     choose,
     csat_due_on,
     expires_at,
+    expiry_base,
     is_expired,
     reminder_cutoff,
     reminder_skip,
@@ -196,6 +197,23 @@ def test_expiry_is_the_end_of_the_last_local_day() -> None:
     assert expiry == datetime(2026, 12, 8, 0, 0, tzinfo=SHANGHAI)
     assert not is_expired(expiry, expiry - timedelta(microseconds=1))
     assert is_expired(expiry, expiry)
+
+
+def test_expiry_counts_from_the_later_of_as_of_and_the_runs_local_day() -> None:
+    # A fixed business date run weeks later (the demo, a missed day re-run): the customer
+    # still gets 14 whole days from the day the email goes out, not links already expired.
+    late = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)  # 8 December in Shanghai
+    assert expiry_base(date(2026, 11, 23), late, SHANGHAI) == date(2026, 12, 8)
+    expiry = expires_at(date(2026, 11, 23), DEFAULT_RULES, SHANGHAI, late)
+    assert expiry == datetime(2026, 12, 23, 0, 0, tzinfo=SHANGHAI)
+    assert not is_expired(expiry, late)
+    # On time (now on as_of, or before it): as_of counts.
+    on_time = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    assert expires_at(date(2026, 11, 23), DEFAULT_RULES, SHANGHAI, on_time) == datetime(
+        2026, 12, 8, 0, 0, tzinfo=SHANGHAI
+    )
+    early = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    assert expiry_base(date(2026, 11, 23), early, SHANGHAI) == date(2026, 11, 23)
 
 
 @pytest.mark.parametrize("survey_opt_out", [False, True])
