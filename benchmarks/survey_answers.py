@@ -346,7 +346,8 @@ def run_answer_benchmark(
     )
     sent = 0
     for phase in (measurement.answers, measurement.paced):
-        if phase.statuses != {200: phase.requests}:
+        # A phase the time bound cut short sent fewer; every answer it sent must have recorded.
+        if set(phase.statuses) - {200}:
             raise SystemExit(f"[{backend}] not every answer was recorded: {phase.statuses}")
         sent += phase.requests
     if recorded != sent:
