@@ -26,13 +26,15 @@ Both must write the same invitations ((campaign, customer) pairs) and as many em
 untimed warm-up of both, ``ratio`` = the best flow time / the best baseline time over the rounds
 (target <= 1.5): on a shared machine the best of each is the least disturbed figure. The last
 line is
-``RESULT flow_s=… baseline_s=… ratio=… invited=… peak_rss_mb=…``.
+Then the answer endpoint (``benchmarks/survey_answers.py: run_answer_benchmark``, the same
+measurement): a real ``crm web`` process on a scratch database of the same backend (a temp
+SQLite file; a throwaway database on the ``--database-url`` server), ``--answers`` invitations
+answered by ``--concurrency`` clients: ``answers_per_s`` closed loop, ``p99_ms`` open loop
+(target < 50 ms). ``--answers 0`` skips it.
 
-TODO (answer endpoint, issue #17, owned by the answer-page work): add ``answers_per_s`` and
-``p99_ms`` to the RESULT line - a bounded local load generator (50 concurrent clients) POSTing
-answers for the invitations this script writes (links from
-``tasks.mail.links.survey_answer_url``) to ``crm web``, SQLite and PostgreSQL. Hook: ``main``
-keeps the engine and the day's invitation ids (``invited_ids``) after the last round.
+The last line is ``RESULT ratio=… answers_per_s=… p99_ms=… peak_rss_mb=… flow_s=…
+baseline_s=… invited=… web_peak_rss_mb=… load_1m=…`` (``peak_rss_mb``: this process, the flow
+side; ``web_peak_rss_mb``: the ``crm web`` server).
 """
 
 from __future__ import annotations
@@ -427,6 +429,13 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--answers", type=int, default=2000, help="answer endpoint: invitations answered (0: skip)"
+    )
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--answer-seconds", type=float, default=120.0, help="answer endpoint: time bound"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-surveys-"))
@@ -473,16 +482,40 @@ def main() -> None:
         )
         for side, elapsed in times.items():
             best[side] = min(best[side], elapsed)
-    # Hook for the answer-endpoint load test (see the TODO in the module docstring).
     invited_ids = written(engine)[0]
     engine.dispose()
+    answers = _answers(args, url, workdir)
+    load = os.getloadavg()
+    say(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     print_result(
+        ratio=best["flow"] / best["baseline"],
+        answers_per_s=answers.answers.per_s if answers else 0.0,
+        p99_ms=answers.paced.p99_ms if answers else 0.0,
+        peak_rss_mb=peak_rss_mb(),
         flow_s=best["flow"],
         baseline_s=best["baseline"],
-        ratio=best["flow"] / best["baseline"],
         invited=len(invited_ids) or invited,
-        peak_rss_mb=peak_rss_mb(),
+        web_peak_rss_mb=answers.server_peak_rss_mb if answers else 0.0,
+        load_1m=load[0],
     )
+
+
+def _answers(args: argparse.Namespace, url: str, workdir: Path) -> Any:
+    """The answer endpoint's measurement on a fresh database of the same backend, or None."""
+    from benchmarks.survey_answers import run_answer_benchmark, scratch_postgres_database
+
+    if args.answers <= 0:
+        return None
+    options = {
+        "answers": args.answers,
+        "concurrency": args.concurrency,
+        "max_seconds": args.answer_seconds,
+        "workdir": workdir,
+    }
+    if url.startswith("sqlite"):
+        return run_answer_benchmark(f"sqlite:///{workdir / 'answers.sqlite3'}", **options)
+    with scratch_postgres_database(url) as scratch:
+        return run_answer_benchmark(scratch, **options)
 
 
 if __name__ == "__main__":

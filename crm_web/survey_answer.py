@@ -42,6 +42,8 @@ from tasks.surveys.rules.answers import (
     MAX_SUGGESTION,
     Answer,
     FieldProblem,
+    Submission,
+    complaint_request,
     link_answerable,
     preselected_score,
     rating_choices,
@@ -51,7 +53,9 @@ from tasks.surveys.rules.answers import (
 )
 
 TOO_MANY_STATUS = 429
-FIELDS = ("score", "product_rating", "service_rating", "suggestion")
+FIELDS = ("score", "product_rating", "service_rating", "suggestion", "as_complaint")
+# The value the "treat this as a complaint" checkbox posts when ticked (absent when not).
+TICKED = "1"
 
 router = APIRouter()
 
@@ -74,6 +78,7 @@ class FormValues:
     product_rating: int | None = None
     service_rating: int | None = None
     suggestion: str = ""
+    as_complaint: bool = False
 
 
 def _too_many(request: Request, web: WebContext, wait: int) -> HTMLResponse:
@@ -115,7 +120,9 @@ def _page(
     )
 
 
-def _thanks(request: Request, web: WebContext, invitation: Invitation) -> HTMLResponse:
+def _thanks(
+    request: Request, web: WebContext, invitation: Invitation, complaint_reference: str | None
+) -> HTMLResponse:
     assert invitation.answer is not None and invitation.responded_at is not None
     return _page(
         request,
@@ -124,6 +131,7 @@ def _thanks(request: Request, web: WebContext, invitation: Invitation) -> HTMLRe
         "survey/thanks.html",
         answer=invitation.answer,
         answered_on=local_date(invitation.responded_at, invitation.timezone),
+        complaint_reference=complaint_reference,
     )
 
 
@@ -151,17 +159,28 @@ def show_survey(token: str, request: Request, web: Web) -> HTMLResponse:
     )
 
 
-def _posted(fields: dict[str, list[str]], invitation: Invitation) -> Answer | list[FieldProblem]:
+def _posted(
+    fields: dict[str, list[str]], invitation: Invitation
+) -> Submission | list[FieldProblem]:
     repeated = [name for name in FIELDS if len(fields.get(name, [])) > 1]
     if repeated:  # no browser sends a field twice: refuse rather than pick one
         return [FieldProblem(name, "invalid", "sent more than once") for name in repeated]
-    return validate_answer(
+    answer = validate_answer(
         invitation.kind,
         score=single_value(fields, "score"),
         product_rating=single_value(fields, "product_rating"),
         service_rating=single_value(fields, "service_rating"),
         suggestion=single_value(fields, "suggestion"),
     )
+    if not isinstance(answer, Answer):
+        return answer
+    ticked = single_value(fields, "as_complaint")
+    if ticked not in (None, TICKED):
+        return [FieldProblem("as_complaint", "invalid", "not the checkbox's value")]
+    request = complaint_request(answer, ticked == TICKED)
+    if isinstance(request, FieldProblem):
+        return [request]
+    return Submission(answer, request)
 
 
 def _echo(fields: dict[str, list[str]], invitation: Invitation) -> FormValues:
@@ -182,6 +201,7 @@ def _echo(fields: dict[str, list[str]], invitation: Invitation) -> FormValues:
         product_rating=number("product_rating", 1, 5),
         service_rating=number("service_rating", 1, 5),
         suggestion=suggestion[: MAX_SUGGESTION * 2].replace("\x00", ""),
+        as_complaint=single_value(fields, "as_complaint") == TICKED,
     )
 
 
@@ -218,7 +238,7 @@ async def post_survey(token: str, request: Request, web: Web) -> HTMLResponse:
         )
     if result.outcome is Outcome.REFUSED or result.invitation is None:
         return _refused(request, web)
-    return _thanks(request, web, result.invitation)
+    return _thanks(request, web, result.invitation, result.complaint_reference)
 
 
 __all__ = ["router"]

@@ -17,8 +17,11 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
-    required: bool  # may the cell be empty? (every column must be present in the header)
+    required: bool  # may the cell be empty? (every column must be present in the header...)
     description: str
+    # ...unless added later as optional: files written before it existed still import, and
+    # a row of such a file reads the column as empty.
+    header_optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,11 @@ def check_header(header: list[str], spec: KindSpec[Any], line: int = 1) -> list[
             )
         ]
     errors: list[FieldError] = []
-    missing = [name for name in expected if name not in names]
+    missing = [
+        column.name
+        for column in spec.columns
+        if column.name not in names and not column.header_optional
+    ]
     if missing:
         errors.append(FieldError(line, "header", f"missing required columns: {', '.join(missing)}"))
     unknown = [_shown(name) for name in names if name not in expected]

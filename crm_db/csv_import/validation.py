@@ -38,6 +38,7 @@ def iter_rows(
     ends the stream (rows cannot be read against it). Blank lines, and rows whose every cell is
     empty (spreadsheets export those), are skipped."""
     header: list[str] | None = None
+    absent: dict[str, str] = {}
     for item in items:
         if isinstance(item, FieldError):
             yield item
@@ -50,13 +51,16 @@ def iter_rows(
                 yield from header_errors
                 return
             header = [name.strip() for name in item.fields]
+            # Optional columns the file leaves out read as empty cells.
+            absent = {name: "" for name in spec.column_names if name not in header}
             continue
         if len(item.fields) != len(header):
             yield FieldError(
                 item.line, "row", f"has {len(item.fields)} fields, the header has {len(header)}"
             )
             continue
-        yield Row(item.line, dict(zip(header, item.fields, strict=True)))
+        cells = dict(zip(header, item.fields, strict=True))
+        yield Row(item.line, {**absent, **cells})
     if header is None:
         yield FieldError(
             1, "file", f"empty file: expected a header line ({', '.join(spec.column_names)})"

@@ -329,6 +329,28 @@ class FromSource:
     reference: str
 
 
+def source_ref(source_kind: str, source_id: int | str) -> str:
+    """How a complaint, or an event on one, names the feedback that raised it."""
+    return f"{ComplaintSource(source_kind).value}:{source_id}"[:60]
+
+
+def complaint_of_source(
+    session: Session, customer_id: int, source_kind: str, source_id: int | str
+) -> Complaint | None:
+    """The complaint that feedback ``<kind>:<id>`` was recorded on (opened it, or a note or a
+    reopen event names it), or None: what ``open_or_reopen_from_source`` did with it."""
+    source = ComplaintSource(source_kind)
+    ref = source_ref(source_kind, source_id)
+    return session.scalar(
+        select(Complaint).where(Complaint.source == source, Complaint.source_ref == ref)
+    ) or session.scalar(
+        select(Complaint)
+        .join(ComplaintEvent, ComplaintEvent.complaint_id == Complaint.id)
+        .where(Complaint.customer_id == customer_id, ComplaintEvent.detail_key == ref)
+        .limit(1)
+    )
+
+
 def open_or_reopen_from_source(
     session: Session,
     customer_id: int,
@@ -350,18 +372,11 @@ def open_or_reopen_from_source(
 
     ``text`` is what the customer wrote: internal, never quoted to customers."""
     source = ComplaintSource(source_kind)
-    ref = f"{source.value}:{source_id}"[:60]
+    ref = source_ref(source_kind, source_id)
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise LookupError(f"no customer with id {customer_id}")
-    known = session.scalar(
-        select(Complaint).where(Complaint.source == source, Complaint.source_ref == ref)
-    ) or session.scalar(
-        select(Complaint)
-        .join(ComplaintEvent, ComplaintEvent.complaint_id == Complaint.id)
-        .where(Complaint.customer_id == customer_id, ComplaintEvent.detail_key == ref)
-        .limit(1)
-    )
+    known = complaint_of_source(session, customer_id, source_kind, source_id)
     if known is not None:
         return FromSource(SourceEffect.EXISTING, known.id, known.external_id)
     note = f"{ref}: {text}"[:2000] if text else ref
@@ -418,9 +433,11 @@ __all__ = [
     "FromSource",
     "IntakeNotices",
     "SourceEffect",
+    "complaint_of_source",
     "new_reference",
     "open_or_reopen_from_source",
     "open_with_reference",
     "queue_intake_notices",
     "recompute",
+    "source_ref",
 ]

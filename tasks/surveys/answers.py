@@ -8,6 +8,11 @@ Single use: the invitation's row is locked (PostgreSQL ``FOR UPDATE``; the write
 SQLite) before its state is read, so of concurrent posts one records and the others then see it
 recorded: a repeat of the same answer is ``REPEATED`` (shown the same thanks), anything else is
 ``REFUSED`` (shown the invalid-link page).
+
+A suggestion the customer asked to be treated as a complaint (``Submission.as_complaint``)
+becomes complaint work in the answer's own transaction, through
+``tasks.complaints.intake.open_or_reopen_from_source`` (source ``survey:<response id>``): a new
+complaint, a reopen or a note, once per response.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from crm_db.enums import InvitationStatus, ResponseSource, SurveyKind
 from crm_db.models import Customer, SurveyCampaign, SurveyInvitation, SurveyResponse
 from crm_db.session import session_scope
 from tasks.common.write_lock import lock_rows
+from tasks.complaints.intake import complaint_of_source, open_or_reopen_from_source
 from tasks.surveys.rules.answers import (
     Answer,
     FieldProblem,
+    Submission,
     import_problem,
     link_answerable,
     same_answer,
@@ -57,6 +64,7 @@ class Invitation:
     answer: Answer | None
     responded_at: datetime | None
     source: ResponseSource | None
+    response_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class Recording:
     outcome: Outcome
     invitation: Invitation | None  # as it is after the call (None: no such invitation)
     problem: FieldProblem | None = None  # why an import row was refused
+    # The complaint the answer's suggestion was recorded on (the customer asked for it).
+    complaint_reference: str | None = None
 
 
 def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
@@ -109,6 +119,7 @@ def load_invitation(session: Session, invitation_id: int) -> Invitation | None:
         answer=Answer(row[10], row[11], row[12], row[13]) if answered else None,
         responded_at=row[14] if answered else None,
         source=row[15] if answered else None,
+        response_id=row[9],
     )
 
 
@@ -127,8 +138,10 @@ def record_answer(
     source: ResponseSource,
     responded_at: datetime | None = None,
     recorded_by_id: int | None = None,
+    as_complaint: bool = False,
 ) -> Recording:
     """Record ``answer`` for the invitation in ``session``'s transaction (the caller commits).
+    ``as_complaint``: its suggestion becomes complaint work too, at the answer's time.
 
     ``web``: only while the link answers (sent or reminded, not expired at ``now``), answered
     at ``now``. Phone, paper and import: at ``responded_at`` (required: the customer's moment,
@@ -145,6 +158,7 @@ def record_answer(
         source=source,
         responded_at=responded_at,
         recorded_by_id=recorded_by_id,
+        as_complaint=as_complaint,
     )
 
 
@@ -167,12 +181,15 @@ def _record_loaded(
     source: ResponseSource,
     responded_at: datetime | None,
     recorded_by_id: int | None,
+    as_complaint: bool,
 ) -> Recording:
     """``record_answer`` once the invitation is locked and read."""
     invitation_id = invitation.invitation_id
     if invitation.answer is not None:
         if same_answer(invitation.answer, answer):
-            return Recording(Outcome.REPEATED, invitation)
+            return Recording(
+                Outcome.REPEATED, invitation, complaint_reference=_complaint_of(session, invitation)
+            )
         return Recording(
             Outcome.REFUSED,
             invitation,
@@ -195,19 +212,18 @@ def _record_loaded(
         if problem is not None:
             return Recording(Outcome.REFUSED, invitation, problem)
         at = responded_at
-    session.add(
-        SurveyResponse(
-            invitation_id=invitation_id,
-            score=answer.score,
-            product_rating=answer.product_rating,
-            service_rating=answer.service_rating,
-            comment=answer.suggestion,
-            source=source,
-            recorded_by_id=recorded_by_id,
-            responded_at=at,
-            recorded_at=now,
-        )
+    response = SurveyResponse(
+        invitation_id=invitation_id,
+        score=answer.score,
+        product_rating=answer.product_rating,
+        service_rating=answer.service_rating,
+        comment=answer.suggestion,
+        source=source,
+        recorded_by_id=recorded_by_id,
+        responded_at=at,
+        recorded_at=now,
     )
+    session.add(response)
     session.execute(
         update(SurveyInvitation)
         .where(SurveyInvitation.id == invitation_id)
@@ -221,15 +237,37 @@ def _record_loaded(
         answer=answer,
         responded_at=at,
         source=source,
+        response_id=response.id,
     )
-    return Recording(Outcome.RECORDED, after)
+    reference = None
+    if as_complaint and answer.suggestion is not None:
+        # The customer's own words, kept internal (the complaint's description or a note).
+        reference = open_or_reopen_from_source(
+            session, invitation.customer_id, "survey", response.id, answer.suggestion, at
+        ).reference
+    return Recording(Outcome.RECORDED, after, complaint_reference=reference)
+
+
+def _complaint_of(session: Session, invitation: Invitation) -> str | None:
+    """The reference of the complaint an earlier recording of this answer raised, if any: a
+    repeat shows the same thanks, reference included."""
+    if invitation.response_id is None or invitation.answer is None:
+        return None
+    if invitation.answer.suggestion is None:
+        return None
+    complaint = complaint_of_source(
+        session, invitation.customer_id, "survey", invitation.response_id
+    )
+    return None if complaint is None else complaint.external_id
 
 
 def record_link_answer(
     engine: Engine, invitation_id: int, answer: Answer, *, now: datetime
 ) -> Recording:
     """``record_answer`` in its own transaction, source ``web``."""
-    recorded = record_link_form(engine, invitation_id, lambda _invitation: answer, now=now)
+    recorded = record_link_form(
+        engine, invitation_id, lambda _invitation: Submission(answer), now=now
+    )
     assert isinstance(recorded, Recording)  # the answer is given, so never a form problem
     return recorded
 
@@ -245,7 +283,7 @@ class FormRejected:
 def record_link_form(
     engine: Engine,
     invitation_id: int,
-    parse: Callable[[Invitation], Answer | list[FieldProblem]],
+    parse: Callable[[Invitation], Submission | list[FieldProblem]],
     *,
     now: datetime,
 ) -> Recording | FormRejected:
@@ -258,17 +296,18 @@ def record_link_form(
                 invitation = _lock_and_load(session, invitation_id)
                 if invitation is None:
                     return Recording(Outcome.REFUSED, None)
-                answer = parse(invitation)
-                if not isinstance(answer, Answer):
-                    return FormRejected(invitation, answer)
+                submission = parse(invitation)
+                if not isinstance(submission, Submission):
+                    return FormRejected(invitation, submission)
                 return _record_loaded(
                     session,
                     invitation,
-                    answer,
+                    submission.answer,
                     now=now,
                     source=ResponseSource.WEB,
                     responded_at=None,
                     recorded_by_id=None,
+                    as_complaint=submission.as_complaint,
                 )
         except IntegrityError:
             # Two first answers at once got past the lock (it cannot on either backend, but

@@ -121,6 +121,7 @@ def _write(
         source=record.source,
         responded_at=record.responded_at,
         recorded_by_id=record.recorded_by_id,
+        as_complaint=record.as_complaint,
     )
     if result.outcome is Outcome.REFUSED:
         problem = result.problem

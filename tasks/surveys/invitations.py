@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
-from crm_db.bulk import driver_date, driver_timestamp, id_list, insert_rows
+from crm_db.bulk import driver_date, driver_timestamp, id_list, insert_rows, insert_rows_returning
 from crm_db.enums import AbcClass, InvitationStatus, SurveyKind, SurveyTrigger
 from crm_db.types import UTCDateTime, raw_utc_datetime
 from tasks.common.contact_policy import fact_columns, facts_from_values
@@ -254,23 +254,28 @@ def _rows(
     ``_REACHABLE``) and without a post-complaint survey due (``keep``) is only counted there,
     by the contact policy's reason: held back every day of its wave, it is most of the rows."""
     rows: dict[int, _Row] = {}
+    # The unreachable by what decides their reason; the rule runs once per distinct key.
+    unreachable: Counter[tuple[str | None, bool, bool]] = Counter()
     # fetchall: one driver call, not one per row (iterating a result fetches row by row).
     for cid, klass, locale, *facts, csat_pending in result.tuples().all():
-        abc = _CLASSES.get(klass) if klass else None
         name, email, undeliverable, _, _, survey_out, unsubscribed = facts[:7]
         if tally is not None and cid not in keep:
-            reason = unreachable_reason(
-                opted_out=bool(survey_out or unsubscribed),
-                has_address=bool(email) and not undeliverable,
-            )
-            if reason is not None:
-                key = group(SurveyKind.NPS, abc)
-                tally[key, "due"] += 1
-                tally[key, f"skipped:{reason}"] += 1
+            opted_out = bool(survey_out or unsubscribed)
+            has_address = bool(email) and not undeliverable
+            if opted_out or not has_address:
+                unreachable[klass, opted_out, has_address] += 1
                 continue
+        abc = _CLASSES.get(klass) if klass else None
         rows[cid] = _Row(
             cid, abc, name, email, locale, facts_from_values(cid, *facts), bool(csat_pending)
         )
+    if tally is not None:
+        for (klass, opted_out, has_address), n in unreachable.items():
+            reason = unreachable_reason(opted_out=opted_out, has_address=has_address)
+            assert reason is not None  # only the unreachable were counted
+            key = group(SurveyKind.NPS, _CLASSES.get(klass) if klass else None)
+            tally[key, "due"] += n
+            tally[key, f"skipped:{reason}"] += n
     return rows
 
 
@@ -383,12 +388,6 @@ _INVITATION_COLUMNS = (
     "expires_at",
     "run_id",
 )
-# By the customers just written (their index), not by the range: a range holds every earlier
-# invitation of its customers too.
-_CREATED = text(
-    "SELECT id, customer_id, complaint_id FROM survey_invitations "
-    "WHERE customer_id IN :ids AND created_at = :now"
-).bindparams(bindparam("now", type_=UTCDateTime()), id_list("ids"))
 
 
 def _insert_invitations(
@@ -420,15 +419,20 @@ def _insert_invitations(
                 run_id,
             )
         )
-    insert_rows(conn, "survey_invitations", _INVITATION_COLUMNS, rows, "ON CONFLICT DO NOTHING")
+    # RETURNING: the rows this statement inserted, not those a conflict skipped.
+    inserted = insert_rows_returning(
+        conn,
+        "survey_invitations",
+        _INVITATION_COLUMNS,
+        rows,
+        "ON CONFLICT DO NOTHING",
+        ("id", "customer_id", "complaint_id"),
+    )
     by_key = {(o.candidate.customer_id, o.candidate.complaint_id): o.candidate for o in invites}
-    created: dict[int, Candidate] = {}
-    ids = sorted({o.candidate.customer_id for o in invites})
-    for row in conn.execute(_CREATED, {"ids": ids, "now": ctx.now}):
-        candidate = by_key.get((row.customer_id, row.complaint_id))
-        if candidate is not None:
-            created[row.id] = candidate
-    return created
+    return {
+        invitation_id: by_key[customer_id, complaint_id]
+        for invitation_id, customer_id, complaint_id in inserted
+    }
 
 
 def _messages(

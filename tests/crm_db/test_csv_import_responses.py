@@ -215,3 +215,61 @@ def test_cli_imports_responses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_columns_are_documented() -> None:
     spec: Any = KINDS["responses"]
     assert [c.name for c in spec.columns if c.required] == ["score", "responded_at"]
+
+
+def test_as_complaint_opens_a_complaint_at_the_answers_time(engine: Engine, tmp_path: Path) -> None:
+    from crm_db.defaults import ensure_default_policies
+    from crm_db.enums import ComplaintSource
+    from crm_db.models import Complaint
+
+    with session_scope(engine) as session:
+        ensure_default_policies(session, now=NOW)
+    marked = make_invitation(engine, now=NOW)
+    plain = make_invitation(engine, now=NOW)
+    # A file written before the column existed still imports (and raises no complaint).
+    old_header = [name for name in HEADER if name != "as_complaint"]
+    old = write_csv(
+        tmp_path / "old.csv", old_header, [row(invitation=str(plain.invitation_id), score="2")]
+    )
+    assert run_import(engine, old)[1] == []
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        HEADER,
+        [
+            row(invitation=str(marked.invitation_id), score="1", as_complaint="yes"),
+            row(invitation="9", as_complaint="maybe", suggestion="x"),
+        ],
+    )
+    result, errors = run_import(engine, bad)
+    assert errors == [
+        f"{bad.name}:2: as_complaint: treating as a complaint needs a suggestion",
+        f"{bad.name}:3: as_complaint: not a boolean (use true/false, 1/0 or yes/no)",
+    ]
+    good = write_csv(
+        tmp_path / "good.csv",
+        HEADER,
+        [
+            row(
+                invitation=str(marked.invitation_id),
+                score="1",
+                suggestion="电话里说发票开错了",
+                as_complaint="yes",
+                source="phone",
+            )
+        ],
+    )
+    for _ in range(2):  # the re-import records nothing and opens nothing twice
+        assert run_import(engine, good)[1] == []
+    with session_scope(engine) as session:
+        [complaint] = session.scalars(select(Complaint)).all()
+        response_id = session.execute(
+            select(SurveyResponse.id).where(SurveyResponse.invitation_id == marked.invitation_id)
+        ).scalar_one()
+        assert (complaint.source, complaint.source_ref) == (
+            ComplaintSource.SURVEY,
+            f"survey:{response_id}",
+        )
+        assert complaint.customer_id == marked.customer_id
+        assert complaint.description == "电话里说发票开错了"
+        # Received when the customer said it, not when it was typed in.
+        assert complaint.received_at == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

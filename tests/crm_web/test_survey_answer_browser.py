@@ -79,3 +79,56 @@ def test_one_click_answer_on_a_phone_without_javascript(
         assert (stored.score, stored.product_rating, stored.service_rating) == (9, 4, None)
         assert stored.comment == suggestion
     check_screenshots(tmp_path, ("form.png", "thanks.png"), keep_as="survey-answer")
+
+
+def test_a_detractor_ticks_treat_as_complaint_and_gets_a_reference(
+    sqlite_engine: Engine, browser: Browser, tmp_path: Path
+) -> None:
+    from crm_db.defaults import ensure_default_policies
+    from crm_db.enums import ComplaintSource
+    from crm_db.models import Complaint
+
+    with session_scope(sqlite_engine) as session:
+        ensure_default_policies(session, now=NOW)
+    row = make_invitation(sqlite_engine, now=NOW)
+    app = create_app(sqlite_engine, web_settings(), clock=Clock(NOW))
+    context = browser.new_context(
+        locale="zh-CN", viewport={"width": 390, "height": 844}, java_script_enabled=False
+    )
+    try:
+        with live_server(app) as base_url:
+            page = context.new_page()
+            link = survey_answer_url(
+                row.invitation_id, key=KEY, base_url=base_url, expires_at=row.expires_at, score=2
+            )
+            page.goto(link)
+            box = page.get_by_label("把这条意见作为投诉处理")
+            assert not box.is_checked()  # opt-in: never ticked for the customer
+            # Ticked without a comment: asked to write one, nothing recorded.
+            box.check()
+            page.get_by_role("button", name="提交评价").click()
+            page.get_by_role("alert").wait_for()
+            assert "请先在上面写下您的意见" in page.inner_text("main")
+            assert page.get_by_label("把这条意见作为投诉处理").is_checked()
+            assert responses(sqlite_engine) == 0
+            page.get_by_label("您对我们产品的体验和改进建议（选填）").fill("洗车机刮花了<车漆>")
+            page.screenshot(path=tmp_path / "complaint-form.png", full_page=True)
+            page.get_by_role("button", name="提交评价").click()
+            page.get_by_role("heading", name="感谢您的评价").wait_for()
+            text = page.inner_text("main")
+            page.screenshot(path=tmp_path / "complaint-thanks.png", full_page=True)
+    finally:
+        context.close()
+
+    with session_scope(sqlite_engine) as session:
+        complaint = session.scalars(select(Complaint)).one()
+        response = session.scalars(select(SurveyResponse)).one()
+        assert (complaint.source, complaint.source_ref) == (
+            ComplaintSource.SURVEY,
+            f"survey:{response.id}",
+        )
+        assert (response.score, complaint.description) == (2, "洗车机刮花了<车漆>")
+        assert f"您的意见已作为投诉受理，受理编号 {complaint.external_id}。" in text
+    check_screenshots(
+        tmp_path, ("complaint-form.png", "complaint-thanks.png"), keep_as="survey-answer"
+    )

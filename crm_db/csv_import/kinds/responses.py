@@ -21,7 +21,13 @@ from crm_db.csv_import.errors import CellError, FieldError
 from crm_db.csv_import.lookups import LookupName, Lookups
 from crm_db.csv_import.spec import Column, KindSpec, RowChecker
 from crm_db.enums import ResponseSource, SurveyKind
-from tasks.surveys.rules.answers import MAX_SUGGESTION, Answer, validate_answer
+from tasks.surveys.rules.answers import (
+    MAX_SUGGESTION,
+    Answer,
+    FieldProblem,
+    complaint_request,
+    validate_answer,
+)
 
 # As for contacts: the source system's clock may run a little ahead of ours.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -54,6 +60,14 @@ COLUMNS = (
     ),
     Column("source", False, "phone, paper or import (empty: import)"),
     Column("recorded_by", False, "external id of the staff member who took the answer"),
+    Column(
+        "as_complaint",
+        False,
+        "yes/true/1 when the customer asked that the suggestion be treated as a complaint "
+        "(opens or reopens one, linked to the answer; needs a suggestion); empty or no: not. "
+        "The column may be left out",
+        header_optional=True,
+    ),
 )
 
 
@@ -71,6 +85,7 @@ class ResponseRecord:
     responded_at: datetime
     source: ResponseSource
     recorded_by_id: int | None
+    as_complaint: bool = False
 
 
 def _invitation(value: str) -> int | None:
@@ -140,6 +155,11 @@ def validate_response(
     if not isinstance(answer, Answer):
         for problem in answer:
             check.fail(problem.field, problem.message)
+    as_complaint = check.take("as_complaint", fields.boolean)
+    if isinstance(answer, Answer) and as_complaint:
+        request = complaint_request(answer, as_complaint)
+        if isinstance(request, FieldProblem):
+            check.fail(request.field, request.message)
     record = ResponseRecord(
         line=line,
         invitation_id=invitation_id,
@@ -152,6 +172,7 @@ def validate_response(
         responded_at=check.take("responded_at", lambda v: _responded_at(v, lookups, now)),
         source=check.take("source", _source),
         recorded_by_id=check.take("recorded_by", lambda v: _staff(v, lookups)),
+        as_complaint=bool(as_complaint),
     )
     return check.errors or record
 

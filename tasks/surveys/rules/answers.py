@@ -126,6 +126,30 @@ def validate_answer(
     return Answer(value, ratings["product_rating"], ratings["service_rating"], text)
 
 
+@dataclass(frozen=True)
+class Submission:
+    """An answer as it was sent: the answer, and whether the customer asked that their
+    suggestion be treated as a complaint (the page's checkbox, the import's ``as_complaint``).
+    The request is not part of the answer: a repeat of the answer is the same answer whatever
+    the box said, and nothing about it is stored beside the answer (the complaint links back)."""
+
+    answer: Answer
+    as_complaint: bool = False
+
+
+def complaint_request(answer: Answer, ticked: bool) -> bool | FieldProblem:
+    """Whether to treat ``answer``'s suggestion as a complaint: only when asked, and then
+    only with something to record (a ticked box without a suggestion is an error, not a silent
+    no-op: the customer meant to complain about something)."""
+    if not ticked:
+        return False
+    if answer.suggestion is None:
+        return FieldProblem(
+            "as_complaint", "no_suggestion", "treating as a complaint needs a suggestion"
+        )
+    return True
+
+
 def link_answerable(status: InvitationStatus, expires_at: datetime, now: datetime) -> bool:
     """Whether the invitation's link takes an answer at ``now``: sent or reminded, and not
     expired (the flow's expiry may lag; the time decides)."""
