@@ -98,7 +98,7 @@ def with_customer_text(kind: str, value: str) -> dict[str, Any]:
     for item in ctx.get("regions", []):  # the weekly forms' roll-up: what managers typed
         item["region_name"] = value
         for key in ("obstacles", "next_week_plan"):
-            if item[key] is not None:
+            if item.get(key) is not None:
                 item[key] = value
     return ctx
 
