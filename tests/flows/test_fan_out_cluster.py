@@ -17,15 +17,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+from prefect.workers.process import ProcessWorker
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
@@ -70,7 +75,27 @@ class Cluster:
     storage: Path
     crm_url: str
     engine: Engine
+    baseline_url: str
+    baseline: Engine
     logs: Path
+
+    @contextmanager
+    def client(self) -> Iterator[SyncPrefectClient]:
+        """The test process talking to this cluster's server (and reading its result storage)."""
+        with (
+            temporary_settings(
+                updates={PREFECT_API_URL: self.api_url, PREFECT_LOCAL_STORAGE_PATH: self.storage}
+            ),
+            get_client(sync_client=True) as client,
+        ):
+            try:
+                yield client
+            finally:
+                # Send this process's buffered run logs and events while the server is up
+                # (at exit they would retry against a stopped server for tens of seconds).
+                with suppress(RuntimeError):  # a worker that never started has nothing to send
+                    APILogWorker.instance().drain()
+                EventsWorker.drain_all()
 
     def tail(self) -> str:
         """The end of every process's log, for a failed assertion's message."""
@@ -88,11 +113,15 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every process group started here at once, then wait (SIGKILL after 15 s)."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
         os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in running:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
@@ -119,18 +148,23 @@ def _prefect(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _crm_database(url: str) -> Engine:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    _seed(engine)
+    return engine
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("cluster")
     logs, storage = tmp / "logs", tmp / "storage"
     logs.mkdir()
     with (
-        _new_postgres_database("crm_fan") as crm_url,
         _new_postgres_database("prefect_fan") as prefect_url,
+        _new_postgres_database("crm_fan") as crm_url,
+        _new_postgres_database("crm_fan_base") as baseline_url,
     ):
-        engine = make_engine(crm_url)
-        migrate.upgrade(engine)
-        _seed(engine)
         port = free_port()
         api_url = f"http://127.0.0.1:{port}/api"
         base = {
@@ -165,7 +199,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             CRM_FLOWS_DIR=str(ROOT),
             PREFECT_WORKER_QUERY_SECONDS="1",
         )
-        processes = []
+        processes: list[subprocess.Popen[bytes]] = []
+        engines: list[Engine] = []
         try:
             server_log = logs / "server.log"
             server = _start(
@@ -174,9 +209,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 server_log,
             )
             processes.append(server)
+            # The CRM databases are built while the server migrates its own (tens of seconds).
+            engines += [_crm_database(crm_url), _crm_database(baseline_url)]
             _wait_healthy(api_url, server, server_log)
-            _prefect(client_env, "work-pool", "create", "crm", "--type", "process")
-            _prefect(client_env, "--no-prompt", "deploy", "--name", "revisits-range")
+            cluster = Cluster(api_url, storage, crm_url, engines[0], baseline_url, engines[1], logs)
+            with cluster.client() as client:  # in-process: a CLI call would cost a process start
+                client.create_work_pool(
+                    WorkPoolCreate(
+                        name="crm",
+                        type="process",
+                        base_job_template=ProcessWorker.get_default_base_job_template(),
+                    )
+                )
             for name in WORKERS:
                 processes.append(
                     _start(
@@ -196,54 +240,48 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                         logs / f"{name}.log",
                     )
                 )
-            yield Cluster(api_url, storage, crm_url, engine, logs)
+            # The workers start while prefect.yaml is deployed: both take seconds of imports.
+            _prefect(client_env, "--no-prompt", "deploy", "--name", "revisits-range")
+            yield cluster
         finally:
-            for process in reversed(processes):
-                _stop(process)
-            engine.dispose()
+            _stop(processes)
+            dispose_shared_engines()
+            for engine in engines:
+                engine.dispose()
 
 
 @pytest.fixture
-def baseline(monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> Iterator[Engine]:
-    """A second database seeded alike, for the in-process run the fan-out must match."""
-    with _new_postgres_database("crm_fan_base") as url:
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        _seed(engine)
-        monkeypatch.setenv("CRM_DATABASE_URL", url)
-        monkeypatch.setenv("CRM_SECRET_KEY", SECRET)
-        reset_settings_cache()
-        try:
-            yield engine
-        finally:
-            dispose_shared_engines()
-            engine.dispose()
+def on_baseline(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's flows write to the baseline database first (the test switches later)."""
+    monkeypatch.setenv("CRM_DATABASE_URL", cluster.baseline_url)
+    monkeypatch.setenv("CRM_SECRET_KEY", SECRET)
+    reset_settings_cache()
+    yield
+    dispose_shared_engines()
+    reset_settings_cache()
 
 
 def test_fan_out_children_run_on_both_workers_and_sum_to_the_in_process_counts(
-    cluster: Cluster, baseline: Engine, monkeypatch: pytest.MonkeyPatch
+    cluster: Cluster, on_baseline: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expected = revisits(as_of=AS_OF)["counts"]
-    assert expected["created"] == _count(baseline, Revisit) == 60
-    dispose_shared_engines()
+    baseline = cluster.baseline
+    with cluster.client() as client:
+        # In this process (fan_out=0), on the baseline database.
+        expected = revisits(as_of=AS_OF)["counts"]
+        assert expected["created"] == _count(baseline, Revisit) == 60
+        dispose_shared_engines()
 
-    monkeypatch.setenv("CRM_DATABASE_URL", cluster.crm_url)
-    reset_settings_cache()
-    started = time.monotonic()
-    with temporary_settings(
-        updates={PREFECT_API_URL: cluster.api_url, PREFECT_LOCAL_STORAGE_PATH: cluster.storage}
-    ):
+        monkeypatch.setenv("CRM_DATABASE_URL", cluster.crm_url)
+        reset_settings_cache()
+        started = time.monotonic()
         try:
             fanned = revisits(as_of=AS_OF, fan_out=2, fan_out_timeout_s=150)
         except Exception as exc:
             raise AssertionError(f"fan-out run failed: {exc}\n{cluster.tail()}") from exc
-        with get_client(sync_client=True) as client:
-            children = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(
-                    name=DeploymentFilterName(any_=["revisits-range"])
-                )
-            )
-    elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started
+        children = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["revisits-range"]))
+        )
 
     assert fanned["counts"] == expected, cluster.tail()
     assert _count(cluster.engine, Revisit) == _count(baseline, Revisit)
