@@ -86,11 +86,13 @@ class PrefectCluster:
             )
 
     def stop(self) -> None:
-        """SIGTERM to every process group started here at once, then wait (SIGKILL after 15 s)."""
+        """SIGTERM to every process group started here at once, then wait; SIGKILL after 5 s
+        (a worker or the server may take longer to stop gracefully, and nothing of theirs is
+        kept: the databases are dropped next)."""
         running = [p for p in self.processes if p.poll() is None]
         for process in running:
             os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 5
         for process in running:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
