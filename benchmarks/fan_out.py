@@ -29,9 +29,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +37,7 @@ if TYPE_CHECKING:  # imported at run time after the Prefect environment is set (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_result, say  # noqa: E402
+from benchmarks._common import print_result, say, scratch_postgres_database  # noqa: E402
 from benchmarks.revisits import (  # noqa: E402
     AS_OF,
     COMPARED_COUNTS,
@@ -48,25 +45,6 @@ from benchmarks.revisits import (  # noqa: E402
     reset_flow_outputs,
     settle,
 )
-
-
-@contextmanager
-def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new PostgreSQL database on the server, dropped at the end."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
@@ -86,8 +64,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-fan-out-"))
     secret = "benchmark-only-secret-key-0123456789abcdef"
     with (
-        scratch_database(args.postgres_url, "crm_bench_fan") as crm_url,
-        scratch_database(args.postgres_url, "prefect_bench_fan") as prefect_url,
+        scratch_postgres_database(args.postgres_url, "crm_bench_fan") as crm_url,
+        scratch_postgres_database(args.postgres_url, "prefect_bench_fan") as prefect_url,
     ):
         os.environ.update(CRM_VAR_DIR=str(workdir), CRM_DATABASE_URL=crm_url, CRM_SECRET_KEY=secret)
         from crm_core.prefect_env import configure_prefect_env

@@ -19,16 +19,15 @@ from datetime import date
 
 import pytest
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from crm_core.settings import reset_settings_cache
 from crm_db import migrate
-from crm_db.enums import AbcClass
 from crm_db.models import OutboxMessage, Revisit
-from crm_db.session import dispose_shared_engines, make_engine, session_scope
+from crm_db.session import dispose_shared_engines, make_engine
 from flows.revisits import revisits
 from tests.conftest import _new_postgres_database
-from tests.factories import make_customer, make_org
+from tests.factories import count_rows, seed_due_customers
 from tests.support.prefect_cluster import PrefectCluster, prefect_cluster
 from tests.support.smtp_servers import free_port
 
@@ -36,23 +35,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.cluster]
 
 AS_OF = date(2026, 11, 23)
 WORKERS = ("fan-worker-1", "fan-worker-2")
-PINNED = {"abc_pinned": True, "abc_pinned_reason": "test: keep the class"}
 SECRET = "test-secret-key-0123456789abcdef0123"
-
-
-def _seed(engine: Engine) -> None:
-    """Two regions, 60 customers of every class, none contacted yet: all fall due."""
-    with session_scope(engine) as session:
-        for code in ("EAST", "WEST"):
-            org = make_org(session, code)
-            for i in range(30):
-                klass = (AbcClass.A, AbcClass.B, AbcClass.C)[i % 3]
-                make_customer(session, org, abc_class=klass, **PINNED)
-
-
-def _count(engine: Engine, model: type) -> int:
-    with session_scope(engine) as session:
-        return session.scalar(select(func.count()).select_from(model)) or 0
 
 
 @dataclass
@@ -77,7 +60,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             for url in (crm_url, baseline_url):
                 engine = make_engine(url)
                 migrate.upgrade(engine)
-                _seed(engine)
+                seed_due_customers(engine)
                 engines.append(engine)
 
         crm_env = {
@@ -123,7 +106,7 @@ def test_fan_out_children_run_on_both_workers_and_sum_to_the_in_process_counts(
     with cluster.prefect.client() as client:
         # In this process (fan_out=0), on the baseline database.
         expected = revisits(as_of=AS_OF)["counts"]
-        assert expected["created"] == _count(baseline, Revisit) == 60
+        assert expected["created"] == count_rows(baseline, Revisit) == 60
         dispose_shared_engines()
 
         monkeypatch.setenv("CRM_DATABASE_URL", cluster.crm_url)
@@ -139,8 +122,8 @@ def test_fan_out_children_run_on_both_workers_and_sum_to_the_in_process_counts(
         )
 
     assert fanned["counts"] == expected, cluster.prefect.tail()
-    assert _count(cluster.engine, Revisit) == _count(baseline, Revisit)
-    assert _count(cluster.engine, OutboxMessage) == _count(baseline, OutboxMessage)
+    assert count_rows(cluster.engine, Revisit) == count_rows(baseline, Revisit)
+    assert count_rows(cluster.engine, OutboxMessage) == count_rows(baseline, OutboxMessage)
     assert sorted(run.name for run in children) == [
         f"revisits-range {AS_OF.isoformat()} 1/2 (run {fanned['ledger_run_id']})",
         f"revisits-range {AS_OF.isoformat()} 2/2 (run {fanned['ledger_run_id']})",

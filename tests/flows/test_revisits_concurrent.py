@@ -14,17 +14,15 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from crm_core.settings import reset_settings_cache
-from crm_db.enums import AbcClass
 from crm_db.models import ContactHistory, Customer, OutboxMessage, Revisit
 from crm_db.session import dispose_shared_engines, session_scope
 from flows.revisits import revisits
 from flows.revisits_range import revisits_range
-from tests.factories import make_customer, make_org
+from tests.factories import count_rows, seed_due_customers
 
 pytestmark = pytest.mark.postgres
 
 AS_OF = date(2026, 11, 23)
-PINNED = {"abc_pinned": True, "abc_pinned_reason": "test: keep the class"}
 
 
 @pytest.fixture
@@ -34,19 +32,9 @@ def crm_pg(
     monkeypatch.setenv("CRM_DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key-0123456789abcdef0123")
     reset_settings_cache()
-    with session_scope(pg_engine) as session:
-        for code in ("EAST", "WEST"):
-            org = make_org(session, code)
-            for i in range(30):
-                klass = (AbcClass.A, AbcClass.B, AbcClass.C)[i % 3]
-                make_customer(session, org, abc_class=klass, **PINNED)
+    seed_due_customers(pg_engine)
     yield pg_engine
     dispose_shared_engines()
-
-
-def _count(engine: Engine, model: type) -> int:
-    with session_scope(engine) as session:
-        return session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def _twice_at_once(run: Callable[[], Any]) -> list[Any]:
@@ -59,13 +47,13 @@ def test_two_runs_at_once_create_everything_once(crm_pg: Engine) -> None:
     first, second = _twice_at_once(lambda: revisits(as_of=AS_OF))
 
     created = first["counts"].get("created", 0) + second["counts"].get("created", 0)
-    assert created == _count(crm_pg, Revisit) == 60
+    assert created == count_rows(crm_pg, Revisit) == 60
     emails = sum(
         run["counts"].get(key, 0)
         for run in (first, second)
         for key in ("care_emails", "digests", "escalation_emails")
     )
-    assert emails == _count(crm_pg, OutboxMessage) > 0
+    assert emails == count_rows(crm_pg, OutboxMessage) > 0
     with session_scope(crm_pg) as session:
         per_customer = session.execute(
             select(Revisit.customer_id, func.count()).group_by(Revisit.customer_id)
@@ -89,6 +77,6 @@ def test_two_children_planning_one_span_at_once_create_it_once(crm_pg: Engine) -
     )
 
     created = sum(c.get("created", 0) for result in results for c in result.values())
-    assert created == _count(crm_pg, Revisit) == 60
+    assert created == count_rows(crm_pg, Revisit) == 60
     care = sum(c.get("care_emails", 0) for result in results for c in result.values())
-    assert care == _count(crm_pg, OutboxMessage) > 0
+    assert care == count_rows(crm_pg, OutboxMessage) > 0
