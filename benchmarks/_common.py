@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import resource
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def say(line: str = "") -> None:
@@ -41,3 +44,22 @@ def result_line(**fields: object) -> str:
 def print_result(**fields: object) -> None:
     """Print the RESULT line (call it last)."""
     say(result_line(**fields))
+
+
+@contextmanager
+def scratch_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``server_url``; dropped at the end."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

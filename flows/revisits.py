@@ -22,6 +22,7 @@ from tasks.common.artifacts import artifact_key, publish_summary
 from tasks.common.flow_run import flow_run
 from tasks.common.run_context import RunCounts
 from tasks.revisits.capacity import CapacityResult, capacity_rows
+from tasks.revisits.fan_out import launch_spans, span_counts
 from tasks.revisits.planning import PlanningContext
 from tasks.revisits.prefect_tasks import (
     assignee_batches,
@@ -57,6 +58,12 @@ def revisits(
     range_size: Annotated[
         int, Field(ge=1_000, le=1_000_000, description="customer ids per planning task")
     ] = 250_000,
+    fan_out: Annotated[
+        int, Field(ge=0, le=64, description="child flow runs planning the id span; 0: in-process")
+    ] = 0,
+    fan_out_timeout_s: Annotated[
+        int, Field(ge=10, le=86_400, description="how long to wait for the child runs")
+    ] = 3000,
 ) -> FlowSummary:
     """Daily revisit planning.
 
@@ -65,9 +72,12 @@ def revisits(
         dry_run: compute and report what would happen; write and queue nothing.
         range_size: customers per planning task (tasks grow with customers / range_size; the
             first ranges are shorter, staggered so parallel ranges write out of phase).
+        fan_out: plan the customer id span in this many child flow runs of the
+            ``revisits-range`` deployment, run by the pool's workers (0: in this process).
+        fan_out_timeout_s: how long to wait for the child runs before failing the run.
     """
     run_date = resolve_as_of(as_of)
-    parameters = {"as_of": run_date, "range_size": range_size}
+    parameters = {"as_of": run_date, "range_size": range_size, "fan_out": fan_out}
     with flow_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as run:
         run_id = run.run_id
         # Staggered, so the ranges planned side by side write out of phase (customer_id_ranges).
@@ -87,15 +97,33 @@ def revisits(
         # First, a leaver's customers and open revisits go to the branch manager (audited), so
         # nothing below plans, escalates or sends anything to someone who left.
         counts.merge(hand_over_leavers_task(shared, run_id, dry_run))
+        # Fanned out, child runs plan the id span (on any worker of the pool); else task runs here.
+        children = (
+            launch_spans(
+                inputs.ranges,
+                fan_out,
+                as_of=run_date,
+                now=ctx.now,
+                range_size=range_size,
+                run_id=run_id,
+                dry_run=dry_run,
+            )
+            if fan_out
+            else []
+        )
+        local_ranges = [] if fan_out else inputs.ranges
         # The follow-ups touch only revisits of earlier days, planning only customers without an
         # open revisit: independent, so the follow-ups run beside the first ranges.
         steps = [follow_up_open_revisits.submit(shared, run_id, dry_run)] + [
-            plan_range_task.submit(shared, lo, hi, run_id, dry_run) for lo, hi in inputs.ranges
+            plan_range_task.submit(shared, lo, hi, run_id, dry_run) for lo, hi in local_ranges
         ]
         # Every step ends (completed or failed) before the first failure is raised.
         wait(steps)
         for future in steps:
             counts.merge(future.result())
+        if children:
+            # Digests need every span planned: a failed child fails the run, naming it.
+            counts.merge(span_counts(children, fan_out_timeout_s))
         # Per batch of assignees: their new visits and calls planned within capacity, then one
         # digest each; batches side by side.
         batches = [

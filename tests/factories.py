@@ -7,11 +7,12 @@ from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from crm_db.enums import AbcClass, CardType, OutboxStatus, StaffRole, TransactionKind
 from crm_db.models import Branch, Customer, OutboxMessage, Region, Staff, Transaction
+from crm_db.session import session_scope
 
 _ids = count(1)
 
@@ -203,3 +204,24 @@ def deliver_care_emails(engine: Engine, at: datetime) -> None:
         ):
             mail.status, mail.sent_at = OutboxStatus.SENT, at
     settle_care_revisits(engine, now=at, dry_run=False)
+
+
+def seed_due_customers(engine: Engine, regions: tuple[str, ...] = ("EAST", "WEST")) -> None:
+    """30 customers per region (a region, a branch, its managers), classes A, B, C in turn and
+    pinned, none contacted yet: every one falls due for a revisit."""
+    with session_scope(engine) as session:
+        for code in regions:
+            org = make_org(session, code)
+            for i in range(30):
+                make_customer(
+                    session,
+                    org,
+                    abc_class=(AbcClass.A, AbcClass.B, AbcClass.C)[i % 3],
+                    abc_pinned=True,
+                    abc_pinned_reason="test: keep the class",
+                )
+
+
+def count_rows(engine: Engine, model: type) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0

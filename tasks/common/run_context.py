@@ -9,6 +9,7 @@ them - counts and ids travel between tasks, never rows.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -46,6 +47,21 @@ class RunCounts:
     def merge(self, other: RunCounts) -> None:
         for region, counter in other.by_region.items():
             self.by_region[region].update(counter)
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        """Plain nested dicts (region -> key -> n): what a child flow run returns (JSON)."""
+        return {region: dict(counter) for region, counter in self.by_region.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, int]]) -> RunCounts:
+        """The inverse of ``as_dict``; refuses anything but region -> key -> integer."""
+        counts = cls()
+        for region, counter in data.items():
+            for key, n in counter.items():
+                if not isinstance(n, int) or isinstance(n, bool):
+                    raise TypeError(f"count {region}/{key} is not an integer: {n!r}")
+                counts.add(region, key, n)
+        return counts
 
     def total(self, key: str) -> int:
         return sum(counter[key] for counter in self.by_region.values())

@@ -31,7 +31,7 @@ from tasks.revisits.care_delivery import settle_care_revisits
 from tasks.revisits.emails import digest_batches, queue_care_emails, queue_digest_batch
 from tasks.revisits.escalation import escalate_overdue
 from tasks.revisits.leavers import hand_over_leavers
-from tasks.revisits.planning import PlanningContext, customer_id_ranges, plan_range
+from tasks.revisits.planning import PlanningContext, customer_id_ranges, id_ranges, plan_range
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,16 @@ class RunInputs:
     ranges: list[tuple[int, int]]
 
 
-def load_context(as_of: date, now: datetime, range_size: int, lanes: int = 1) -> RunInputs:
+def load_context(
+    as_of: date,
+    now: datetime,
+    range_size: int,
+    lanes: int = 1,
+    span: tuple[int, int] | None = None,
+) -> RunInputs:
     """Policies, calendar, staff directory, and the id ranges (one planning task each), the
-    first ones staggered for ``lanes`` ranges planned side by side (``customer_id_ranges``)."""
+    first ones staggered for ``lanes`` ranges planned side by side (``customer_id_ranges``):
+    over every customer, or over the ids ``span`` (inclusive) a fan-out child plans."""
     engine = shared_engine()
     with session_scope(engine) as session:
         calendar = load_work_calendar(session)
@@ -59,7 +66,9 @@ def load_context(as_of: date, now: datetime, range_size: int, lanes: int = 1) ->
         capacity=capacity,
         directory=load_directory(engine),
     )
-    return RunInputs(context, customer_id_ranges(engine, range_size, lanes))
+    if span is None:
+        return RunInputs(context, customer_id_ranges(engine, range_size, lanes))
+    return RunInputs(context, id_ranges(span[0], span[1], range_size, lanes))
 
 
 @task(name="plan-revisits-range", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
