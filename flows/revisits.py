@@ -57,6 +57,9 @@ def revisits(
     range_size: Annotated[
         int, Field(ge=1_000, le=1_000_000, description="customer ids per planning task")
     ] = 250_000,
+    region_codes: Annotated[
+        list[str] | None, Field(description="片区 codes to plan for; empty: every region")
+    ] = None,
 ) -> FlowSummary:
     """Daily revisit planning.
 
@@ -65,13 +68,19 @@ def revisits(
         dry_run: compute and report what would happen; write and queue nothing.
         range_size: customers per planning task (tasks grow with customers / range_size; the
             first ranges are shorter, staggered so parallel ranges write out of phase).
+        region_codes: plan the due revisits of these regions' customers only (follow-ups,
+            escalations and digests still cover every region); an unknown code fails the run.
     """
     run_date = resolve_as_of(as_of)
-    parameters = {"as_of": run_date, "range_size": range_size}
+    parameters: dict[str, object] = {"as_of": run_date, "range_size": range_size}
+    if region_codes:
+        parameters["region_codes"] = sorted(region_codes)
     with flow_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as run:
         run_id = run.run_id
         # Staggered, so the ranges planned side by side write out of phase (customer_id_ranges).
-        inputs = load_context(run_date, utcnow(), range_size, lanes=PLANNING_CONCURRENCY)
+        inputs = load_context(
+            run_date, utcnow(), range_size, lanes=PLANNING_CONCURRENCY, region_codes=region_codes
+        )
         ctx = inputs.context
         looped = staff_in_cycles({sid: m.manager_id for sid, m in ctx.staff.items()})
         if looped:
