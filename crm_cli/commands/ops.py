@@ -28,7 +28,9 @@ _RUNTIME_VARIABLES = frozenset({"CRM_FLOWS_DIR"})
 
 def unset_deploy_variables(config: str, environ: dict[str, str]) -> list[str]:
     """The ``{{ $X }}`` variables of ``prefect.yaml``'s text that ``environ`` lacks."""
-    names = set(_PLACEHOLDER.findall(config)) - _RUNTIME_VARIABLES
+    # Comments (which mention the syntax) are not read by `prefect deploy`.
+    text = "\n".join(line for line in config.splitlines() if not line.lstrip().startswith("#"))
+    names = set(_PLACEHOLDER.findall(text)) - _RUNTIME_VARIABLES
     return sorted(name for name in names if name not in environ)
 
 
