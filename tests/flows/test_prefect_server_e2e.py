@@ -5,27 +5,38 @@ and the deploy are most of the time.
 
 - A run of a deployment that always fails ends Failed; the automation runs notify_failure, and
   its emails arrive in the aiosmtpd sink, parameters masked, with the run's link.
+- The revisits deployment run with custom parameters (as_of, dry_run, region_codes) through the
+  client, as the UI's Custom run does: outcomes checked in the CRM database.
+- Headless Chromium fills the real UI's Custom run form (marker ``browser`` as well).
 """
 
 from __future__ import annotations
 
 import email
+import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import date
 from email.message import Message
 from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter
+from prefect.client.schemas.objects import FlowRun as FlowRun_
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from crm_cli.main import app
 from crm_db import migrate
-from crm_db.models import OutboxMessage
+from crm_db.enums import AbcClass, RunStatus
+from crm_db.models import FlowRun, OutboxMessage, Revisit
 from crm_db.session import make_engine, session_scope
+from tests.crm_web.browser import launch_chromium
+from tests.factories import make_customer, make_org
 from tests.support.failing_flow import always_fails
 from tests.support.prefect_server import ROOT, PrefectStack, prefect_stack, wait_for
 from tests.support.smtp_servers import SmtpServer, running_server
@@ -78,6 +89,10 @@ def stack(
         yield started
 
 
+def _api(stack: PrefectStack) -> AbstractContextManager[object]:
+    return temporary_settings(updates={PREFECT_API_URL: stack.api_url})
+
+
 def _received(sink: SmtpServer) -> list[Message]:
     return [
         email.message_from_bytes(item.data or b"", policy=default_policy)
@@ -127,3 +142,89 @@ def test_a_failed_run_emails_the_operators_through_the_automation(
     with session_scope(crm_engine) as session:
         keys = session.scalars(select(OutboxMessage.idempotency_key)).all()
     assert len(keys) == 2 and all(k.startswith(f"ops_failure_alert:{failed.id}:op:") for k in keys)
+
+
+def _seed_due_customers(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        org = make_org(session, "EAST")
+        for _ in range(3):
+            make_customer(
+                session, org, abc_class=AbcClass.A, abc_pinned=True, abc_pinned_reason="e2e"
+            )
+    return 3
+
+
+def test_the_revisits_deployment_runs_on_the_worker_with_custom_parameters(
+    stack: PrefectStack, crm_engine: Engine
+) -> None:
+    """What the UI's Custom run does: a run of the deployment with parameters of our choosing,
+    picked up by the worker from the pool, its settings from the deployment's job variables."""
+    due = _seed_due_customers(crm_engine)
+    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
+        dry = run_deployment(
+            "revisits/revisits-daily",
+            parameters={"as_of": "2026-11-24", "dry_run": True},
+            timeout=240,
+        )
+        assert dry.state is not None and dry.state.is_completed(), stack.log("worker")
+        with session_scope(crm_engine) as session:
+            assert session.scalar(select(func.count()).select_from(Revisit)) == 0
+
+        real = run_deployment(
+            "revisits/revisits-daily",
+            parameters={"as_of": "2026-11-24", "dry_run": False, "region_codes": ["EAST"]},
+            timeout=240,
+        )
+        assert real.state is not None and real.state.is_completed(), stack.log("worker")
+        with get_client(sync_client=True) as client:
+            keys = {a.key for a in client.read_artifacts() if a.flow_run_id == real.id}
+    assert "revisits-summary" in keys
+    with session_scope(crm_engine) as session:
+        assert session.scalar(select(func.count()).select_from(Revisit)) == due
+        ledger = session.scalars(
+            select(FlowRun).where(FlowRun.flow_name == "revisits").order_by(FlowRun.id)
+        ).all()
+    # The dry run writes no ledger row; the real one names its Prefect run and as-of date.
+    assert [(r.as_of, r.status, r.prefect_flow_run_id) for r in ledger] == [
+        (date(2026, 11, 24), RunStatus.COMPLETED, str(real.id))
+    ]
+
+
+@pytest.mark.browser
+def test_an_operator_starts_a_custom_run_in_the_prefect_ui(
+    stack: PrefectStack, crm_engine: Engine
+) -> None:
+    """Headless Chromium drives the real UI: the revisits deployment's Custom run form, as-of
+    date and dry run set, Submit; the run completes and its summary artifact is on its page."""
+    with _api(stack), get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name("revisits/revisits-daily").id
+
+    def submitted() -> FlowRun_ | None:
+        """The run the form created (the UI goes to the deployment's runs, not to the run)."""
+        with _api(stack), get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id={"any_": [deployment_id]})
+            )
+        return next((r for r in runs if r.parameters.get("as_of") == "2026-11-25"), None)
+
+    for browser in launch_chromium():
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{stack.ui_url}/deployments/deployment/{deployment_id}/run")
+        page.get_by_text("as_of (Optional)").wait_for(timeout=60_000)
+        page.locator("button", has_text=re.compile(r"^\s*date\s*$")).first.click()
+        page.get_by_text("Select date").first.click()
+        page.locator("input[type=date]").fill("2026-11-25")
+        page.get_by_role("button", name="Apply").click()
+        page.get_by_role("switch").first.click()  # dry_run on
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(re.compile(r"tab=Runs"), timeout=30_000)
+
+        run = wait_for(submitted, 30, "the run submitted from the UI", stack=stack)
+        assert run.parameters["dry_run"] is True
+        page.goto(f"{stack.ui_url}/runs/flow-run/{run.id}")
+        page.get_by_text("Completed").first.wait_for(timeout=180_000)
+        page.get_by_text("Artifacts", exact=True).first.click()
+        page.get_by_text("revisits-summary").first.wait_for(timeout=30_000)
+    with session_scope(crm_engine) as session:  # a dry run: no ledger row for that day
+        days = set(session.scalars(select(FlowRun.as_of).where(FlowRun.flow_name == "revisits")))
+    assert date(2026, 11, 25) not in days
