@@ -3,33 +3,20 @@ an unknown code fails the run before anything is written, naming the code."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
 from sqlalchemy import Engine, select
 
-from crm_core.settings import reset_settings_cache
 from crm_db.enums import AbcClass, RunStatus
 from crm_db.models import FlowRun, Revisit
-from crm_db.session import dispose_shared_engines, session_scope
+from crm_db.session import session_scope
 from flows.revisits import revisits
 from tasks.revisits.regions import UnknownRegionError
 from tests.factories import make_customer, make_org
 
 AS_OF = date(2026, 11, 23)
 PINNED = {"abc_pinned": True, "abc_pinned_reason": "test"}
-
-
-@pytest.fixture
-def crm_db(
-    engine: Engine, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Engine]:
-    monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key-0123456789abcdef0123")
-    reset_settings_cache()
-    yield engine
-    dispose_shared_engines()
 
 
 def _seed(engine: Engine) -> dict[str, set[int]]:
@@ -51,9 +38,9 @@ def _planned(engine: Engine) -> set[int]:
 
 
 def test_only_the_given_regions_are_planned_and_an_unknown_code_fails_naming_it(
-    crm_db: Engine,
+    flow_db: Engine,
 ) -> None:
-    ids = _seed(crm_db)
+    ids = _seed(flow_db)
 
     # A typo fails the run before anything is planned, naming the code (not the good one).
     state = revisits(as_of=AS_OF, region_codes=["EAST", "SOUHT"], return_state=True)
@@ -62,16 +49,16 @@ def test_only_the_given_regions_are_planned_and_an_unknown_code_fails_naming_it(
     with pytest.raises(UnknownRegionError, match=r"region_codes: .*\bSOUHT\b") as raised:
         state.result()
     assert "EAST" not in str(raised.value)
-    assert _planned(crm_db) == set()
-    with session_scope(crm_db) as session:
+    assert _planned(flow_db) == set()
+    with session_scope(flow_db) as session:
         ledger = session.scalars(select(FlowRun).where(FlowRun.flow_name == "revisits")).one()
         assert ledger.status is RunStatus.FAILED
 
     some = revisits(as_of=AS_OF, region_codes=["WEST", "NORTH"])
 
-    assert _planned(crm_db) == ids["WEST"] | ids["NORTH"]
+    assert _planned(flow_db) == ids["WEST"] | ids["NORTH"]
     assert some["counts"]["created"] == 4
-    with session_scope(crm_db) as session:
+    with session_scope(flow_db) as session:
         ledger = session.get(FlowRun, some["ledger_run_id"])
         assert ledger is not None and ledger.parameters["region_codes"] == ["NORTH", "WEST"]
 
@@ -79,4 +66,4 @@ def test_only_the_given_regions_are_planned_and_an_unknown_code_fails_naming_it(
     rest = revisits(as_of=AS_OF, region_codes=[])
 
     assert rest["counts"]["created"] == 2
-    assert _planned(crm_db) == ids["EAST"] | ids["WEST"] | ids["NORTH"]
+    assert _planned(flow_db) == ids["EAST"] | ids["WEST"] | ids["NORTH"]
