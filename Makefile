@@ -48,7 +48,25 @@ DEMO_COMPANY ?= 西湖能源
 DEMO_ENV := CRM_SMTP_TLS=$(or $(CRM_SMTP_TLS),none) CRM_COMPANY_NAME="$(DEMO_COMPANY)" \
 	CRM_MAIL_FROM="$(DEMO_COMPANY) <crm@example.test>"
 
-.PHONY: help install install-prod lock demo stop deploy worker lint test clean distclean
+# `make serve`: what the deployments' job variables are filled with (prefect.yaml, `crm ops
+# deploy`): the demo's own settings, every one overridable from the shell.
+SERVE_ENV := CRM_MODE=$(or $(CRM_MODE),demo) \
+	CRM_DATABASE_URL=$(or $(CRM_DATABASE_URL),sqlite:///$(VAR_DIR)/crm.sqlite3) \
+	CRM_SMTP_HOST=$(or $(CRM_SMTP_HOST),127.0.0.1) CRM_SMTP_PORT=$(or $(CRM_SMTP_PORT),8025) \
+	CRM_SMTP_USER=$(CRM_SMTP_USER) CRM_PUBLIC_BASE_URL=$(or $(CRM_PUBLIC_BASE_URL),http://127.0.0.1:8000) \
+	CRM_OPERATOR_EMAILS=$(or $(CRM_OPERATOR_EMAILS),ops@example.test) CRM_VAR_DIR=$(VAR_DIR)
+# Starts a command in the background in its own session, its output in var/NAME.log and its pid
+# in var/NAME.pid (unless that pid still runs), so `make stop` can end it (and its children).
+define background
+	@if [ -f $(VAR_DIR)/$(1).pid ] && kill -0 $$(cat $(VAR_DIR)/$(1).pid) 2>/dev/null; then \
+		echo "$(1) already running (pid $$(cat $(VAR_DIR)/$(1).pid))"; \
+	else \
+		setsid $(2) >$(VAR_DIR)/$(1).log 2>&1 < /dev/null & echo $$! > $(VAR_DIR)/$(1).pid; \
+		echo "$(1) started (pid $$(cat $(VAR_DIR)/$(1).pid)), log $(VAR_DIR)/$(1).log"; \
+	fi
+endef
+
+.PHONY: help install install-prod lock demo serve stop deploy worker lint test clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -130,14 +148,38 @@ demo: $(STAMP) ## migrate, seed demo data if empty, run classification, revisits
 	@echo "  schedules            make deploy, then make worker"
 	@echo "  stop servers         make stop   (mail capture keeps running until then)"
 
-stop: ## stop the local Prefect server (and the demo mail capture)
+serve: $(STAMP) ## the console: Prefect server + UI, deployments, a worker, mail capture, crm web
+	@mkdir -p $(VAR_DIR)
+	$(SERVE_ENV) $(CRM) db upgrade
+	@state=$$($(SERVE_ENV) $(PY) scripts/crm_db_state.py) || exit 1; \
+	if [ "$$state" = empty ]; then \
+		echo "database is empty: seeding $(DEMO_CUSTOMERS) demo customers as of $(DEMO_AS_OF)"; \
+		$(SERVE_ENV) $(CRM) demo seed --customers $(DEMO_CUSTOMERS) --as-of $(DEMO_AS_OF) || exit 1; fi
+	$(SERVE_ENV) $(DEMO_ENV) $(CRM) mail-sink --background
+	$(CRM) server start --port $(PREFECT_PORT)
+	$(PREFECT_ENV) $(SERVE_ENV) $(DEMO_ENV) $(CRM) ops deploy
+	$(call background,worker,env $(PREFECT_ENV) CRM_FLOWS_DIR=$(CURDIR) $(SERVE_ENV) $(DEMO_ENV) \
+		$(PREFECT) worker start --pool crm --limit 4)
+	$(call background,web,env $(SERVE_ENV) $(DEMO_ENV) $(CRM) web)
+	@echo
+	@echo "  Prefect UI (the console)  $(PREFECT_UI)   deployments, runs, logs, artifacts"
+	@echo "  links in the emails       $${CRM_PUBLIC_BASE_URL:-http://127.0.0.1:8000}"
+	@echo "  captured mail             $(VAR_DIR)/mail/   (crm mail-sink)"
+	@echo "  stop everything           make stop"
+
+stop: ## stop what serve/demo started: worker, crm web (by their pids), Prefect server, mail capture
+	@for name in worker web; do \
+		file=$(VAR_DIR)/$$name.pid; [ -f $$file ] || continue; pid=$$(cat $$file); \
+		if kill -TERM -- -$$pid 2>/dev/null; then \
+			for _ in $$(seq 30); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; \
+			kill -KILL -- -$$pid 2>/dev/null && echo "$$name did not stop in 15 s: killed"; \
+			echo "$$name stopped (pid $$pid)"; fi; \
+		rm -f $$file; done
 	@if [ -x $(CRM) ]; then $(CRM) server stop; $(CRM) mail-sink --stop || true; fi
 
-deploy: $(STAMP) ## register the deployments of prefect.yaml with the local Prefect server
+deploy: $(STAMP) ## register prefect.yaml's deployments and the failure alert with the local server
 	$(CRM) server start --port $(PREFECT_PORT)
-	@$(PREFECT_ENV) $(PREFECT) work-pool inspect crm >/dev/null 2>&1 \
-		|| $(PREFECT_ENV) $(PREFECT) work-pool create crm --type process
-	$(PREFECT_ENV) $(PREFECT) --no-prompt deploy --all
+	$(PREFECT_ENV) $(SERVE_ENV) $(DEMO_ENV) $(CRM) ops deploy
 
 worker: $(STAMP) ## run a process worker for the `crm` pool in the foreground (Ctrl-C stops)
 	$(PREFECT_ENV) CRM_FLOWS_DIR=$(CURDIR) $(DEMO_ENV) $(PREFECT) worker start --pool crm --limit 4

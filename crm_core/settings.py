@@ -8,15 +8,20 @@ demo secret) make ``make demo`` work on a bare machine; production sets the vari
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from crm_core.paths import var_dir
+from crm_core.secret_blocks import PrefectSecretSource
+
+# A deployment's job variable `{{ $CRM_X }}` that `prefect deploy` found unset stays that text.
+_UNRESOLVED_TEMPLATE = re.compile(r"\{\{\s*\$\w+\s*\}\}")
 
 TlsMode = Literal["starttls", "implicit", "none"]
 
@@ -123,6 +128,52 @@ class Settings(BaseSettings):
 
     timezone: str = "Asia/Shanghai"
     locale: Literal["zh-CN", "en"] = "zh-CN"
+
+    operator_emails: str = Field(
+        "",
+        description="comma-separated addresses of the operators, who get failed-run alerts "
+        "(notify_failure)",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Prefect Secret blocks (crm_core.secret_blocks) come after the environment and .env:
+        # a variable set on the machine wins, and no block is read for it.
+        already_set = {*init_settings(), *env_settings(), *dotenv_settings()}
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            PrefectSecretSource(settings_cls, already_set),
+            file_secret_settings,
+        )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_unresolved_template(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and _UNRESOLVED_TEMPLATE.search(value):
+            raise ValueError(
+                "holds an unresolved `{{ $VARIABLE }}` template: the variable was not set where "
+                "`prefect deploy` ran; set it there and deploy again"
+            )
+        return value
+
+    @field_validator("smtp_user", "smtp_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # A deployment passes every variable it names, an unused one as "" (prefect.yaml).
+        return None if value == "" else value
+
+    @property
+    def operator_addresses(self) -> list[str]:
+        return [part.strip() for part in self.operator_emails.split(",") if part.strip()]
 
     @field_validator("timezone")
     @classmethod

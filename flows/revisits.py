@@ -64,6 +64,9 @@ def revisits(
     fan_out_timeout_s: Annotated[
         int, Field(ge=10, le=86_400, description="how long to wait for the child runs")
     ] = 3000,
+    region_codes: Annotated[
+        list[str] | None, Field(description="片区 codes to plan for; empty: every region")
+    ] = None,
 ) -> FlowSummary:
     """Daily revisit planning.
 
@@ -75,13 +78,23 @@ def revisits(
         fan_out: plan the customer id span in this many child flow runs of the
             ``revisits-range`` deployment, run by the pool's workers (0: in this process).
         fan_out_timeout_s: how long to wait for the child runs before failing the run.
+        region_codes: plan the due revisits of these regions' customers only (follow-ups,
+            escalations and digests still cover every region); an unknown code fails the run.
     """
     run_date = resolve_as_of(as_of)
-    parameters = {"as_of": run_date, "range_size": range_size, "fan_out": fan_out}
+    parameters: dict[str, object] = {
+        "as_of": run_date,
+        "range_size": range_size,
+        "fan_out": fan_out,
+    }
+    if region_codes:
+        parameters["region_codes"] = sorted(region_codes)
     with flow_run(FLOW_NAME, run_date, parameters, dry_run=dry_run) as run:
         run_id = run.run_id
         # Staggered, so the ranges planned side by side write out of phase (customer_id_ranges).
-        inputs = load_context(run_date, utcnow(), range_size, lanes=PLANNING_CONCURRENCY)
+        inputs = load_context(
+            run_date, utcnow(), range_size, lanes=PLANNING_CONCURRENCY, region_codes=region_codes
+        )
         ctx = inputs.context
         looped = staff_in_cycles({sid: m.manager_id for sid, m in ctx.staff.items()})
         if looped:
@@ -107,6 +120,7 @@ def revisits(
                 range_size=range_size,
                 run_id=run_id,
                 dry_run=dry_run,
+                region_codes=sorted(region_codes) if region_codes else None,
             )
             if fan_out
             else []

@@ -49,6 +49,7 @@ def revisits_range(
     range_size: Annotated[
         int, Field(ge=1_000, le=1_000_000, description="customer ids per planning task")
     ] = 250_000,
+    region_codes: list[str] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Plan customers ``lo..hi`` (inclusive) for ``as_of`` at the parent's instant ``now``.
 
@@ -60,10 +61,13 @@ def revisits_range(
         run_id: the parent's ledger row (None in a dry run).
         dry_run: compute and count; write and queue nothing.
         range_size: customers per planning task.
+        region_codes: the parent's region filter (None: every region).
     """
     if hi < lo:
         raise ValueError(f"empty span: lo={lo} > hi={hi}")
-    inputs = load_context(as_of, now, range_size, lanes=PLANNING_CONCURRENCY, span=(lo, hi))
+    inputs = load_context(
+        as_of, now, range_size, lanes=PLANNING_CONCURRENCY, span=(lo, hi), region_codes=region_codes
+    )
     # quote(): see flows/revisits.py (the context is passed as is, not walked for futures).
     shared = cast(PlanningContext, quote(inputs.context))
     steps = [

@@ -749,6 +749,29 @@ KINDS: dict[str, EmailKind] = {
                 ],
             },
         ),
+        EmailKind(
+            name="ops_failure_alert",
+            audience="staff",
+            consent=None,
+            description="A flow run that failed or crashed, to the operators (CRM_OPERATOR_EMAILS) "
+            "by the notify_failure flow: flow, deployment, state and reason, the parameters "
+            "masked (no personal data) and the run's page in the Prefect UI.",
+            sample_context={
+                "flow_name": "revisits",
+                "run_name": "crimson-otter",
+                "deployment_name": "revisits-daily",
+                "state_name": "Failed",
+                "state_message": "Flow run encountered an exception: OperationalError: could "
+                "not connect to server",
+                "started_at": "2026-11-23T06:30:02+08:00",
+                "parameters": [
+                    {"name": "as_of", "value": "2026-11-23"},
+                    {"name": "dry_run", "value": "false"},
+                    {"name": "region_codes", "value": "[EAST, WEST]"},
+                ],
+                "run_url": "http://127.0.0.1:4200/runs/flow-run/0b6f3c1e-6f7a-4d2b-9a43-1c2d3e4f5a6b",
+            },
+        ),
     )
 }
 

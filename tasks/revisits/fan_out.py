@@ -31,6 +31,7 @@ def launch_spans(
     range_size: int,
     run_id: int | None,
     dry_run: bool,
+    region_codes: list[str] | None = None,
 ) -> list[FlowRun]:
     """One child run per part of the id span the ``ranges`` cover; none when there are no
     customers. ``now`` is the parent's instant, so every child stamps its writes alike."""
@@ -49,6 +50,7 @@ def launch_spans(
                 "range_size": range_size,
                 "run_id": run_id,
                 "dry_run": dry_run,
+                "region_codes": region_codes,
             },
         )
         for k, (lo, hi) in enumerate(spans, start=1)

@@ -10,7 +10,7 @@ Sessions are opened inside (never passed in), and ``NO_CACHE`` because every cal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -32,6 +32,7 @@ from tasks.revisits.emails import digest_batches, queue_care_emails, queue_diges
 from tasks.revisits.escalation import escalate_overdue
 from tasks.revisits.leavers import hand_over_leavers
 from tasks.revisits.planning import PlanningContext, customer_id_ranges, id_ranges, plan_range
+from tasks.revisits.regions import region_ids
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,14 @@ def load_context(
     range_size: int,
     lanes: int = 1,
     span: tuple[int, int] | None = None,
+    region_codes: Collection[str] | None = None,
 ) -> RunInputs:
     """Policies, calendar, staff directory, and the id ranges (one planning task each), the
     first ones staggered for ``lanes`` ranges planned side by side (``customer_id_ranges``):
-    over every customer, or over the ids ``span`` (inclusive) a fan-out child plans."""
+    over every customer, or over the ids ``span`` (inclusive) a fan-out child plans.
+    ``region_codes`` limits planning to those regions (unknown code: ``UnknownRegionError``)."""
     engine = shared_engine()
+    regions = region_ids(engine, region_codes)
     with session_scope(engine) as session:
         calendar = load_work_calendar(session)
         cadences = revisit_policies.cadences(session)
@@ -65,6 +69,7 @@ def load_context(
         cadences=cadences,
         capacity=capacity,
         directory=load_directory(engine),
+        region_ids=regions,
     )
     if span is None:
         return RunInputs(context, customer_id_ranges(engine, range_size, lanes))

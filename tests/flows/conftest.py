@@ -67,6 +67,21 @@ def crm_env(
     reset_settings_cache()
 
 
+@pytest.fixture
+def flow_db(
+    engine: Engine, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
+    """Flows run on the Prefect test API against this test's database, SQLite and PostgreSQL
+    (``engine``): CRM_DATABASE_URL points at it, and a signing key is set."""
+    from crm_db.session import dispose_shared_engines
+
+    monkeypatch.setenv("CRM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key-0123456789abcdef0123")
+    reset_settings_cache()
+    yield engine
+    dispose_shared_engines()
+
+
 def use_smtp(monkeypatch: pytest.MonkeyPatch, port: int, tls: str = "none") -> None:
     monkeypatch.setenv("CRM_SMTP_PORT", str(port))
     monkeypatch.setenv("CRM_SMTP_TLS", tls)

@@ -80,7 +80,9 @@ def with_customer_text(kind: str, value: str) -> dict[str, Any]:
         "manager_name",
         "recipient_name",
         "region_name",
+        "run_name",  # a flow run's name, typed in the Prefect UI's Custom run form
         "scope_name",
+        "state_message",  # an exception's text, which may quote data
         "summary",
     ):
         if key in ctx:
