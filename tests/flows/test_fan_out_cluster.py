@@ -69,6 +69,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "CRM_SMTP_HOST": "127.0.0.1",
             "CRM_SMTP_PORT": str(free_port()),
             "CRM_SMTP_TLS": "none",
+            # prefect.yaml's job variables template every install setting from the deploying
+            # shell (`prefect deploy` fills them in): a run gets these, not the worker's shell.
+            "CRM_MODE": "demo",
+            "CRM_SMTP_USER": "",
+            "CRM_MAIL_FROM": "西湖能源 <crm@example.test>",
+            "CRM_COMPANY_NAME": "西湖能源",
+            "CRM_PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+            "CRM_OPERATOR_EMAILS": "ops@example.test",
         }
         try:
             with prefect_cluster(
