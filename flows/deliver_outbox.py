@@ -27,11 +27,11 @@ from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.common.artifacts import Cell
 from tasks.common.flow_run import flow_run
 from tasks.mail.claim import count_due
-from tasks.mail.deliver import DeliveryReport, deliver_due
+from tasks.mail.deliver import QUOTA_STOP, DeliveryReport, deliver_due
 from tasks.mail.smtp_pool import SmtpConfigurationError
 
 FLOW_NAME = "deliver_outbox"
-OUTCOMES = ("sent", "retried", "unknown", "failed", "suppressed", "released")
+OUTCOMES = ("sent", "retried", "unknown", "failed", "suppressed", "released", "deferred")
 
 
 class DeliveryOutage(RuntimeError):
@@ -41,7 +41,8 @@ class DeliveryOutage(RuntimeError):
 
 def _counts(report: DeliveryReport) -> dict[str, int]:
     counts = report.counts()
-    counts["smtp_unavailable"] = int(report.stopped is not None)
+    stopped = report.stopped
+    counts["smtp_unavailable"] = int(stopped is not None and not stopped.startswith(QUOTA_STOP))
     return counts
 
 
@@ -173,6 +174,11 @@ def _deliver(limit: int | None, dry_run: bool, run_date: date) -> FlowSummary:
             description=f"Outbox delivery: {counts['sent']} sent, {counts['retried']} to retry, "
             f"{counts['failed']} failed, {counts['suppressed']} suppressed"
             + (f"; {counts['unknown']} outcome unknown" if counts["unknown"] else "")
+            + (
+                f"; {counts['deferred']} deferred by the relay quota"
+                if counts.get("deferred")
+                else ""
+            )
             + (f"; stopped: {stopped}" if stopped else ""),
         )
     if outage:

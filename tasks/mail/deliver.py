@@ -64,7 +64,7 @@ import socket
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,7 +103,9 @@ from tasks.mail.classify import (
     suppression_reason,
 )
 from tasks.mail.kinds import KINDS
+from tasks.mail.quota import RelayQuota, claim_slots, relay_key, relay_windows
 from tasks.mail.render import _settings_defaults
+from tasks.mail.rules.quota import Grant
 from tasks.mail.settle import Settlement, UndeliverableAddress, apply_settlements
 from tasks.mail.smtp_pool import Accepted, SmtpConfigurationError, SmtpLane, SmtpTarget
 
@@ -118,6 +120,8 @@ CONNECT_RETRY_DELAYS = (0.25, 1.0, 2.0)
 LEASE_MARGIN_S = 1.0
 # Claims are sized to this share of the measured send rate over the usable lease.
 CLAIM_RATE_SHARE = 0.5
+# How a run stopped by the relay's quota says so (``DeliveryReport.stopped``): not an outage.
+QUOTA_STOP = "relay quota full"
 # Per-row warnings logged per run before the rest go to debug level.
 ROW_WARNINGS = 20
 # Settlement writes that hit a locked or briefly unavailable database are retried this often.
@@ -143,6 +147,7 @@ class DeliveryReport:
     failed: int = 0
     suppressed: int = 0
     released: int = 0
+    deferred: int = 0  # released unattempted: the relay's quota was full (tasks.mail.quota)
     unknown: int = 0  # no reply to DATA: retried once, after outbox_unknown_retry_s
     flagged: int = 0
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
@@ -175,6 +180,7 @@ class DeliveryReport:
             "failed": self.failed,
             "suppressed": self.suppressed,
             "released": self.released,
+            "deferred": self.deferred,
             "unknown": self.unknown,
             "flagged": self.flagged,
         }
@@ -338,6 +344,19 @@ class _Settler:
             raise
         self._writes += 1
         return leases
+
+    def write(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """``fn(conn, **kwargs)``, a short write transaction, on the settlement connection in
+        the loop thread (SQLite: see ``_Run.produce``), after this turn's marks."""
+        self.write_now()
+        conn = self._connection()
+        try:
+            result = fn(conn, **kwargs)
+        except OperationalError:
+            self.close()
+            raise
+        self._writes += 1
+        return result
 
     def renew(self, *, lease_until: datetime) -> int:
         """``claim.renew_leases`` on the settlement connection, in the loop thread (SQLite)."""
@@ -589,6 +608,8 @@ class _Run:
         self.base_url = settings.public_base_url
         # Permanent RCPT refusals held back while they may be the relay refusing us.
         self.refusals: RelayRefusals[ClaimedMessage] = RelayRefusals()
+        self.quota: RelayQuota | None = None  # the relay's limits, when configured
+        self.quota_full = False  # the run stopped for the quota: unsent rows are deferred
 
     # -- coordination -------------------------------------------------------------------------
 
@@ -672,6 +693,9 @@ class _Run:
         if settlement.status is OutboxStatus.SENT:
             report.sent += 1
             outcome = "sent"
+        elif settlement.status is OutboxStatus.PENDING and settlement.deferred:
+            report.deferred += 1
+            outcome = "deferred"
         elif settlement.status is OutboxStatus.PENDING and settlement.release:
             report.released += 1
             outcome = "released"
@@ -703,6 +727,30 @@ class _Run:
                 release=True,
             ),
         )
+
+    def defer(self, item: ClaimedMessage) -> None:
+        """Back to pending unattempted: the relay's quota is full for this run."""
+        self.settle(
+            item,
+            Settlement(
+                id=item.id,
+                status=OutboxStatus.PENDING,
+                at=self.clock.now(),
+                last_error=f"deferred: {self.report.stopped or 'relay quota full'}",
+                release=True,
+                deferred=True,
+            ),
+        )
+
+    def stop_for_quota(self, quota: RelayQuota) -> None:
+        if not self.stopping:
+            until = quota.full_until
+            self.quota_full = True
+            self.stop(
+                f"{QUOTA_STOP} ({quota.describe()})"
+                + (f" until {until:%Y-%m-%d %H:%M:%S} UTC" if until is not None else "")
+                + "; the rest waits for the next window"
+            )
 
     def settle_failure(self, item: ClaimedMessage, failure: SendFailure) -> None:
         now = self.clock.now()
@@ -1055,6 +1103,13 @@ class _Run:
             if entry is None:
                 return
             item, built = entry
+            slot_at = time.monotonic()
+            if self.quota is not None and not await self.quota.take():
+                # The hour's quota (or a long window) is used up: stop, every row left goes
+                # back to pending for a later run.
+                self.stop_for_quota(self.quota)
+                self.defer(item)
+                continue
             now = self.clock.now()
             if now + self.send_budget >= self.lease_end(item):
                 self.release(item, "lease ran short before sending; released unsent")
@@ -1082,6 +1137,8 @@ class _Run:
                 last_mark = await self._send_and_settle(lane, item, built, last_mark) or last_mark
             finally:
                 self.sending -= 1
+            if self.quota is not None:
+                self.quota.timed(time.monotonic() - slot_at)
 
     async def checkpoint_between_sends(self) -> None:
         """When the settler wants a WAL checkpoint (SQLite), start no send until it has run,
@@ -1152,7 +1209,10 @@ class _Run:
     def release_unsent(self) -> None:
         while self.queue:
             item, _ = self.queue.popleft()
-            self.release(item, self.report.stopped or "run ended before sending")
+            if self.quota_full:
+                self.defer(item)
+            else:
+                self.release(item, self.report.stopped or "run ended before sending")
         held = self.refusals.finish()
         if isinstance(self.fatal, SmtpConfigurationError):
             # The run stopped because the relay refuses us: these refusals were that too.
@@ -1226,6 +1286,24 @@ async def _deliver_due(
         claim_executor=claim_executor,
         settler=settler,
     )
+    windows = relay_windows(settings)
+    if windows:
+        relay = relay_key(settings)
+
+        async def claim(wanted: int) -> Grant:
+            kwargs: dict[str, Any] = {
+                "relay": relay,
+                "windows": windows,
+                "now": clock.now(),
+                "wanted": wanted,
+            }
+            if engine.dialect.name == "sqlite":
+                return settler.write(claim_slots, **kwargs)  # the write lock: see ``produce``
+            return await asyncio.to_thread(claim_slots, engine, **kwargs)
+
+        run.quota = RelayQuota(
+            claim, windows=windows, now=clock.now, cap=2 * settings.smtp_concurrency
+        )
     run.pool_workers = build_workers()
     if run.pool_workers:
         try:
