@@ -1103,13 +1103,6 @@ class _Run:
             if entry is None:
                 return
             item, built = entry
-            slot_at = time.monotonic()
-            if self.quota is not None and not await self.quota.take():
-                # The hour's quota (or a long window) is used up: stop, every row left goes
-                # back to pending for a later run.
-                self.stop_for_quota(self.quota)
-                self.defer(item)
-                continue
             now = self.clock.now()
             if now + self.send_budget >= self.lease_end(item):
                 self.release(item, "lease ran short before sending; released unsent")
@@ -1130,6 +1123,20 @@ class _Run:
             if self.stopping:
                 self.release(item, self.report.stopped or "run ended before sending")
                 continue
+            # The relay's quota last, so that nothing delays the send after its slot is taken
+            # (a slot is good only until shortly before its window ends).
+            slot_at = time.monotonic()
+            if self.quota is not None:
+                if not await self.quota.take():
+                    # The hour's quota is used up: stop; every row left goes back to pending
+                    # for a later run.
+                    self.stop_for_quota(self.quota)
+                    self.defer(item)
+                    continue
+                slot_at = time.monotonic()
+                if self.clock.now() + self.send_budget >= self.lease_end(item):
+                    self.release(item, "lease ran short waiting for the relay quota; released")
+                    continue
             if self.sending_since is None:
                 self.sending_since = time.monotonic()
             self.sending += 1
@@ -1163,8 +1170,10 @@ class _Run:
         trips instead of adding to every message's time."""
 
         async def previous_marked() -> bool:
+            # A run that is stopping still finishes the transactions it started; one whose
+            # marks cannot be written sends nothing more.
             await self.settler.durable(last_mark)
-            return self.settler.error is None and not self.stopping
+            return self.settler.error is None
 
         try:
             outcome = await lane.send(item.recipient_email, built, before_data=previous_marked)
@@ -1249,20 +1258,22 @@ async def deliver_due_async(
     rng: random.Random | None = None,
 ) -> DeliveryReport:
     """Send every due outbox row (at most ``limit``); see the module docstring."""
+    # The run's clock starts now, before the collection that precedes freezing (up to 0.5 s
+    # measured): the relay quota's windows are counted on it, and must match the relay's.
+    clock = RunClock(now)
     with long_lived_objects_frozen():
-        return await _deliver_due(engine, settings, now=now, limit=limit, rng=rng)
+        return await _deliver_due(engine, settings, clock=clock, limit=limit, rng=rng)
 
 
 async def _deliver_due(
     engine: Engine,
     settings: Settings,
     *,
-    now: datetime,
+    clock: RunClock,
     limit: int | None,
     rng: random.Random | None,
 ) -> DeliveryReport:
     started = time.monotonic()
-    clock = RunClock(now)
     owner = lease_owner()
     target = SmtpTarget.from_settings(settings)
     claim_executor = ThreadPoolExecutor(1, thread_name_prefix="outbox-claim")

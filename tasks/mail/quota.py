@@ -40,8 +40,8 @@ _QUOTA = cast(Table, RelayQuotaRow.__table__)
 
 # A full window that starts again within this long is waited for; a longer wait ends the run.
 QUOTA_WAIT_MAX_S = 5.0
-# The end of each window kept free of new transactions: the longest of the last few
-# transactions' durations, never more than half the shortest window; before any was timed:
+# The end of each window kept free of new transactions: twice the longest of the last few
+# transactions (slot to reply), never more than half the shortest window; before any was timed:
 FIRST_GUARD_S = 0.1
 RECENT_SENDS = 32
 
@@ -126,12 +126,12 @@ class RelayQuota:
         self._durations.append(seconds)
 
     def _guard(self) -> float:
-        longest = max(self._durations, default=FIRST_GUARD_S)
+        longest = 2 * max(self._durations) if self._durations else FIRST_GUARD_S
         return min(longest, min(w.span_s for w in self._windows) / 2)
 
     async def take(self) -> bool:
-        """One slot for a transaction starting now: True, possibly after waiting for the next
-        window; False when the quota is full for longer than ``QUOTA_WAIT_MAX_S`` (the run
+        """One slot for a transaction starting now (the caller starts it without awaiting
+        anything else first): True, possibly after waiting for the next window; False when the quota is full for longer than ``QUOTA_WAIT_MAX_S`` (the run
         should stop and defer its rows)."""
         self._waiting += 1
         try:
