@@ -131,8 +131,9 @@ class RelayQuota:
 
     async def take(self) -> bool:
         """One slot for a transaction starting now (the caller starts it without awaiting
-        anything else first): True, possibly after waiting for the next window; False when the quota is full for longer than ``QUOTA_WAIT_MAX_S`` (the run
-        should stop and defer its rows)."""
+        anything else first): True, possibly after waiting for the next window; False when the
+        quota is full for longer than ``QUOTA_WAIT_MAX_S`` (the run should stop and defer its
+        rows)."""
         self._waiting += 1
         try:
             while self.full_until is None:
