@@ -6,7 +6,8 @@ work is batched inside it), returns counts only, writes a run-ledger row and pub
 summary artifact with counts per kind and outcome.
 
 Delivery is safe to overlap: two runs at once (a schedule and a flow's drain, or two workers)
-claim disjoint rows.
+claim disjoint rows, and share the relay's limits (``CRM_SMTP_MAX_PER_*``, ``tasks.mail.quota``):
+rows a full quota leaves behind are counted as ``deferred`` and wait, pending, for a later run.
 """
 
 from __future__ import annotations

@@ -16,22 +16,30 @@ The pipeline, in one event loop:
   (``tasks.mail.build.BuildExecutor``: render + build + serialise, the biggest CPU cost per
   message) so that building overlaps claiming and sending; built bytes join the send queue.
   Small runs, a one-CPU machine, ``CRM_BUILD_WORKERS=0``, or a worker that died or hung make
-  the lanes build in the loop thread instead (the rows of a lost chunk are released unsent);
-* ``smtp_concurrency`` lanes each take the next row (building it first if no worker did) and
-  send it on their own connection;
+  the lanes build in the loop thread instead (the rows of a lost chunk are released unsent),
+  and so do the chunks claimed while the workers are still starting;
+* ``smtp_concurrency`` lanes each take the next row (building it first if no worker did), a
+  slot of the relay's quota when limits are set (``tasks.mail.quota``: shared by every run
+  through the database; a full hour stops the run and defers the rest), and send it on their
+  own connection;
 * a settler writes outcomes with group commit: every reply handled in one turn of the event
-  loop goes into one short transaction (``executemany``) at the end of that turn.
+  loop goes into one short transaction (``executemany``) at the end of that turn (SQLite: in
+  the loop thread; PostgreSQL: in a thread of its own, the replies that come in meanwhile
+  forming the next group; see ``_Settler``).
 
 The trade-off in that last step: a transaction per message makes the window between the
 server's 250 and the durable "sent" mark one commit long, but costs a commit per message; a
 fixed batch of N (or a timer) is cheap but leaves up to N accepted-but-unmarked messages to be
 sent again after a crash. Group commit per loop turn keeps the window at one commit (plus the
 replies that arrive during it), and the number of transactions per message falls as the rate
-rises, since more replies are waiting at each turn. The flush runs in the loop thread before
-any further reply is processed; a build or a claim in the loop thread writes the waiting marks
-first; a lane whose message was accepted sends nothing more until its mark is durable
-(``_Settler.durable``), and lanes start no send while a failed write waits for its retry. So at
-any instant each lane holds at most one accepted message without its durable mark: a crash
+rises, since more replies are waiting at each turn. On SQLite the flush runs in the loop thread
+before any further reply is processed, and a build or a claim in the loop thread writes the
+waiting marks first. A lane whose message was accepted sends the next message's MAIL and RCPT
+while the mark commits, but not its DATA before the mark is durable (``_Settler.durable``,
+awaited by ``SmtpLane.send`` after RCPT: against a relay 20 ms away the commit then overlaps
+two round trips instead of adding to each message), and lanes start no send while a failed
+write waits for its retry. So at any instant each lane holds at most one accepted message
+without its durable mark: a crash
 duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the last commit
 (``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). Full collections of
 the garbage collector skip the objects that existed at the start (``gc.freeze``): over a
