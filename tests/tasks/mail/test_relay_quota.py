@@ -58,9 +58,10 @@ def test_two_concurrent_runs_together_stay_within_the_per_second_limit(engine: E
     assert len({r.message_id for r in received}) == len(received) == MESSAGES
     per_second = Counter(math.floor(r.accepted_at + offset) for r in received)
     assert max(per_second.values()) <= PER_SECOND, sorted(per_second.items())
-    # The limit really bound: unlimited, 32 messages take well under a second here.
+    # The limit really bound: unlimited, 32 messages take well under a second here. Four full
+    # windows span a little over three seconds, less the part of the first already gone.
     assert len(per_second) >= MESSAGES // PER_SECOND
-    assert elapsed >= MESSAGES / PER_SECOND - 1
+    assert elapsed >= MESSAGES / PER_SECOND - 2
 
 
 def test_a_used_up_hour_leaves_the_rest_pending_and_the_next_hour_sends_it(
