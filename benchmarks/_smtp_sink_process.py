@@ -6,6 +6,10 @@ memory out of the measurements of the sending process (on a 2-core machine the t
 the CPU; the ceiling measurement pays the same cost, so the ratio stays fair).
 
 The parent drives it over a ``multiprocessing`` pipe: ``reset``, ``snapshot``, ``stop``.
+
+``latency_ms``: the sink waits that long before each reply it sends (greeting, EHLO, MAIL,
+RCPT, DATA's 354 and the final 250), as a relay across a network does: one round trip per
+command, since aiosmtplib waits for each reply before the next command (no PIPELINING).
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ class FastDataSMTP(SMTP):
     the headers, and a header line never starts with a dot. Benchmark use only (it touches the
     StreamReader's private ``_limit``, which aiosmtpd sets to one line).
     """
+
+    latency_s = 0.0
+
+    async def push(self, status: Any) -> None:
+        # The network's round trip, before each reply (see the module docstring).
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        await super().push(status)
 
     async def smtp_DATA(self, arg: str) -> None:
         envelope = self.envelope
@@ -105,12 +117,14 @@ class SinkSnapshot:
         return len(set(self.message_ids))
 
 
-def _serve(conn: Connection, host: str) -> None:
+def _serve(conn: Connection, host: str, latency_ms: float) -> None:
     handler = CountingHandler()
     loop = asyncio.new_event_loop()
 
     def factory() -> SMTP:
-        return FastDataSMTP(handler, hostname="bench-sink", decode_data=False, loop=loop)
+        server = FastDataSMTP(handler, hostname="bench-sink", decode_data=False, loop=loop)
+        server.latency_s = latency_ms / 1000
+        return server
 
     server = loop.run_until_complete(loop.create_server(factory, host=host, port=0, backlog=512))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -144,13 +158,13 @@ def _serve(conn: Connection, host: str) -> None:
 class SinkProcess:
     """``with SinkProcess() as sink:`` → ``sink.port``, ``sink.reset()``, ``sink.snapshot()``."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, latency_ms: float = 0.0) -> None:
         self.host = host
         self.port = 0
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(child_conn, host), name="bench-smtp-sink", daemon=True
+            target=_serve, args=(child_conn, host, latency_ms), name="bench-smtp-sink", daemon=True
         )
 
     def start(self) -> None:

@@ -1,7 +1,7 @@
 """Delivery benchmark: our outbox delivery against the raw SMTP ceiling and two peers.
 
     .venv/bin/python benchmarks/delivery.py --n 100000 [--database-url URL] [--concurrency 8]
-                                            [--peer-sample 2000]
+                                            [--peer-sample 2000] [--latency-ms 0]
 
 Every path sends to the same counting aiosmtpd sink running in a separate process
 (``_smtp_sink_process.py``; it writes no files).
@@ -28,10 +28,18 @@ received exactly N distinct Message-IDs, equal to the rows' Message-IDs, and tha
 ``sent``; after (b) and the smtplib peer, that exactly N (sample) distinct Message-IDs arrived;
 after prefect-email, the count (it sets no Message-ID). Any mismatch exits non-zero.
 The last line is
-``RESULT msgs_per_s=… ceiling_msgs_per_s=… ratio_to_ceiling=… vs_prefect_email=… vs_smtplib=…
-peak_rss_mb=…`` (``vs_*``: end-to-end messages per second over the peer's, same run;
+``RESULT msgs_per_s=… ceiling_msgs_per_s=… latency_ms=… ratio_to_ceiling=… vs_prefect_email=…
+vs_smtplib=… peak_rss_mb=…`` (``vs_*``: end-to-end messages per second over the peer's, same run;
 ``peak_rss_mb``: the delivering process's peak plus each build worker's, the largest child's
 peak counted once per worker - an upper bound).
+
+``--latency-ms N``: the sink waits N ms before each reply, as a relay across a network does
+(``_smtp_sink_process``): every path then pays one round trip per SMTP command, so the rate is
+bound by the connections' round trips rather than the CPU, and what (a) adds between two
+messages on a connection (the wait for the durable mark, the claims, renewals) shows in the
+ratio. The RESULT line then carries ``latency_ms``. With latency the peers are skipped unless
+``--peer-sample`` is given (one connection at 80+ ms a message would take minutes);
+``--peer-sample 0`` skips them always (no ``vs_*`` fields).
 
 The default database is a temporary SQLite file migrated with ``crm_db.migrate.upgrade``. With
 ``--database-url`` use a scratch database: the run adds its own customers, staff and outbox rows
@@ -662,16 +670,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000, help="messages end to end and ceiling")
     parser.add_argument("--database-url", help="scratch database (default: temp SQLite file)")
     parser.add_argument("--concurrency", type=int, default=8, help="SMTP connections")
-    parser.add_argument("--peer-sample", type=int, default=2000, help="messages per peer")
+    parser.add_argument(
+        "--peer-sample",
+        type=int,
+        default=None,
+        help="messages per peer (default 2000; with --latency-ms, 0: peers skipped)",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="the sink's wait before each reply"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = parser.parse_args(argv)
-    if args.n < CARE_PER_DIGEST + 1 or args.peer_sample < 1:
-        parser.error("--n must be at least 4 and --peer-sample at least 1")
+    if args.peer_sample is None:
+        args.peer_sample = 0 if args.latency_ms else 2000
+    if args.n < CARE_PER_DIGEST + 1 or args.peer_sample < 0 or args.latency_ms < 0:
+        parser.error("--n must be at least 4, --peer-sample and --latency-ms at least 0")
 
     work = Path(tempfile.mkdtemp(prefix="crm-bench-delivery-"))
     database_url = args.database_url or f"sqlite:///{work / 'crm.sqlite3'}"
     tag = uuid.uuid4().hex[:8]
-    sink = SinkProcess()
+    sink = SinkProcess(latency_ms=args.latency_ms)
     sink.start()
     try:
         _env_for_run(work, database_url, sink.port, args.concurrency)
@@ -700,7 +718,10 @@ def _run(args: argparse.Namespace, work: Path, database_url: str, tag: str, sink
         raise SystemExit(f"FAIL: enqueued {inserted} rows, expected {n}")
     db_name = engine.dialect.name
     say(f"delivery benchmark: n={n} ({n_care} revisit_care + {n_digest} revisit_digest),")
-    say(f"  database={db_name}, concurrency={conc}, peer sample={args.peer_sample}")
+    say(
+        f"  database={db_name}, concurrency={conc}, peer sample={args.peer_sample}, "
+        f"sink latency {args.latency_ms:g} ms a reply"
+    )
     say(f"  setup (not timed): seeded and enqueued {n} rows in {seed_s:.1f} s")
     say(f"  load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
@@ -746,22 +767,28 @@ def _run(args: argparse.Namespace, work: Path, database_url: str, tag: str, sink
     )
 
     # (c) peers
-    peer_samples = samples[: args.peer_sample]
-    k = len(peer_samples)
-    smtplib_loop = measure(
-        sink,
-        "(c) smtplib loop, 1 connection",
-        k,
-        lambda: run_smtplib_peer(sink.port, peer_samples, now),
-    )
-    # prefect-email sets no Message-ID header, so only the count can be checked.
-    prefect_email = measure(
-        sink,
-        "(c) prefect-email task per message",
-        k,
-        lambda: run_prefect_email_peer(sink.port, peer_samples, work),
-        with_ids=False,
-    )
+    peers: list[Measured] = []
+    if args.peer_sample:
+        peer_samples = samples[: args.peer_sample]
+        k = len(peer_samples)
+        peers.append(
+            measure(
+                sink,
+                "(c) smtplib loop, 1 connection",
+                k,
+                lambda: run_smtplib_peer(sink.port, peer_samples, now),
+            )
+        )
+        # prefect-email sets no Message-ID header, so only the count can be checked.
+        peers.append(
+            measure(
+                sink,
+                "(c) prefect-email task per message",
+                k,
+                lambda: run_prefect_email_peer(sink.port, peer_samples, work),
+                with_ids=False,
+            )
+        )
 
     ratio = end_to_end.rate / ceiling.rate
     say("")
@@ -769,7 +796,7 @@ def _run(args: argparse.Namespace, work: Path, database_url: str, tag: str, sink
         f"  {'path':<38} {'msgs':>7} {'seconds':>8} {'msgs/s':>7} {'vs ceil':>7} "
         f"{'CPU ms/msg':>11} {'sink ms/msg':>11}"
     )
-    for measured in (end_to_end, ceiling, smtplib_loop, prefect_email):
+    for measured in (end_to_end, ceiling, *peers):
         say(measured.row(ceiling.rate))
     cpu_ratio = (ceiling.cpu_seconds / ceiling.messages) / (end_to_end.cpu_seconds / n)
     say(
@@ -777,23 +804,24 @@ def _run(args: argparse.Namespace, work: Path, database_url: str, tag: str, sink
         f"(steadier than wall time on a shared machine; load average now "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
-    vs_prefect = end_to_end.rate / prefect_email.rate
-    vs_smtplib = end_to_end.rate / smtplib_loop.rate
     say(f"  peak RSS of the delivering process and its build workers: {peak_all:.0f} MB")
-    say(
-        f"  end to end vs prefect-email {vs_prefect:.2f}x (target >= 3), "
-        f"vs smtplib loop {vs_smtplib:.2f}x (target >= 1.0)"
-    )
-    say(
-        result_line(
-            msgs_per_s=round(end_to_end.rate),
-            ceiling_msgs_per_s=round(ceiling.rate),
-            ratio_to_ceiling=round(ratio, 3),
-            vs_prefect_email=round(vs_prefect, 2),
-            vs_smtplib=round(vs_smtplib, 2),
-            peak_rss_mb=round(peak_all),
+    fields: dict[str, object] = {
+        "msgs_per_s": round(end_to_end.rate),
+        "ceiling_msgs_per_s": round(ceiling.rate),
+        "latency_ms": int(args.latency_ms) if args.latency_ms.is_integer() else args.latency_ms,
+        "ratio_to_ceiling": round(ratio, 3),
+    }
+    if peers:
+        smtplib_loop, prefect_email = peers
+        vs_prefect = end_to_end.rate / prefect_email.rate
+        vs_smtplib = end_to_end.rate / smtplib_loop.rate
+        say(
+            f"  end to end vs prefect-email {vs_prefect:.2f}x (target >= 3), "
+            f"vs smtplib loop {vs_smtplib:.2f}x (target >= 1.0)"
         )
-    )
+        fields.update(vs_prefect_email=round(vs_prefect, 2), vs_smtplib=round(vs_smtplib, 2))
+    fields["peak_rss_mb"] = round(peak_all)
+    say(result_line(**fields))
     return 0
 
 

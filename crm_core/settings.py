@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         600.0, gt=0, description="wait for the reply after the end of a message's data"
     )
     smtp_concurrency: int = Field(8, ge=1, le=64)
+    # The relay's sending limits, honoured by every sender together (tasks.mail.quota): unset
+    # means unlimited.
+    smtp_max_per_second: int | None = Field(
+        None, ge=1, description="messages the relay takes in each second, all senders together"
+    )
+    smtp_max_per_hour: int | None = Field(
+        None, ge=1, description="messages the relay takes in each clock hour, all senders together"
+    )
     mail_from: str = "CRM Flows <crm@example.test>"
     company_name: str = Field("CRM Flows", description="shown in email headers and footers")
     smtp_ca_file: str | None = Field(

@@ -6,7 +6,8 @@ work is batched inside it), returns counts only, writes a run-ledger row and pub
 summary artifact with counts per kind and outcome.
 
 Delivery is safe to overlap: two runs at once (a schedule and a flow's drain, or two workers)
-claim disjoint rows.
+claim disjoint rows, and share the relay's limits (``CRM_SMTP_MAX_PER_*``, ``tasks.mail.quota``):
+rows a full quota leaves behind are counted as ``deferred`` and wait, pending, for a later run.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from flows.run_contract import FlowSummary, resolve_as_of
 from tasks.common.artifacts import Cell
 from tasks.common.flow_run import flow_run
 from tasks.mail.claim import count_due
-from tasks.mail.deliver import DeliveryReport, deliver_due
+from tasks.mail.deliver import QUOTA_STOP, DeliveryReport, deliver_due
 from tasks.mail.smtp_pool import SmtpConfigurationError
 
 FLOW_NAME = "deliver_outbox"
-OUTCOMES = ("sent", "retried", "unknown", "failed", "suppressed", "released")
+OUTCOMES = ("sent", "retried", "unknown", "failed", "suppressed", "released", "deferred")
 
 
 class DeliveryOutage(RuntimeError):
@@ -41,7 +42,8 @@ class DeliveryOutage(RuntimeError):
 
 def _counts(report: DeliveryReport) -> dict[str, int]:
     counts = report.counts()
-    counts["smtp_unavailable"] = int(report.stopped is not None)
+    stopped = report.stopped
+    counts["smtp_unavailable"] = int(stopped is not None and not stopped.startswith(QUOTA_STOP))
     return counts
 
 
@@ -173,6 +175,11 @@ def _deliver(limit: int | None, dry_run: bool, run_date: date) -> FlowSummary:
             description=f"Outbox delivery: {counts['sent']} sent, {counts['retried']} to retry, "
             f"{counts['failed']} failed, {counts['suppressed']} suppressed"
             + (f"; {counts['unknown']} outcome unknown" if counts["unknown"] else "")
+            + (
+                f"; {counts['deferred']} deferred by the relay quota"
+                if counts.get("deferred")
+                else ""
+            )
             + (f"; stopped: {stopped}" if stopped else ""),
         )
     if outage:

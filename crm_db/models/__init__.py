@@ -34,6 +34,7 @@ from crm_db.models.operations import (
     OutboxAttachment,
     OutboxMessage,
     PolicySetting,
+    RelayQuota,
 )
 from crm_db.models.organisation import Branch, BusinessCalendar, CalendarDay, Region, Staff
 from crm_db.models.targets import (
@@ -65,6 +66,7 @@ __all__ = [
     "OutboxAttachment",
     "OutboxMessage",
     "PolicySetting",
+    "RelayQuota",
     "ReconciliationRow",
     "ReconciliationSnapshot",
     "Region",

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     ForeignKey,
@@ -129,3 +130,17 @@ class PolicySetting(Base):
     value: Mapped[Any] = mapped_column(JsonDict)
     description: Mapped[str] = mapped_column(String(500), default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RelayQuota(Base):
+    """Messages granted for sending through one SMTP relay in its current window of each span
+    (``span_s`` 1: this second, 3600: this clock hour), shared by every delivering process:
+    a sender locks the row, takes slots within ``CRM_SMTP_MAX_PER_*`` and commits before it
+    sends (``tasks.mail.quota``). One row per relay and span, reset when a new window starts."""
+
+    __tablename__ = "relay_quota"
+
+    relay: Mapped[str] = mapped_column(String(300), primary_key=True)  # host:port
+    span_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds, UTC
+    used: Mapped[int] = mapped_column(Integer)

@@ -16,22 +16,30 @@ The pipeline, in one event loop:
   (``tasks.mail.build.BuildExecutor``: render + build + serialise, the biggest CPU cost per
   message) so that building overlaps claiming and sending; built bytes join the send queue.
   Small runs, a one-CPU machine, ``CRM_BUILD_WORKERS=0``, or a worker that died or hung make
-  the lanes build in the loop thread instead (the rows of a lost chunk are released unsent);
-* ``smtp_concurrency`` lanes each take the next row (building it first if no worker did) and
-  send it on their own connection;
+  the lanes build in the loop thread instead (the rows of a lost chunk are released unsent),
+  and so do the chunks claimed while the workers are still starting;
+* ``smtp_concurrency`` lanes each take the next row (building it first if no worker did), a
+  slot of the relay's quota when limits are set (``tasks.mail.quota``: shared by every run
+  through the database; a full hour stops the run and defers the rest), and send it on their
+  own connection;
 * a settler writes outcomes with group commit: every reply handled in one turn of the event
-  loop goes into one short transaction (``executemany``) at the end of that turn.
+  loop goes into one short transaction (``executemany``) at the end of that turn (SQLite: in
+  the loop thread; PostgreSQL: in a thread of its own, the replies that come in meanwhile
+  forming the next group; see ``_Settler``).
 
 The trade-off in that last step: a transaction per message makes the window between the
 server's 250 and the durable "sent" mark one commit long, but costs a commit per message; a
 fixed batch of N (or a timer) is cheap but leaves up to N accepted-but-unmarked messages to be
 sent again after a crash. Group commit per loop turn keeps the window at one commit (plus the
 replies that arrive during it), and the number of transactions per message falls as the rate
-rises, since more replies are waiting at each turn. The flush runs in the loop thread before
-any further reply is processed; a build or a claim in the loop thread writes the waiting marks
-first; a lane whose message was accepted sends nothing more until its mark is durable
-(``_Settler.durable``), and lanes start no send while a failed write waits for its retry. So at
-any instant each lane holds at most one accepted message without its durable mark: a crash
+rises, since more replies are waiting at each turn. On SQLite the flush runs in the loop thread
+before any further reply is processed, and a build or a claim in the loop thread writes the
+waiting marks first. A lane whose message was accepted sends the next message's MAIL and RCPT
+while the mark commits, but not its DATA before the mark is durable (``_Settler.durable``,
+awaited by ``SmtpLane.send`` after RCPT: against a relay 20 ms away the commit then overlaps
+two round trips instead of adding to each message), and lanes start no send while a failed
+write waits for its retry. So at any instant each lane holds at most one accepted message
+without its durable mark: a crash
 duplicates at most ``smtp_concurrency`` messages, those whose 250 came in the last commit
 (``DeliveryReport.mark_delay_max_ms`` is the longest wait seen in a run). Full collections of
 the garbage collector skip the objects that existed at the start (``gc.freeze``): over a
@@ -64,7 +72,7 @@ import socket
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,7 +111,9 @@ from tasks.mail.classify import (
     suppression_reason,
 )
 from tasks.mail.kinds import KINDS
+from tasks.mail.quota import RelayQuota, claim_slots, relay_key, relay_windows
 from tasks.mail.render import _settings_defaults
+from tasks.mail.rules.quota import Grant
 from tasks.mail.settle import Settlement, UndeliverableAddress, apply_settlements
 from tasks.mail.smtp_pool import Accepted, SmtpConfigurationError, SmtpLane, SmtpTarget
 
@@ -118,6 +128,8 @@ CONNECT_RETRY_DELAYS = (0.25, 1.0, 2.0)
 LEASE_MARGIN_S = 1.0
 # Claims are sized to this share of the measured send rate over the usable lease.
 CLAIM_RATE_SHARE = 0.5
+# How a run stopped by the relay's quota says so (``DeliveryReport.stopped``): not an outage.
+QUOTA_STOP = "relay quota full"
 # Per-row warnings logged per run before the rest go to debug level.
 ROW_WARNINGS = 20
 # Settlement writes that hit a locked or briefly unavailable database are retried this often.
@@ -143,6 +155,7 @@ class DeliveryReport:
     failed: int = 0
     suppressed: int = 0
     released: int = 0
+    deferred: int = 0  # released unattempted: the relay's quota was full (tasks.mail.quota)
     unknown: int = 0  # no reply to DATA: retried once, after outbox_unknown_retry_s
     flagged: int = 0
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
@@ -175,6 +188,7 @@ class DeliveryReport:
             "failed": self.failed,
             "suppressed": self.suppressed,
             "released": self.released,
+            "deferred": self.deferred,
             "unknown": self.unknown,
             "flagged": self.flagged,
         }
@@ -228,15 +242,23 @@ def lease_owner() -> str:
 
 
 class _Settler:
-    """Group commit of settlements, in the event loop thread (see the module docstring).
+    """Group commit of settlements (see the module docstring).
 
     The first outcome of a loop iteration schedules a flush for the end of that iteration
     (``call_soon``), so every reply processed in the same iteration shares one transaction and
-    the delay before the durable mark is one commit. The write runs in the loop thread on
-    purpose: handing it to a thread costs GIL hand-offs (5 ms switch interval each while the
-    loop is busy building messages), which measured 10-25 ms per mark under load, against
-    well under 1 ms done here. While it runs the lanes wait, so marks come in bigger groups
-    exactly when the rate is high.
+    the delay before the durable mark is one commit.
+
+    Where the write runs depends on the database. SQLite: in the loop thread. Its commit is a
+    local file write (well under 1 ms), and handing it to a thread would cost GIL hand-offs
+    (5 ms switch interval each while the loop is busy building messages), measured 10-25 ms per
+    mark under load. PostgreSQL: in a thread of its own (``executor``), one write at a time. Its
+    commit is a round trip to the server plus the server's WAL flush (1-5 ms, far more on a
+    loaded machine), and done in the loop thread it stopped every lane for that long, once per
+    group: against a relay 20 ms away, whose replies arrive spread out so that nearly every
+    mark is a group of one, end to end fell to 0.45 of the raw ceiling. In the thread the loop
+    goes on reading replies while a group commits, and the outcomes that arrive meanwhile form
+    the next group, written as soon as this one is done (the lane of each still waits for its
+    own mark before its next send).
 
     On SQLite the connection never checkpoints the WAL on its own: SQLite's automatic
     checkpoint runs inside the commit that crosses its threshold, copying and syncing up to
@@ -247,10 +269,18 @@ class _Settler:
     """
 
     def __init__(
-        self, engine: Engine, owner: str, *, checkpoint_every: int = SQLITE_CHECKPOINT_EVERY
+        self,
+        engine: Engine,
+        owner: str,
+        *,
+        checkpoint_every: int = SQLITE_CHECKPOINT_EVERY,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        # Where group writes run: None for the loop thread (SQLite), else a one-thread executor.
+        self._executor = executor
+        self._in_flight: asyncio.Future[None] | None = None  # the group being written (thread)
         self._checkpoint_every = checkpoint_every
         self._writes = 0  # write transactions since the last checkpoint (SQLite)
         self.checkpoints = 0
@@ -282,10 +312,14 @@ class _Settler:
             self._oldest = time.monotonic()
         if flag is not None:
             self._flags.append(flag)
-        if not self._scheduled:
+        self._schedule()
+        return self._added
+
+    def _schedule(self) -> None:
+        # A group being written in the thread schedules the next one when it is done.
+        if not self._scheduled and self._in_flight is None:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        return self._added
 
     async def durable(self, ticket: int) -> None:
         """Wait until the outcome with ``ticket`` is written (or writing has failed for good:
@@ -318,6 +352,19 @@ class _Settler:
             raise
         self._writes += 1
         return leases
+
+    def write(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """``fn(conn, **kwargs)``, a short write transaction, on the settlement connection in
+        the loop thread (SQLite: see ``_Run.produce``), after this turn's marks."""
+        self.write_now()
+        conn = self._connection()
+        try:
+            result = fn(conn, **kwargs)
+        except OperationalError:
+            self.close()
+            raise
+        self._writes += 1
+        return result
 
     def renew(self, *, lease_until: datetime) -> int:
         """``claim.renew_leases`` on the settlement connection, in the loop thread (SQLite)."""
@@ -375,45 +422,84 @@ class _Settler:
 
     def _flush(self) -> None:
         self._scheduled = False
-        if not (self._pending or self._flags) or self.error is not None:
+        if self._in_flight is not None or self.error is not None:
+            return
+        if not (self._pending or self._flags):
             return
         batch, self._pending = self._pending, []
         flags, self._flags = self._flags, []
-        try:
-            self._apply(batch, flags)
-        except OperationalError as exc:
-            # A locked or briefly unreachable database: keep the marks and try again shortly.
-            self._pending[:0] = batch
-            self._flags[:0] = flags
-            if self._failures >= len(SETTLE_RETRY_DELAYS):
-                self.error = exc
-                self._wake()
+        oldest, self._oldest = self._oldest, None
+        upto = self._added  # the ticket of the last outcome in this group
+        if self._executor is None:
+            try:
+                self._apply(batch, flags)
+            except Exception as exc:
+                self._failed(batch, flags, oldest, exc)
                 return
-            delay = SETTLE_RETRY_DELAYS[self._failures]
-            self._failures += 1
-            log.warning("outbox: settling %d rows failed; retrying in %.1f s", len(batch), delay)
-            self._scheduled = True
-            asyncio.get_running_loop().call_later(delay, self._flush)
+            self._written(upto, oldest)
             return
-        except Exception as exc:
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._apply, batch, flags
+        )
+        self._in_flight = future
+        future.add_done_callback(partial(self._thread_done, batch, flags, oldest, upto))
+
+    def _thread_done(
+        self,
+        batch: list[Settlement],
+        flags: list[UndeliverableAddress],
+        oldest: float | None,
+        upto: int,
+        future: asyncio.Future[None],
+    ) -> None:
+        """A group written in the thread is done (in the loop thread): wake its lanes, then
+        start the next group with what came in meanwhile."""
+        self._in_flight = None
+        exc = future.exception() if not future.cancelled() else asyncio.CancelledError()
+        if exc is not None:
+            self._failed(batch, flags, oldest, exc)
+            return
+        self._written(upto, oldest)
+        if self._pending or self._flags:
+            self._schedule()
+
+    def _failed(
+        self,
+        batch: list[Settlement],
+        flags: list[UndeliverableAddress],
+        oldest: float | None,
+        exc: BaseException,
+    ) -> None:
+        # The group goes back in front of whatever came in since, in order.
+        self._pending[:0] = batch
+        self._flags[:0] = flags
+        if oldest is not None:
+            self._oldest = oldest
+        if not isinstance(exc, OperationalError):
             # Anything else is a bug or a schema problem: stop the run (the lanes check
             # ``error``) and raise it at the end, rather than log it from a loop callback.
-            self._pending[:0] = batch
-            self._flags[:0] = flags
             self.error = exc
             self._wake()
             return
+        # A locked or briefly unreachable database: keep the marks and try again shortly.
+        if self._failures >= len(SETTLE_RETRY_DELAYS):
+            self.error = exc
+            self._wake()
+            return
+        delay = SETTLE_RETRY_DELAYS[self._failures]
+        self._failures += 1
+        log.warning("outbox: settling %d rows failed; retrying in %.1f s", len(batch), delay)
+        self._scheduled = True
+        asyncio.get_running_loop().call_later(delay, self._flush)
+
+    def _written(self, upto: int, oldest: float | None) -> None:
         self._failures = 0
         self.transactions += 1
         self._writes += 1
-        self._written()
-
-    def _written(self) -> None:
-        self._durable = self._added - len(self._pending)
+        self._durable = upto
         self._wake()
-        if self._oldest is not None:
-            self.max_delay_s = max(self.max_delay_s, time.monotonic() - self._oldest)
-        self._oldest = None if not self._pending else time.monotonic()
+        if oldest is not None:
+            self.max_delay_s = max(self.max_delay_s, time.monotonic() - oldest)
 
     def _apply(self, batch: list[Settlement], flags: list[UndeliverableAddress]) -> None:
         conn = self._connection()
@@ -423,14 +509,19 @@ class _Settler:
             self.close()  # the next attempt starts on a fresh connection
             raise
 
-    def flush_now(self) -> None:
-        """Write whatever is left (end of run); raises if the database stayed unavailable."""
+    async def flush_all(self) -> None:
+        """Write whatever is left (end of run): wait for the group being written, then write
+        the rest at once; raises if the database stayed unavailable."""
+        while self._in_flight is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._in_flight)
+            await asyncio.sleep(0)  # let its done callback run
         if self.error is None and (self._pending or self._flags):
             batch, self._pending = self._pending, []
             flags, self._flags = self._flags, []
+            oldest, self._oldest = self._oldest, None
             self._apply(batch, flags)
-            self.transactions += 1
-            self._written()
+            self._written(self._added, oldest)
         if self.error is not None:
             raise self.error
 
@@ -525,6 +616,8 @@ class _Run:
         self.base_url = settings.public_base_url
         # Permanent RCPT refusals held back while they may be the relay refusing us.
         self.refusals: RelayRefusals[ClaimedMessage] = RelayRefusals()
+        self.quota: RelayQuota | None = None  # the relay's limits, when configured
+        self.quota_full = False  # the run stopped for the quota: unsent rows are deferred
 
     # -- coordination -------------------------------------------------------------------------
 
@@ -608,6 +701,9 @@ class _Run:
         if settlement.status is OutboxStatus.SENT:
             report.sent += 1
             outcome = "sent"
+        elif settlement.status is OutboxStatus.PENDING and settlement.deferred:
+            report.deferred += 1
+            outcome = "deferred"
         elif settlement.status is OutboxStatus.PENDING and settlement.release:
             report.released += 1
             outcome = "released"
@@ -639,6 +735,30 @@ class _Run:
                 release=True,
             ),
         )
+
+    def defer(self, item: ClaimedMessage) -> None:
+        """Back to pending unattempted: the relay's quota is full for this run."""
+        self.settle(
+            item,
+            Settlement(
+                id=item.id,
+                status=OutboxStatus.PENDING,
+                at=self.clock.now(),
+                last_error=f"deferred: {self.report.stopped or 'relay quota full'}",
+                release=True,
+                deferred=True,
+            ),
+        )
+
+    def stop_for_quota(self, quota: RelayQuota) -> None:
+        if not self.stopping:
+            until = quota.full_until
+            self.quota_full = True
+            self.stop(
+                f"{QUOTA_STOP} ({quota.describe()})"
+                + (f" until {until:%Y-%m-%d %H:%M:%S} UTC" if until is not None else "")
+                + "; the rest waits for the next window"
+            )
 
     def settle_failure(self, item: ClaimedMessage, failure: SendFailure) -> None:
         now = self.clock.now()
@@ -871,18 +991,21 @@ class _Run:
             return
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            # While the workers start (~1 s), the lanes build only what keeps them busy; then
-            # wait for room in the pool rather than pile chunks up in it.
-            while (
-                pool.alive
-                and (not pool.ready and len(self.queue) > 2 * CHUNK or not pool.has_room)
-                and not self.stopping
-            ):
-                if pool.ready:
-                    self.slot_freed.clear()
-                    await self.slot_freed.wait()
-                else:
-                    await asyncio.sleep(0.01)
+            # While the workers start (~1 s on a quiet machine, 20 s measured at load 10), the
+            # lanes build what keeps them busy themselves (two chunks queued unbuilt at most):
+            # chunks handed to workers still importing would leave every lane idle until then.
+            while pool.alive and not pool.ready and len(self.queue) > 2 * CHUNK:
+                if self.stopping:
+                    break
+                await asyncio.sleep(0.01)
+            if pool.alive and not pool.ready and not self.stopping:
+                self.queue.extend((row, None) for row in chunk)
+                self.item_added.set()
+                continue
+            # Then wait for room in the pool rather than pile chunks up in it.
+            while pool.alive and not pool.has_room and not self.stopping:
+                self.slot_freed.clear()
+                await self.slot_freed.wait()
             now = self.clock.now()
             jobs: list[tuple[ClaimedMessage, BuildJob]] = []
             for row in chunk:
@@ -977,6 +1100,7 @@ class _Run:
             await lane.quit()
 
     async def _lane_loop(self, lane: SmtpLane) -> None:
+        last_mark = 0  # the settler's ticket of this lane's last acceptance
         while True:
             if not lane.connected:
                 failure = await self.connect_with_retries(lane)
@@ -1007,13 +1131,29 @@ class _Run:
             if self.stopping:
                 self.release(item, self.report.stopped or "run ended before sending")
                 continue
+            # The relay's quota last, so that nothing delays the send after its slot is taken
+            # (a slot is good only until shortly before its window ends).
+            slot_at = time.monotonic()
+            if self.quota is not None:
+                if not await self.quota.take():
+                    # The hour's quota is used up: stop; every row left goes back to pending
+                    # for a later run.
+                    self.stop_for_quota(self.quota)
+                    self.defer(item)
+                    continue
+                slot_at = time.monotonic()
+                if self.clock.now() + self.send_budget >= self.lease_end(item):
+                    self.release(item, "lease ran short waiting for the relay quota; released")
+                    continue
             if self.sending_since is None:
                 self.sending_since = time.monotonic()
             self.sending += 1
             try:
-                await self._send_and_settle(lane, item, built)
+                last_mark = await self._send_and_settle(lane, item, built, last_mark) or last_mark
             finally:
                 self.sending -= 1
+            if self.quota is not None:
+                self.quota.timed(time.monotonic() - slot_at)
 
     async def checkpoint_between_sends(self) -> None:
         """When the settler wants a WAL checkpoint (SQLite), start no send until it has run,
@@ -1025,10 +1165,26 @@ class _Run:
                 return
             await asyncio.sleep(0.001)
 
-    async def _send_and_settle(self, lane: SmtpLane, item: ClaimedMessage, built: bytes) -> None:
-        """One SMTP transaction and its outcome (a lane counts it in flight meanwhile)."""
+    async def _send_and_settle(
+        self, lane: SmtpLane, item: ClaimedMessage, built: bytes, last_mark: int
+    ) -> int | None:
+        """One SMTP transaction and its outcome (a lane counts it in flight meanwhile); returns
+        the settler's ticket of the mark when the server accepted the message.
+
+        ``last_mark`` is the ticket of the lane's previous acceptance: its durable mark is
+        awaited after RCPT, before DATA, so that at any instant each connection has at most
+        one accepted message without its mark (a crash resends at most
+        ``smtp_concurrency`` messages), while the commit overlaps the MAIL and RCPT round
+        trips instead of adding to every message's time."""
+
+        async def previous_marked() -> bool:
+            # A run that is stopping still finishes the transactions it started; one whose
+            # marks cannot be written sends nothing more.
+            await self.settler.durable(last_mark)
+            return self.settler.error is None
+
         try:
-            outcome = await lane.send(item.recipient_email, built)
+            outcome = await lane.send(item.recipient_email, built, before_data=previous_marked)
             self.sends_done += 1
         except SmtpConfigurationError as exc:
             self.release(item, f"smtp configuration: {exc}")
@@ -1038,7 +1194,7 @@ class _Run:
             # attempted. Keep the row (and its lease) for the next working lane.
             self.queue.appendleft((item, built))
             self.item_added.set()
-            return
+            return None
         if isinstance(outcome, Accepted):
             self.settle_genuine(self.refusals.other_outcome())
             ticket = self.settle(
@@ -1051,11 +1207,9 @@ class _Run:
                     attempts=item.attempts,
                 ),
             )
-            # No next message on this connection before this one's mark is durable: at any
-            # instant each connection has at most one accepted message without its mark,
-            # so a crash resends at most ``smtp_concurrency`` messages.
-            await self.settler.durable(ticket)
-        elif (
+            # The next message on this connection waits for this mark before its DATA.
+            return ticket
+        if (
             outcome.stage is Stage.RECIPIENT
             and is_permanent(outcome.code)
             and client_refusal(outcome) is None
@@ -1067,11 +1221,15 @@ class _Run:
         else:
             self.settle_genuine(self.refusals.other_outcome())
             self.settle_failure(item, outcome)
+        return None
 
     def release_unsent(self) -> None:
         while self.queue:
             item, _ = self.queue.popleft()
-            self.release(item, self.report.stopped or "run ended before sending")
+            if self.quota_full:
+                self.defer(item)
+            else:
+                self.release(item, self.report.stopped or "run ended before sending")
         held = self.refusals.finish()
         if isinstance(self.fatal, SmtpConfigurationError):
             # The run stopped because the relay refuses us: these refusals were that too.
@@ -1108,24 +1266,35 @@ async def deliver_due_async(
     rng: random.Random | None = None,
 ) -> DeliveryReport:
     """Send every due outbox row (at most ``limit``); see the module docstring."""
+    # The run's clock starts now, before the collection that precedes freezing (up to 0.5 s
+    # measured): the relay quota's windows are counted on it, and must match the relay's.
+    clock = RunClock(now)
     with long_lived_objects_frozen():
-        return await _deliver_due(engine, settings, now=now, limit=limit, rng=rng)
+        return await _deliver_due(engine, settings, clock=clock, limit=limit, rng=rng)
 
 
 async def _deliver_due(
     engine: Engine,
     settings: Settings,
     *,
-    now: datetime,
+    clock: RunClock,
     limit: int | None,
     rng: random.Random | None,
 ) -> DeliveryReport:
     started = time.monotonic()
-    clock = RunClock(now)
     owner = lease_owner()
     target = SmtpTarget.from_settings(settings)
     claim_executor = ThreadPoolExecutor(1, thread_name_prefix="outbox-claim")
-    settler = _Settler(engine, owner, checkpoint_every=SQLITE_CHECKPOINT_EVERY)
+    # PostgreSQL: marks are written in a thread of their own, never behind a claim (see
+    # ``_Settler``); SQLite: in the loop thread.
+    settle_executor = (
+        None
+        if engine.dialect.name == "sqlite"
+        else ThreadPoolExecutor(1, thread_name_prefix="outbox-settle")
+    )
+    settler = _Settler(
+        engine, owner, checkpoint_every=SQLITE_CHECKPOINT_EVERY, executor=settle_executor
+    )
     run = _Run(
         engine,
         settings,
@@ -1136,6 +1305,24 @@ async def _deliver_due(
         claim_executor=claim_executor,
         settler=settler,
     )
+    windows = relay_windows(settings)
+    if windows:
+        relay = relay_key(settings)
+
+        async def claim(wanted: int) -> Grant:
+            kwargs: dict[str, Any] = {
+                "relay": relay,
+                "windows": windows,
+                "now": clock.now(),
+                "wanted": wanted,
+            }
+            if engine.dialect.name == "sqlite":
+                return settler.write(claim_slots, **kwargs)  # the write lock: see ``produce``
+            return await asyncio.to_thread(claim_slots, engine, **kwargs)
+
+        run.quota = RelayQuota(
+            claim, windows=windows, now=clock.now, cap=2 * settings.smtp_concurrency
+        )
     run.pool_workers = build_workers()
     if run.pool_workers:
         try:
@@ -1170,7 +1357,7 @@ async def _deliver_due(
         # would be sent again once its lease expires.
         run.release_unsent()
         try:
-            settler.flush_now()
+            await settler.flush_all()
         except Exception:
             if error is None:
                 raise
@@ -1181,6 +1368,8 @@ async def _deliver_due(
             raise run.fatal
         return run.report
     finally:
+        if settle_executor is not None:
+            settle_executor.shutdown(wait=True)  # a group still being written ends first
         settler.close()
         for lane in lanes:
             lane.close()

@@ -39,6 +39,7 @@ class Settlement:
     release: bool = False  # never attempted: back to pending, attempts unchanged
     attempts: int | None = None  # the transaction count after this outcome; None: no transaction
     unknown: bool = False  # (retry) the DATA reply never came: counted apart in the report
+    deferred: bool = False  # (release) the relay's quota is full: counted apart in the report
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Literal
@@ -251,12 +252,22 @@ class SmtpLane:
         self._smtp = opened
         return None
 
-    async def send(self, recipient: str, data: bytes) -> SendOutcome:
+    async def send(
+        self,
+        recipient: str,
+        data: bytes,
+        *,
+        before_data: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SendOutcome:
         """Send one message (``data`` is the serialised message, CRLF line endings).
 
         Reconnecting, MAIL and RCPT share the total timeout ``smtp_timeout_s``; DATA then has
         ``smtp_data_timeout_s`` for its reply (RFC 5321 4.5.3.2.6). No reply within that is an
         unknown outcome (``Stage.UNKNOWN``): the server may have stored the message.
+
+        ``before_data`` is awaited after RCPT, before DATA (outside both timeouts): the server
+        cannot accept the message before it returns. False means do not send it: the
+        transaction is reset and the outcome is a CONNECT failure (nothing attempted).
         """
         target = self._target
         try:
@@ -274,6 +285,9 @@ class SmtpLane:
                 except SMTPResponseException:
                     await self._reset()
                     raise
+            if before_data is not None and not await before_data():
+                await self._reset()
+                return SendFailure(Stage.CONNECT, None, "not sent: stopped before DATA")
             try:
                 async with asyncio.timeout(target.timeout_s + target.data_timeout_s):
                     reply = await smtp.data(data, timeout=target.data_timeout_s)

@@ -11,7 +11,7 @@ from crm_db import migrate
 from crm_db.session import make_engine
 
 REVISION = "0020_survey_loop_scores"
-PREVIOUS = "0018_weekly_forms"
+PREVIOUS = "0019_relay_quota"
 ROW = (
     "INSERT INTO survey_loop_scores (period, level, scope, alerts, followed_up, told, "
     "next_answers, next_recovered, next_promoters, next_passives, next_detractors, "

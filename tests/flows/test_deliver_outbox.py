@@ -229,3 +229,26 @@ def test_a_relay_refusing_the_client_fails_the_run_with_one_line_and_keeps_rows(
         [ledger] = session.scalars(select(FlowRun)).all()
         assert ledger.status == RunStatus.FAILED
         assert ledger.error is not None and "Client host rejected" in ledger.error
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_full_relay_quota_defers_rows_and_the_run_counts_them(
+    crm: Engine, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_SMTP_MAX_PER_HOUR", "2")
+    reset_settings_cache()
+    _seed(crm)  # 4 messages; the hour has room for 2
+
+    summary, flow_run_id = _run()  # completes: a full quota is no outage
+
+    counts = summary["counts"]
+    assert (counts["sent"], counts["deferred"], counts["failed"]) == (2, 2, 0)
+    assert counts["smtp_unavailable"] == 0
+    assert any("relay quota full (2 per hour)" in w for w in summary["warnings"])
+    rows, description = _artifact_rows(flow_run_id)
+    by_kind = {row["kind"]: row for row in rows}
+    assert by_kind["(all)"]["deferred"] == 2 and by_kind["(all)"]["sent"] == 2
+    assert "2 deferred by the relay quota" in description
+    statuses = [r.status for r in outbox_rows(crm)]
+    assert sorted(statuses) == [OutboxStatus.PENDING] * 2 + [OutboxStatus.SENT] * 2
+    assert len(smtp.sink.message_ids()) == 2

@@ -1,7 +1,7 @@
 """survey_loop_scores: the detractor loop measured per period and group
 
 Revision ID: 0020_survey_loop_scores
-Revises: 0018_weekly_forms
+Revises: 0019_relay_quota
 Create Date: 2026-12-07 23:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import crm_db.types
 
 revision: str = "0020_survey_loop_scores"
-down_revision: str | None = "0018_weekly_forms"
+down_revision: str | None = "0019_relay_quota"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

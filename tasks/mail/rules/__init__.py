@@ -1,0 +1,1 @@
+"""Pure rules of mail delivery (no IO): see each module."""
