@@ -215,7 +215,8 @@ def test_background_start_stop_leaves_no_process(tmp_path: Path) -> None:
 
 
 RESULT_LINE = re.compile(
-    r"^RESULT msgs_per_s=(\d+) ceiling_msgs_per_s=(\d+) ratio_to_ceiling=(\d+\.\d+) "
+    r"^RESULT msgs_per_s=(\d+) ceiling_msgs_per_s=(\d+) latency_ms=(\d+) "
+    r"ratio_to_ceiling=(\d+\.\d+) "
     r"vs_prefect_email=(\d+\.\d+) vs_smtplib=(\d+\.\d+) peak_rss_mb=(\d+)$"
 )
 
@@ -237,7 +238,8 @@ def test_delivery_benchmark_small_run_prints_result_line() -> None:
     )
     match = RESULT_LINE.match(lines[-1])
     assert match is not None, lines[-1]
-    msgs_per_s, ceiling, ratio, vs_prefect, vs_smtplib, rss = match.groups()
+    msgs_per_s, ceiling, latency_ms, ratio, vs_prefect, vs_smtplib, rss = match.groups()
+    assert latency_ms == "0"  # no --latency-ms: the sink replies at once
     assert int(msgs_per_s) > 0 and int(ceiling) > 0 and int(rss) > 0
     assert float(vs_prefect) > 0 and float(vs_smtplib) > 0
     assert float(ratio) == pytest.approx(int(msgs_per_s) / int(ceiling), abs=0.01)
