@@ -58,6 +58,10 @@ FIELDS = ("score", "product_rating", "service_rating", "suggestion", "as_complai
 TICKED = "1"
 
 router = APIRouter()
+# A suggestion of MAX_SUGGESTION Chinese characters, percent-encoded (9 bytes each), and the
+# rest of the form: the shared 16 KiB default would refuse a full-length Chinese suggestion
+# with a bare 413 before the form could say what is wrong.
+MAX_BODY_BYTES = MAX_SUGGESTION * 9 + 4096
 
 
 def limiter_of(request: Request) -> ClientLimiter:
@@ -215,7 +219,7 @@ async def post_survey(token: str, request: Request, web: Web) -> HTMLResponse:
     invitation_id = claimed_id(web.signing_key, SURVEY_ANSWER_PURPOSE, token, now, "invitation")
     if invitation_id is None:
         return _refused(request, web)
-    fields = parse_form_body(await read_form_body(request))
+    fields = parse_form_body(await read_form_body(request, MAX_BODY_BYTES))
     # One transaction in one thread hop: lock and read the invitation, check the form against
     # its campaign, record.
     result = await run_in_threadpool(

@@ -117,6 +117,10 @@ def test_bad_form_shows_the_form_again_and_records_nothing(
     assert "请先选择一个分数。" in response.text and "评分请选择 1 到 5 分" in response.text
     assert "<script>alert(1)</script>" not in response.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; 太慢" in response.text
+    # The longest suggestion in Chinese (18 KB once percent-encoded) is read and judged by the
+    # form's rule, not refused for its size; one character more is the form's error.
+    longest = post(client, row.token, {"score": "10", "suggestion": "太" * 2001})
+    assert longest.status_code == 400 and "建议最多 2000 个字符。" in longest.text
     long = post(client, row.token, {"score": "10", "suggestion": "a" * 2001})
     assert long.status_code == 400 and "建议最多 2000 个字符。" in long.text
     assert checked(long.text, "score") == ["10"]  # the valid choice is kept
