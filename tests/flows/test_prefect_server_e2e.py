@@ -217,9 +217,11 @@ def test_an_operator_starts_a_custom_run_in_the_prefect_ui(
         page.get_by_role("button", name="Apply").click()
         page.get_by_role("switch").first.click()  # dry_run on
         page.get_by_role("button", name="Submit").click()
-        page.wait_for_url(re.compile(r"tab=Runs"), timeout=30_000)
-
-        run = wait_for(submitted, 30, "the run submitted from the UI", stack=stack)
+        # The UI creates the run through the API, then goes to the deployment's runs: under a
+        # loaded CI machine that answer can take longer than a page wait, so the test waits for
+        # the run itself (what Submit must have done) and only then for the UI's navigation.
+        run = wait_for(submitted, 120, "the run submitted from the UI", stack=stack)
+        page.wait_for_url(re.compile(r"tab=Runs"), timeout=60_000)
         assert run.parameters["dry_run"] is True
         page.goto(f"{stack.ui_url}/runs/flow-run/{run.id}")
         page.get_by_text("Completed").first.wait_for(timeout=180_000)
